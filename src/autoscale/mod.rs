@@ -1,0 +1,1 @@
+//! Predictive autoscaling: traffic predictors, metric sources and the sizing rules.

@@ -1,0 +1,75 @@
+//! The `steward` command line.
+//!
+//! Each subcommand lives in its own module with an `Args` type and an async `run`. Exit status
+//! follows the official CLIs: 0 on success, 1 on failure, 2 on bad usage or invalid input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod schema;
+
+/// An error at the command line's edge, with the exit status it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    /// 1 for a failure, 2 for bad usage or invalid input.
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// A failure (exit status 1).
+    pub fn failure(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 1,
+            error: error.into(),
+        }
+    }
+
+    /// Bad usage or invalid input (exit status 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::failure(error)
+    }
+}
+
+/// Result of one subcommand.
+pub type CliResult = Result<(), CliError>;
+
+/// Steward keeps Nomad worker pools the way operators declared them in Consul KV.
+#[derive(Debug, Parser)]
+#[command(name = "steward", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the JSON Schema of an object kind.
+    Schema(schema::Args),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand and maps its result to an exit status.
+    pub async fn run(self) -> ExitCode {
+        let result: CliResult = match self.command {
+            Command::Schema(args) => schema::run(args).await,
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(CliError { code, error }) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(code)
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `steward schema [KIND]`: prints the JSON Schema of an object kind.
+
+use clap::{Args as ClapArgs, ValueEnum};
+
+use super::CliResult;
+use crate::spec::{Override, WorkerPool};
+
+/// Object kinds that have a schema.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    #[value(name = "WorkerPool", alias = "workerpool", alias = "pool")]
+    WorkerPool,
+    #[value(name = "Override", alias = "override")]
+    Override,
+}
+
+/// Print the JSON Schema (draft 2020-12) of an object kind.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The kind whose schema to print.
+    #[arg(value_enum, default_value = "WorkerPool")]
+    pub kind: Kind,
+}
+
+/// Prints the schema as pretty JSON on stdout.
+pub async fn run(args: Args) -> CliResult {
+    let schema = match args.kind {
+        Kind::WorkerPool => schemars::schema_for!(WorkerPool),
+        Kind::Override => schemars::schema_for!(Override),
+    };
+    let text = serde_json::to_string_pretty(&schema).map_err(anyhow::Error::from)?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Reconcile: turns one WorkerPool and the observed cluster into actions on Nomad and a status.

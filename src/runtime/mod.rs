@@ -1,0 +1,1 @@
+//! The controller runtime: watches, caches, the work queue and leader election.

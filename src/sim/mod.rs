@@ -1,0 +1,1 @@
+//! Emulators of the Consul and Nomad HTTP APIs, and the offline sizing simulator.
