@@ -1,3 +1,4 @@
 //! Nomad models and client: fixture round trips, request shapes against an in-test server.
 
+mod client;
 mod models;
