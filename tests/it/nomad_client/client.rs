@@ -50,7 +50,7 @@ struct Reply {
     status: StatusCode,
     headers: Vec<(&'static str, String)>,
     body: String,
-    /// Never answer, to provoke a client timeout.
+    /// Never respond, to provoke a client timeout.
     hang: bool,
 }
 
