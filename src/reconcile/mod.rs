@@ -56,7 +56,7 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] RenderError),
 
-    /// A write to Nomad failed; [`ExecError::is_retryable`] tells whether to retry.
+    /// A write to Nomad failed. [`ExecError::is_retryable`] decides whether to retry.
     #[error("job {job}: {source}")]
     Nomad {
         job: JobKey,
@@ -71,7 +71,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the reconcile later may succeed.
+    /// Returns whether retrying the reconcile later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Render(_) => false,
@@ -80,7 +80,8 @@ impl Error {
         }
     }
 
-    /// A short label for metrics: `render`, `conflict`, `nomad`.
+    /// Returns a short label for metrics: `render`, `conflict`, or the [`ExecError::kind`]
+    /// of a failed write.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Render(_) => "render",

@@ -1,4 +1,4 @@
-//! The observed cluster as the planner sees it: the owned job, its allocations, the nodes and
+//! The observed cluster as the planner reads it: the owned job, its allocations, the nodes and
 //! the latest deployment. The watch layer maps the Nomad client's models into these types.
 
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ impl DesiredStatus {
     }
 }
 
-/// `DeploymentStatus.Healthy` of an allocation, which is null until Nomad knows.
+/// `DeploymentStatus.Healthy` of an allocation, which is null until Nomad has a health result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocHealth {
@@ -135,17 +135,17 @@ pub struct ObservedAllocation {
 }
 
 impl ObservedAllocation {
-    /// Whether Nomad intends this allocation to run.
+    /// Returns whether Nomad intends this allocation to run.
     pub fn wants_to_run(&self) -> bool {
         self.desired_status == DesiredStatus::Run
     }
 
-    /// Whether the allocation is running and meant to keep running.
+    /// Returns whether the allocation is running and meant to keep running.
     pub fn is_running(&self) -> bool {
         self.wants_to_run() && self.client_status == ClientStatus::Running
     }
 
-    /// Whether the allocation is on its way to running (placed, not yet started).
+    /// Returns whether the allocation is on its way to running (placed, not yet started).
     pub fn is_starting(&self) -> bool {
         self.wants_to_run() && self.client_status == ClientStatus::Pending
     }
@@ -194,7 +194,7 @@ pub struct ObservedNode {
 }
 
 impl ObservedNode {
-    /// Whether the scheduler may place new allocations on the node.
+    /// Returns whether the scheduler may place new allocations on the node.
     pub fn accepts_work(&self) -> bool {
         self.status == NodeStatus::Ready && self.eligible && !self.draining
     }
@@ -297,14 +297,14 @@ impl Observed {
         counts
     }
 
-    /// Whether the zone has at least one node that accepts work.
+    /// Returns whether the zone has at least one node that accepts work.
     pub fn zone_available(&self, zone: &Zone) -> bool {
         self.nodes
             .iter()
             .any(|node| node.in_zone(zone) && node.accepts_work())
     }
 
-    /// Whether the latest deployment is still in progress.
+    /// Returns whether the latest deployment is still in progress.
     pub fn deployment_active(&self) -> bool {
         self.deployment
             .as_ref()

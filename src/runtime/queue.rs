@@ -10,7 +10,7 @@
 //! - A failed reconcile is retried after an exponential backoff per pool (`backoff_base`
 //!   doubled per consecutive failure, capped at `backoff_max`), reset by a success.
 //! - Every successful reconcile is followed by a safety requeue after at most
-//!   `safety_requeue`, sooner when the reconcile asks for it.
+//!   `safety_requeue`, sooner when the reconcile requests it.
 //!
 //! Each queued pool moves through these states:
 //!
@@ -45,13 +45,13 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// Quiet time after a change notification before the pool runs.
     pub debounce: Duration,
-    /// Longest a burst of notifications may delay a pool; at least `debounce`.
+    /// Maximum delay of a pool by a burst of notifications; at least `debounce`.
     pub max_debounce: Duration,
     /// Delay after the first consecutive failure.
     pub backoff_base: Duration,
-    /// Longest delay after repeated failures; at least `backoff_base`.
+    /// Maximum delay after repeated failures; at least `backoff_base`.
     pub backoff_max: Duration,
-    /// Longest time between two reconciles of a pool without any event.
+    /// Maximum time between two reconciles of a pool without any event.
     pub safety_requeue: Duration,
 }
 
@@ -282,7 +282,7 @@ where
         self.state().queued.len()
     }
 
-    /// Whether no pool is queued.
+    /// Returns whether no pool is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -419,7 +419,7 @@ where
     }
 }
 
-/// What a reconcile task returns: its pool, and the requested requeue delay or the error text.
+/// Output of a reconcile task: its pool, and the requested requeue delay or the error text.
 type TaskOutput<K> = (K, Result<Option<Duration>, String>);
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -8,7 +8,7 @@ use super::{FakeCluster, example_pool, override_of, time, with_nomad_defaults};
 
 const NOW: &str = "2026-12-04T20:00:00Z";
 
-/// An executor that answers each write from a script of results and records the calls.
+/// An executor that returns a scripted result for each write and records the calls.
 struct ScriptedExecutor {
     results: Mutex<Vec<Result<(), ExecError>>>,
     calls: Mutex<Vec<String>>,

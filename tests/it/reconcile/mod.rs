@@ -97,7 +97,7 @@ pub(crate) fn override_of(workers: u32, until: &str, force: bool) -> Override {
     }
 }
 
-/// One ready, eligible node per datacenter.
+/// Builds one ready, eligible node per datacenter.
 pub(crate) fn nodes(datacenters: &[&str]) -> Vec<ObservedNode> {
     datacenters
         .iter()

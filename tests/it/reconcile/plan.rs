@@ -141,19 +141,19 @@ fn override_set_hold_zero_clear_min() {
     assert_eq!(cluster.counts(), vec![3, 3]);
 
     // Hold: nothing more to do while the override is active.
-    let held = plan(
+    let holding = plan(
         &pool,
         Some(&six),
         &cluster.observed,
         time("2026-12-04T21:00:00Z"),
     );
-    assert_eq!(held.actions, Vec::new());
+    assert_eq!(holding.actions, Vec::new());
     assert_eq!(
-        held.status.sizing.as_ref().expect("sizing").source,
+        holding.status.sizing.as_ref().expect("sizing").source,
         SizingSource::Override
     );
     assert_eq!(
-        condition(&held, condition_type::OVERRIDE_ACTIVE),
+        condition(&holding, condition_type::OVERRIDE_ACTIVE),
         ConditionStatus::True
     );
 
@@ -306,6 +306,25 @@ fn template_drift_reregisters_with_enforce_index() {
 }
 
 #[test]
+fn stopped_job_is_registered_again() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+    cluster.observed.job.as_mut().expect("job").job.stop = Some(true);
+
+    let plan = plan(&pool, None, &cluster.observed, time(NOW));
+
+    assert!(
+        matches!(plan.actions.as_slice(), [Action::RegisterJob { job, .. }] if job.stop.is_none())
+    );
+    assert!(
+        plan.status.decisions[0].reason.contains("Stop"),
+        "{:?}",
+        plan.status.decisions
+    );
+}
+
+#[test]
 fn version_change_rolls_out() {
     let mut pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
@@ -416,7 +435,7 @@ fn active_deployment_defers_scale() {
 }
 
 #[test]
-fn zone_failover_and_move_back_one_at_a_time() {
+fn failover_then_stepwise_move_back() {
     let pool = example_pool();
     let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
