@@ -513,3 +513,138 @@ fn delete_stops_owned_job_unless_orphaned() {
     let foreign = plan_delete("other", key, &cluster.observed, false);
     assert_eq!(foreign.actions, Vec::new());
 }
+
+#[test]
+fn failover_off_keeps_split_and_degrades() {
+    let mut pool = example_pool();
+    pool.spec.split.zone_failover = false;
+    let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, Some(&pinned), NOW);
+    cluster.observed.nodes[1].eligible = false;
+    cluster.observed.allocations.retain(|a| a.task_group == "a");
+
+    let plan = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+
+    assert_eq!(plan.actions, Vec::new());
+    assert_eq!(plan.status.phase, Phase::Degraded);
+    let zones = plan
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == condition_type::ZONES_AVAILABLE)
+        .expect("condition");
+    assert!(
+        zones.message.contains("zone failover is off"),
+        "{}",
+        zones.message
+    );
+    let decision = &plan.status.decisions[0];
+    assert!(
+        decision.reason.contains("zones b have no eligible node"),
+        "{}",
+        decision.reason
+    );
+}
+
+#[test]
+fn three_zone_failover_spreads_share() {
+    let pool = three_zone_pool();
+    let pinned = override_of(7, "2026-12-04T22:00:00Z", false);
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b", "dc-c"]);
+    converge(&mut cluster, &pool, Some(&pinned), NOW);
+    assert_eq!(cluster.counts(), vec![3, 2, 2]);
+
+    cluster.observed.nodes[0].status = steward::reconcile::NodeStatus::Down;
+    converge(&mut cluster, &pool, Some(&pinned), NOW);
+    assert_eq!(cluster.counts(), vec![0, 4, 3]);
+}
+
+#[test]
+fn autoscaler_recommendation_is_bounded() {
+    let pool = example_pool();
+    let cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    let recommendation = steward::reconcile::AutoscalerRecommendation {
+        desired: 25,
+        source: SizingSource::Autoscaler,
+        reason: "predicted 190.4 requests/s".to_owned(),
+        predicted_rps: Some(190.4),
+        inputs: [("capacityPerWorker".to_owned(), 8.0)].into(),
+        last_cycle: Some(time("2026-12-04T19:55:00Z")),
+        next_cycle: Some(time("2026-12-04T20:15:00Z")),
+    };
+    let input = PlanInput {
+        pool: &pool,
+        override_: None,
+        autoscaler: Some(&recommendation),
+        observed: &cluster.observed,
+        previous: None,
+        now: time(NOW),
+    };
+
+    let capped = plan_with(&input);
+    let sizing = capped.status.sizing.as_ref().expect("sizing");
+    assert_eq!(sizing.desired, 10);
+    assert_eq!(sizing.source, SizingSource::Max);
+    assert_eq!(sizing.predicted_rps, Some(190.4));
+    assert_eq!(sizing.next_cycle, Some(time("2026-12-04T20:15:00Z")));
+    assert_eq!(
+        capped.requeue_after,
+        Some(RECHECK_AFTER),
+        "the create write rechecks first"
+    );
+
+    let within = steward::reconcile::AutoscalerRecommendation {
+        desired: 7,
+        ..recommendation.clone()
+    };
+    let planned = plan_with(&PlanInput {
+        autoscaler: Some(&within),
+        ..input
+    });
+    let sizing = planned.status.sizing.as_ref().expect("sizing");
+    assert_eq!(sizing.desired, 7);
+    assert_eq!(sizing.source, SizingSource::Autoscaler);
+
+    let below = steward::reconcile::AutoscalerRecommendation {
+        desired: 0,
+        ..recommendation.clone()
+    };
+    let planned = plan_with(&PlanInput {
+        autoscaler: Some(&below),
+        ..input
+    });
+    assert_eq!(
+        planned.status.sizing.as_ref().expect("sizing").source,
+        SizingSource::Min
+    );
+    assert_eq!(planned.status.workers.desired, 2);
+}
+
+#[test]
+fn converged_pool_requeues_at_next_cycle() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+    let recommendation = steward::reconcile::AutoscalerRecommendation {
+        desired: 2,
+        source: SizingSource::Autoscaler,
+        reason: "predicted 10 requests/s".to_owned(),
+        predicted_rps: Some(10.0),
+        inputs: Default::default(),
+        last_cycle: None,
+        next_cycle: Some(time("2026-12-04T20:20:00Z")),
+    };
+
+    let planned = plan_with(&PlanInput {
+        pool: &pool,
+        override_: None,
+        autoscaler: Some(&recommendation),
+        observed: &cluster.observed,
+        previous: None,
+        now: time(NOW),
+    });
+
+    assert_eq!(planned.actions, Vec::new());
+    assert_eq!(planned.requeue_after, Some(Duration::from_secs(1200)));
+}

@@ -43,6 +43,8 @@ fn status_serializes_camel_case() {
     assert_eq!(json["sizing"]["source"], "min");
     assert_eq!(json["writtenBy"], "steward-0");
     assert!(json["conditions"][0]["lastTransitionTime"].is_string());
+    assert_eq!(json["conditions"][0]["type"], "ZonesAvailable");
+    assert_eq!(json["decisions"][0]["action"], "create job");
     assert!(status.to_json().contains("\n  \"pool\""), "pretty-printed");
 
     let parsed: Status = serde_json::from_str(&status.to_json()).expect("round trip");
@@ -160,6 +162,14 @@ fn status_keeps_last_twenty_decisions() {
         last.reason
     );
     assert_eq!(status.r#override.as_ref().map(|o| o.workers), Some(29));
+    let json: serde_json::Value = serde_json::from_str(&status.to_json()).expect("valid JSON");
+    assert_eq!(json["override"]["workers"], 29);
+    assert_eq!(json["override"]["state"], "active");
+    assert_eq!(json["override"]["by"], "alice");
+    assert!(
+        json["sizing"].get("override").is_none(),
+        "the override sits at the top level only"
+    );
 }
 
 #[test]
