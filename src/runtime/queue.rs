@@ -22,7 +22,8 @@
 //!      │                                        or request while running
 //! ```
 //!
-//! A pool leaves the queue only at shutdown: every reconcile ends in a requeue.
+//! Every reconcile ends in a requeue. A pool leaves the queue only through
+//! [`WorkQueue::forget`] (its object was deleted) or at shutdown.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::{Debug, Display};
@@ -151,6 +152,8 @@ struct State<K> {
     /// Earliest time requested for a pool while it was running.
     requested_while_running: HashMap<K, Instant>,
     failures: HashMap<K, u32>,
+    /// Running pools that are not requeued when their reconcile ends.
+    forgotten: HashSet<K>,
     next_seq: u64,
 }
 
@@ -178,6 +181,7 @@ where
     /// Requests `key` at `at`, keeping an earlier request. Returns whether the queue changed.
     fn request(&mut self, key: K, at: Instant) -> bool {
         if self.running.contains(&key) {
+            self.forgotten.remove(&key);
             let slot = self.requested_while_running.entry(key).or_insert(at);
             *slot = (*slot).min(at);
             return false;
@@ -218,6 +222,7 @@ where
                     running: HashSet::new(),
                     requested_while_running: HashMap::new(),
                     failures: HashMap::new(),
+                    forgotten: HashSet::new(),
                     next_seq: 0,
                 }),
                 wake: Notify::new(),
@@ -274,6 +279,20 @@ where
             state.insert(key, at, Some(start));
             drop(state);
             self.shared.wake.notify_one();
+        }
+    }
+
+    /// Removes `key` from the queue and clears its failure count. A running reconcile of it
+    /// finishes but is not requeued. A later request queues it again.
+    pub fn forget(&self, key: &K) {
+        let mut state = self.state();
+        if let Some(entry) = state.queued.remove(key) {
+            state.order.remove(&(entry.at, entry.seq, key.clone()));
+        }
+        state.failures.remove(key);
+        state.requested_while_running.remove(key);
+        if state.running.contains(key) {
+            state.forgotten.insert(key.clone());
         }
     }
 
@@ -396,6 +415,10 @@ where
         let now = Instant::now();
         let mut state = self.state();
         state.running.remove(&key);
+        if state.forgotten.remove(&key) {
+            debug!(pool = %key, "pool forgotten while running, not requeued");
+            return;
+        }
 
         let mut at = match result {
             Ok(requeue_after) => {

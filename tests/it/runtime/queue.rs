@@ -370,3 +370,49 @@ fn invalid_config_is_rejected() {
     bad.safety_requeue = Duration::ZERO;
     assert_eq!(bad.validate(), Err(QueueConfigError::ZeroSafetyRequeue));
 }
+
+#[tokio::test(start_paused = true)]
+async fn forgotten_pool_is_not_requeued() {
+    let queue = WorkQueue::new(config(2)).expect("valid config");
+    let (log, cancel, runner) = start(&queue, Duration::from_secs(1), |_, _| false);
+
+    queue.schedule("pool-a".to_owned(), Duration::ZERO);
+    queue.schedule("pool-b".to_owned(), Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(queue.running(), 1);
+
+    // pool-a is forgotten while it runs, pool-b while it waits.
+    queue.forget(&"pool-a".to_owned());
+    queue.forget(&"pool-b".to_owned());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    cancel.cancel();
+    runner.await.expect("runner ends");
+
+    assert_eq!(
+        times_of(&log, "pool-a").len(),
+        1,
+        "the running reconcile finished"
+    );
+    assert_eq!(times_of(&log, "pool-b").len(), 0);
+    assert!(queue.is_empty(), "nothing was requeued");
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_after_forget_queues_again() {
+    let queue = WorkQueue::new(config(1)).expect("valid config");
+    let (log, cancel, runner) = start(&queue, Duration::from_secs(1), |_, _| false);
+    let start_time = Instant::now();
+
+    queue.schedule("pool-a".to_owned(), Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    queue.forget(&"pool-a".to_owned());
+    queue.schedule("pool-a".to_owned(), Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cancel.cancel();
+    runner.await.expect("runner ends");
+
+    assert_eq!(
+        times_of(&log, "pool-a"),
+        vec![start_time, start_time + Duration::from_secs(1)]
+    );
+}
