@@ -3,8 +3,10 @@
 //! [`plan::plan_with`] is pure: it reads a pool, its override, the autoscaler's
 //! recommendation and the [`observed::Observed`] cluster, and returns the writes to make and
 //! the status to report. [`executor::apply`] performs a plan through an [`executor::Executor`]
-//! and re-plans when Nomad reports a conflicting job modify index.
+//! and re-plans when Nomad reports a conflicting job modify index. [`driver::reconcile_pool`]
+//! runs both and builds the status to store.
 
+pub mod driver;
 pub mod executor;
 pub mod format;
 pub mod observed;
@@ -14,6 +16,7 @@ pub mod sizing;
 pub mod split;
 pub mod status;
 
+pub use driver::{ReconcileInput, ReconcileOutcome, reconcile_pool};
 pub use executor::{ExecError, Executor, apply};
 pub use observed::*;
 pub use plan::{Action, Plan, PlanInput, plan, plan_delete, plan_with};

@@ -2,7 +2,10 @@ use std::sync::Mutex;
 
 use steward::nomad::Job;
 use steward::reconcile::executor::MAX_CONFLICT_RETRIES;
-use steward::reconcile::{Action, Error, ExecError, Executor, JobKey, ObservedJob, apply, plan};
+use steward::reconcile::{
+    Action, Error, ExecError, Executor, JobKey, ObservedJob, Phase, ReconcileInput, apply, plan,
+    reconcile_pool,
+};
 
 use super::{FakeCluster, example_pool, override_of, time, with_nomad_defaults};
 
@@ -167,5 +170,83 @@ async fn apply_reports_rejection_as_permanent() {
     assert!(
         error.to_string().contains("default/face-match"),
         "error names the job: {error}"
+    );
+}
+
+fn input<'a>(
+    pool: &'a steward::spec::WorkerPool,
+    observed: &'a steward::reconcile::Observed,
+    previous: Option<&'a steward::reconcile::Status>,
+) -> ReconcileInput<'a> {
+    ReconcileInput {
+        pool,
+        override_: None,
+        autoscaler: None,
+        observed,
+        previous,
+        observed_generation: 12,
+        written_by: "steward-0",
+        now: time(NOW),
+    }
+}
+
+#[tokio::test]
+async fn reconcile_pool_reports_failed_write() {
+    let pool = example_pool();
+    let cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    let executor = ScriptedExecutor::new(
+        vec![Err(ExecError::Unavailable("connection refused".to_owned()))],
+        None,
+    );
+
+    let outcome = reconcile_pool(&executor, input(&pool, &cluster.observed, None)).await;
+
+    let error = outcome.error.expect("the write failed");
+    assert!(error.is_retryable());
+    assert_eq!(outcome.status.phase, Phase::Error);
+    let last_error = outcome.status.last_error.as_deref().expect("lastError set");
+    assert!(last_error.contains("connection refused"), "{last_error}");
+    assert!(last_error.contains("default/face-match"), "{last_error}");
+    assert_eq!(outcome.status.observed_generation, 12);
+    assert!(outcome.status_changed);
+}
+
+#[tokio::test]
+async fn reconcile_pool_skips_unchanged_status() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    let executor = ScriptedExecutor::new(Vec::new(), None);
+
+    let created = reconcile_pool(&executor, input(&pool, &cluster.observed, None)).await;
+    assert!(created.error.is_none());
+    assert!(created.status_changed, "first status is always written");
+    cluster.apply(&created.plan);
+    cluster.settle();
+
+    let converged = reconcile_pool(
+        &executor,
+        input(&pool, &cluster.observed, Some(&created.status)),
+    )
+    .await;
+    assert!(
+        converged.status_changed,
+        "phase moved from Scaling to Ready"
+    );
+    assert_eq!(converged.status.phase, Phase::Ready);
+    assert_eq!(converged.status.last_error, None);
+
+    let again = reconcile_pool(
+        &executor,
+        input(&pool, &cluster.observed, Some(&converged.status)),
+    )
+    .await;
+    assert!(
+        !again.status_changed,
+        "nothing changed since the last write"
+    );
+    assert_eq!(again.plan.actions, Vec::new());
+    assert_eq!(
+        executor.calls(),
+        vec!["register face-match index=0 preserve=false"]
     );
 }
