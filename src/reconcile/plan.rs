@@ -277,7 +277,12 @@ struct Planner {
 
 impl Planner {
     fn decide(&mut self, action: &str, reason: String) {
-        tracing::debug!(action, reason = %reason, "decision");
+        // A converged pool decides "no change" on every reconcile, so only changes log at info.
+        if action == "no change" {
+            tracing::debug!(action, %reason, "decision");
+        } else {
+            tracing::info!(action, %reason, "decision");
+        }
         self.decisions.push(decision(action, reason));
     }
 

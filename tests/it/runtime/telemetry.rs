@@ -166,7 +166,17 @@ fn reconcile_span_carries_fields() {
         let span = steward::telemetry::reconcile_span("face-match", "pool changed", 42, "r-1");
         let metadata = span.metadata().expect("span is enabled under a subscriber");
         let fields: Vec<&str> = metadata.fields().iter().map(|f| f.name()).collect();
-        assert_eq!(fields, ["pool", "reason", "spec_index", "reconcile_id"]);
+        assert_eq!(
+            fields,
+            [
+                "pool",
+                "reason",
+                "spec_index",
+                "reconcile_id",
+                "job",
+                "version"
+            ]
+        );
         assert_eq!(metadata.name(), "reconcile");
     });
 }
