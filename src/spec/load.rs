@@ -71,8 +71,8 @@ pub fn parse_str(text: &str, source: &str) -> Result<Vec<LoadedDocument>, Valida
     finish(checked, errors)
 }
 
-/// Loads one object read back from storage such as Consul KV: like [`parse_str`], but an
-/// override whose `until` has passed still loads (it is then reported as expired).
+/// Loads objects read back from storage such as Consul KV. Unlike [`parse_str`], it accepts
+/// an override whose `until` has passed, which the caller then reports as expired.
 pub fn parse_stored(text: &str, source: &str) -> Result<Vec<LoadedDocument>, ValidationReport> {
     let mut errors = Vec::new();
     let checked = check_text(text, source, None, &mut errors);
@@ -194,8 +194,8 @@ fn check_document(
         }
     };
 
-    // Schema violations come first; a semantic error on a field that already has one is
-    // left out, since it would describe the same mistake twice.
+    // Schema violations come first. A semantic error on a field that already has one is left
+    // out, because it would describe the same mistake twice.
     let violations = schema::check(kind, value);
     let mut reported: Vec<String> = Vec::new();
     let mut cleaned = value.clone();
@@ -226,8 +226,8 @@ fn check_document(
         Ok(document) => Some(document),
         Err(message) => {
             if reported.is_empty() {
-                // NOTE: serde_json names no field here; the schema normally catches the
-                // problem first with its path, so this is a fallback.
+                // NOTE: serde_json names no field here. The schema normally catches the
+                // problem first with its path, so this is only a fallback.
                 document_errors.push(locate(
                     ValidationError::new("", format!("invalid {kind}: {message}")),
                     source,

@@ -10,14 +10,21 @@ use serde_json::Value;
 use super::parse::pointer_to_path;
 use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
 
-/// Returns the JSON Schema (draft 2020-12) of a `WorkerPool`.
+/// Returns the JSON Schema (draft-07) of a `WorkerPool`.
 pub fn workerpool_schema() -> Value {
-    schemars::schema_for!(WorkerPool).to_value()
+    generator().into_root_schema_for::<WorkerPool>().to_value()
 }
 
-/// Returns the JSON Schema (draft 2020-12) of an `Override`.
+/// Returns the JSON Schema (draft-07) of an `Override`.
 pub fn override_schema() -> Value {
-    schemars::schema_for!(Override).to_value()
+    generator().into_root_schema_for::<Override>().to_value()
+}
+
+/// Draft-07, because editors check YAML with it: the VS Code YAML extension
+/// (yaml-language-server) validates instances with draft-07 and supports later drafts only in
+/// part.
+fn generator() -> schemars::SchemaGenerator {
+    schemars::generate::SchemaSettings::draft07().into_generator()
 }
 
 /// Returns the JSON Schema of the kind named `kind` (`WorkerPool` or `Override`).
@@ -60,7 +67,7 @@ pub(crate) struct SchemaViolation {
 }
 
 /// Validates `instance` against the schema of `kind` and returns every violation. A kind
-/// without a schema returns no violation; the caller reports the kind itself.
+/// without a schema returns no violation, because the caller reports the kind itself.
 pub(crate) fn check(kind: &str, instance: &Value) -> Vec<SchemaViolation> {
     let compiled: &CompiledSchema = match kind {
         KIND_WORKER_POOL => &WORKER_POOL,
@@ -369,7 +376,7 @@ fn object_branches<'a>(root_schema: &'a Value, schema: &'a Value, value: &Value)
     branches
 }
 
-/// Follows a local `$ref` such as `#/$defs/Zone`.
+/// Follows a local `$ref` such as `#/definitions/Zone`.
 fn resolve<'a>(root_schema: &'a Value, schema: &'a Value) -> &'a Value {
     let mut current = schema;
     // Bounded because a `$ref` chain longer than this would be a cycle.
@@ -453,11 +460,11 @@ pub(crate) fn describe_value(value: Option<&Value>) -> String {
         Some(Value::Bool(b)) => format!("boolean {b}"),
         Some(Value::Number(n)) => format!("number {n}"),
         Some(Value::String(s)) => {
-            let shown: String = s.chars().take(60).collect();
-            if shown.len() < s.len() {
-                format!("string {shown:?}…")
+            let preview: String = s.chars().take(60).collect();
+            if preview.len() < s.len() {
+                format!("string {preview:?}…")
             } else {
-                format!("string {shown:?}")
+                format!("string {preview:?}")
             }
         }
         Some(Value::Array(_)) => "a sequence".to_owned(),

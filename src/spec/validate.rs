@@ -1,8 +1,8 @@
 //! Semantic checks on typed objects: the rules a JSON Schema cannot express (bounds that
 //! depend on each other, uniqueness, what Nomad would reject in a template).
 //!
-//! These functions work on objects from any source (files, Consul KV), so errors carry only
-//! a field path; the loader adds the file, line and column.
+//! These functions check objects from any source (files, Consul KV), so their errors carry
+//! only a field path. The loader adds the file, line and column.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,7 +17,7 @@ use super::types::{
 };
 use crate::nomad::TaskGroup;
 
-/// Shortest autoscaling interval; a shorter cycle would act on noise and load Nomad.
+/// Shortest autoscaling interval, because a shorter cycle would act on noise and load Nomad.
 pub const MIN_INTERVAL: Duration = Duration::from_mins(1);
 
 /// Largest `headroom` (a fraction: 10 = 1000 % extra capacity).
@@ -75,9 +75,9 @@ pub fn validate_pool(pool: &WorkerPool) -> Vec<ValidationError> {
     errors
 }
 
-/// Checks an override. With `now`, an override whose `until` is not after `now` is rejected
-/// (use this when applying one); without it, an expired override still passes (use this
-/// when reading one back, since it may have expired since it was written).
+/// Checks an override. With `now`, an override whose `until` is not after `now` is rejected:
+/// pass it when applying an override. Without it, an expired override still passes, which
+/// suits reading one back from Consul KV after it may have expired.
 pub fn validate_override(item: &Override, now: Option<Timestamp>) -> Vec<ValidationError> {
     let mut errors = Vec::new();
     check_header(&item.api_version, &item.kind, KIND_OVERRIDE, &mut errors);
@@ -113,7 +113,7 @@ pub fn validate_override(item: &Override, now: Option<Timestamp>) -> Vec<Validat
     errors
 }
 
-/// Checks one document; overrides are checked against `now` when given.
+/// Checks one document, and checks an override's `until` against `now` when given.
 pub fn validate_document(document: &Document, now: Option<Timestamp>) -> Vec<ValidationError> {
     match document {
         Document::WorkerPool(pool) => validate_pool(pool),
@@ -123,7 +123,7 @@ pub fn validate_document(document: &Document, now: Option<Timestamp>) -> Vec<Val
 
 /// Checks rules that span documents: two pools that claim the same Nomad job, and two
 /// objects of one kind with the same name (they would overwrite each other's Consul key).
-/// Returns `(document index, error)` pairs; the error is reported on the later document.
+/// Returns `(document index, error)` pairs, each reported on the later of the two documents.
 pub fn validate_set<'a>(
     documents: impl IntoIterator<Item = &'a Document>,
 ) -> Vec<(usize, ValidationError)> {

@@ -312,13 +312,16 @@ spec:
 fn report_display_has_one_line_per_error() {
     let text = "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: x\nspec:\n  workers: 1\n  reason: \"\"\n  until: 2099-01-01T00:00:00Z\n  extra: 1\n";
     let report = spec::parse_str(text, "o.yaml").expect_err("the override is invalid");
-    let shown = report.to_string();
-    let lines: Vec<&str> = shown.lines().collect();
-    assert_eq!(lines.len(), 2, "{shown}");
-    assert!(lines[0].starts_with("o.yaml:7:3: spec.reason: "), "{shown}");
+    let printed = report.to_string();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert!(
+        lines[0].starts_with("o.yaml:7:3: spec.reason: "),
+        "{printed}"
+    );
     assert!(
         lines[1].starts_with("o.yaml:9:3: spec.extra: unknown field"),
-        "{shown}"
+        "{printed}"
     );
 }
 
@@ -588,6 +591,7 @@ prop_compose! {
             "apiVersion: steward/v1\nkind: WorkerPool\nmetadata:\n  name: {name}\nspec:\n  version: x\n  workers: {{min: 0, max: 0}}\n  zones: []\n  template:\n    Tasks:\n      - Name: main\n        Driver: exec\n  autoscaling:\n    metric: {{source: csv, path: trace.csv}}\n    capacityPerWorker: 1\n"
         );
         let mut pool: spec::WorkerPool = serde_saphyr::from_str(&text).expect("base pool parses");
+
         pool.spec.version = version;
         pool.spec.workers = spec::WorkerBounds { min, max: min + extra };
         pool.spec.zones = zones
@@ -601,11 +605,13 @@ prop_compose! {
             .collect();
         pool.metadata.labels.insert("note".to_owned(), label);
         pool.spec.paused = paused;
+
         let autoscaling = pool.spec.autoscaling.as_mut().expect("set above");
         autoscaling.headroom = headroom;
         autoscaling.capacity_per_worker = capacity;
         autoscaling.interval = spec::Duration::from_mins(interval_minutes);
         autoscaling.scale_down.stabilization = spec::Duration::from_mins(interval_minutes * 2);
+
         let task = &mut pool.spec.template.tasks.as_mut().expect("one task")[0];
         task.resources = Some(steward::nomad::Resources {
             cpu: Some(100),
@@ -648,8 +654,14 @@ mod cli {
             .expect("steward runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{stdout}");
-        assert!(stdout.contains("WorkerPool face-match: ok"), "{stdout}");
-        assert!(stdout.contains("WorkerPool ocr: ok"), "{stdout}");
+        assert!(
+            stdout.contains("face-match.yaml: WorkerPool face-match is valid"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("ocr.yaml: WorkerPool ocr is valid"),
+            "{stdout}"
+        );
         assert!(stdout.contains("2 valid documents"), "{stdout}");
     }
 
