@@ -36,7 +36,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedDocument>, ValidationRe
             match list_directory(path) {
                 Ok(files) if files.is_empty() => inputs.push((
                     path.display().to_string(),
-                    Err("directory holds no *.yaml, *.yml or *.json file".to_owned()),
+                    Err("directory contains no *.yaml, *.yml or *.json file".to_owned()),
                 )),
                 Ok(files) => {
                     for file in files {
@@ -125,7 +125,7 @@ fn check_text(
     if documents.is_empty() {
         errors.push(file_error(
             source,
-            "holds no document: write a WorkerPool or Override object".to_owned(),
+            "contains no document: write a WorkerPool or Override object".to_owned(),
         ));
         return Vec::new();
     }
@@ -179,14 +179,18 @@ fn check_document(
             kind.as_str()
         }
         found => {
-            errors.push(locate(
-                ValidationError::new(
-                    "kind",
-                    format!(
-                        "must be `{KIND_WORKER_POOL}` or `{KIND_OVERRIDE}`, found {}",
-                        schema::describe_value(found)
-                    ),
+            let message = match found {
+                None => format!(
+                    "missing required field `kind`: set it to `{KIND_WORKER_POOL}` or \
+                     `{KIND_OVERRIDE}`"
                 ),
+                Some(found) => format!(
+                    "must be `{KIND_WORKER_POOL}` or `{KIND_OVERRIDE}`, found {}",
+                    schema::describe_value(Some(found))
+                ),
+            };
+            errors.push(locate(
+                ValidationError::new("kind", message),
                 source,
                 parsed,
             ));
@@ -238,6 +242,9 @@ fn check_document(
         }
     };
 
+    // NOTE: semantic checks need the typed object, so a document with a schema error other
+    // than an unknown field (a wrong type, a missing field) reports only its schema errors.
+    // Its semantic errors show up on the next run, once the schema errors are fixed.
     if let Some(document) = &document {
         for error in validate_document(document, now) {
             let duplicate = reported

@@ -22,5 +22,5 @@ pub use schema::{override_schema, schema_for_kind, workerpool_schema};
 pub use types::*;
 pub use validate::{
     MAX_HEADROOM, MAX_JOB_ID_LEN, MIN_INTERVAL, MIN_MEMORY_MB, dns_label_problem,
-    validate_document, validate_override, validate_pool, validate_set,
+    validate_document, validate_override, validate_override_for_pool, validate_pool, validate_set,
 };

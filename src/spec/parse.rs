@@ -158,7 +158,9 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         ),
         BudgetBreach::Depth { .. } => depth_message(),
         BudgetBreach::Documents { .. } => {
-            format!("input holds more than {MAX_DOCUMENTS} documents; split it into several files")
+            format!(
+                "input contains more than {MAX_DOCUMENTS} documents; split it into several files"
+            )
         }
         BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
             too_large_message(MAX_INPUT_BYTES + 1)

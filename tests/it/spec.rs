@@ -47,7 +47,7 @@ fn face_match_example_has_gpu_and_pinned_cores() {
     let documents = spec::load_paths(&[repo_path("examples/pools/face-match.yaml")])
         .unwrap_or_else(|report| panic!("{report}"));
     let Document::WorkerPool(pool) = &documents[0].document else {
-        panic!("face-match.yaml holds a WorkerPool");
+        panic!("face-match.yaml contains a WorkerPool");
     };
     let task = &pool.spec.template.task_list()[0];
     let resources = task.resources.as_ref().expect("the task sets Resources");
@@ -125,6 +125,12 @@ const INVALID_CASES: &[(&str, &str, usize, &str)] = &[
     ("name-too-long.yaml", "metadata.name", 5, "at most 63"),
     ("negative-count.yaml", "spec.workers.min", 9, "at least 0"),
     ("no-zones.yaml", "spec.zones", 11, "at least one zone"),
+    (
+        "override-above-max.yaml",
+        "spec.workers",
+        35,
+        "`force: true`",
+    ),
     (
         "override-empty-reason.yaml",
         "spec.reason",
@@ -360,7 +366,7 @@ fn expired_override_loads_when_stored() {
             .expect("readable");
     let documents = spec::parse_stored(&text, "consul").unwrap_or_else(|r| panic!("{r}"));
     let Document::Override(item) = &documents[0].document else {
-        panic!("the fixture holds an Override");
+        panic!("the fixture contains an Override");
     };
     assert!(!item.is_active(jiff::Timestamp::now()));
     assert!(spec::validate_override(item, None).is_empty());
@@ -407,6 +413,25 @@ fn directory_is_read_recursively_in_order() {
     let documents = spec::load_paths(&[dir.path().to_path_buf()]).unwrap_or_else(|r| panic!("{r}"));
     let names: Vec<&str> = documents.iter().map(|d| d.document.name()).collect();
     assert_eq!(names, ["a", "b", "c"]);
+}
+
+#[test]
+fn empty_and_non_object_inputs_are_rejected() {
+    let report = spec::parse_str("# only a comment\n", "empty.yaml").expect_err("no object");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert!(
+        report.errors[0].message.contains("contains no document"),
+        "{report}"
+    );
+
+    let report = spec::parse_str("- a\n- b\n", "list.yaml").expect_err("not an object");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "");
+    assert_eq!(report.errors[0].line, Some(1));
+    assert!(
+        report.errors[0].message.contains("expected an object"),
+        "{report}"
+    );
 }
 
 #[test]
