@@ -12,12 +12,57 @@ use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
 
 /// Returns the JSON Schema (draft-07) of a `WorkerPool`.
 pub fn workerpool_schema() -> Value {
-    generator().into_root_schema_for::<WorkerPool>().to_value()
+    let mut schema = generator().into_root_schema_for::<WorkerPool>().to_value();
+    add_integer_bounds(&mut schema);
+    schema
 }
 
 /// Returns the JSON Schema (draft-07) of an `Override`.
 pub fn override_schema() -> Value {
-    generator().into_root_schema_for::<Override>().to_value()
+    let mut schema = generator().into_root_schema_for::<Override>().to_value();
+    add_integer_bounds(&mut schema);
+    schema
+}
+
+/// Adds the `minimum` and `maximum` of each integer `format` that schemars writes
+/// (`uint32`, `int64`…) where the schema has none. Validators treat these formats as
+/// annotations, so without the bounds a count of 2^40 would pass the schema and fail only in
+/// deserialization, which names no field.
+fn add_integer_bounds(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let bounds: Option<(i128, i128)> = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0, u8::MAX.into())),
+                Some("uint16") => Some((0, u16::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                Some("uint64") => Some((0, u64::MAX.into())),
+                Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+                Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((min, max)) = bounds {
+                for (keyword, bound) in [("minimum", min), ("maximum", max)] {
+                    if !map.contains_key(keyword)
+                        && let Some(number) = integer_value(bound)
+                    {
+                        map.insert(keyword.to_owned(), number);
+                    }
+                }
+            }
+            map.values_mut().for_each(add_integer_bounds);
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_integer_bounds),
+        _ => {}
+    }
+}
+
+fn integer_value(number: i128) -> Option<Value> {
+    if let Ok(signed) = i64::try_from(number) {
+        return Some(Value::from(signed));
+    }
+    u64::try_from(number).ok().map(Value::from)
 }
 
 /// Draft-07, because editors check YAML with it: the VS Code YAML extension
@@ -123,10 +168,10 @@ fn describe(
         }
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
-                jsonschema::error::TypeKind::Single(single) => single.to_string(),
+                jsonschema::error::TypeKind::Single(single) => yaml_type_name(&single.to_string()),
                 jsonschema::error::TypeKind::Multiple(set) => set
                     .iter()
-                    .map(|t| t.to_string())
+                    .map(|t| yaml_type_name(&t.to_string()))
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
@@ -272,6 +317,39 @@ fn describe_alternatives(
                 "must be one of {}, found {}",
                 list_values(&constants),
                 describe_value(constant_found)
+            ),
+            unknown_field: None,
+        });
+        return;
+    }
+
+    // No constant either: the value has the wrong type for every branch, so list the types.
+    let mut types = Vec::new();
+    for error in branches.iter().flatten() {
+        if let ValidationErrorKind::Type { kind } = error.kind()
+            && error.instance_path().as_str() == pointer
+        {
+            let names: Vec<String> = match kind {
+                jsonschema::error::TypeKind::Single(single) => vec![single.to_string()],
+                jsonschema::error::TypeKind::Multiple(set) => {
+                    set.iter().map(|t| t.to_string()).collect()
+                }
+            };
+            for name in names {
+                let name = yaml_type_name(&name);
+                if name != "null" && !types.contains(&name) {
+                    types.push(name);
+                }
+            }
+        }
+    }
+    if !types.is_empty() {
+        out.push(SchemaViolation {
+            path: path.to_owned(),
+            message: format!(
+                "expected {}, found {}",
+                types.join(" or "),
+                describe_value(found)
             ),
             unknown_field: None,
         });
@@ -450,6 +528,19 @@ fn list_values(values: &[Value]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Returns the YAML name of a JSON Schema type: `object` is a mapping, `array` a sequence.
+fn yaml_type_name(json_type: &str) -> String {
+    match json_type {
+        "object" => "a mapping".to_owned(),
+        "array" => "a sequence".to_owned(),
+        "integer" => "an integer".to_owned(),
+        "number" => "a number".to_owned(),
+        "string" => "a string".to_owned(),
+        "boolean" => "a boolean".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 /// Describes a found value for a message: its JSON type and, for scalars, the value.

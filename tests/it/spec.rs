@@ -224,7 +224,12 @@ const INVALID_CASES: &[(&str, &str, usize, &str)] = &[
         "must be `steward/v1`",
     ),
     ("wrong-kind.yaml", "kind", 3, "`WorkerPool` or `Override`"),
-    ("wrong-type.yaml", "spec.workers.min", 9, "expected integer"),
+    (
+        "wrong-type.yaml",
+        "spec.workers.min",
+        9,
+        "expected an integer",
+    ),
     (
         "zone-datacenter-and-constraint.yaml",
         "spec.zones[1]",
@@ -328,6 +333,38 @@ fn report_display_has_one_line_per_error() {
     assert!(
         lines[1].starts_with("o.yaml:9:3: spec.extra: unknown field"),
         "{printed}"
+    );
+}
+
+#[test]
+fn out_of_range_integer_names_field() {
+    let text = "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: x\nspec:\n  workers: 99999999999\n  reason: r\n  until: 2099-01-01T00:00:00Z\n";
+    let report = spec::parse_str(text, "o.yaml").expect_err("above u32");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "spec.workers");
+    assert_eq!(report.errors[0].line, Some(6));
+    assert!(
+        report.errors[0].message.contains("at most 4294967295"),
+        "{report}"
+    );
+}
+
+#[test]
+fn wrong_type_for_tagged_union() {
+    let pool = std::fs::read_to_string(repo_path("examples/pools/ocr.yaml")).expect("readable");
+    let start = pool
+        .find("    metric:\n")
+        .expect("the example has a metric");
+    let end = pool
+        .find("    predictor:")
+        .expect("the example has a predictor");
+    let text = format!("{}    metric: 5\n{}", &pool[..start], &pool[end..]);
+    let report = spec::parse_str(&text, "ocr.yaml").expect_err("metric is a number");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "spec.autoscaling.metric");
+    assert_eq!(
+        report.errors[0].message,
+        "expected a mapping, found number 5"
     );
 }
 
