@@ -1,8 +1,10 @@
 //! The declared objects: `WorkerPool` and `Override` (`apiVersion: steward/v1`).
 //!
 //! [`load_paths`] and [`parse_str`] read them from files or text and report every problem at
-//! once as a [`ValidationReport`]; [`validate_pool`] and [`validate_override`] re-check
-//! objects from other sources; [`to_yaml`] writes them back.
+//! once as a [`ValidationReport`]. [`parse_stored`] reads objects back from Consul KV, where
+//! an override may have expired since it was written. [`validate_pool`] and
+//! [`validate_override`] re-check objects from other sources, and [`to_yaml`] writes them
+//! back.
 
 mod document;
 mod duration;
