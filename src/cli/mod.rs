@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod schema;
+pub mod validate;
 
 /// An error at the command line's edge, with the exit status it maps to.
 #[derive(Debug)]
@@ -56,6 +57,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of an object kind.
     Schema(schema::Args),
+    /// Check WorkerPool and Override files without contacting Consul or Nomad.
+    ///
+    /// Checks syntax, the JSON Schema, and the rules Steward and Nomad enforce. Prints one
+    /// line per valid document and exits with 0. Otherwise prints each error on stderr as
+    /// `FILE:LINE:COL: field.path: message` and exits with 2.
+    Validate(validate::Args),
 }
 
 impl Cli {
@@ -63,6 +70,7 @@ impl Cli {
     pub async fn run(self) -> ExitCode {
         let result: CliResult = match self.command {
             Command::Schema(args) => schema::run(args).await,
+            Command::Validate(args) => validate::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

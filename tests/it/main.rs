@@ -3,3 +3,4 @@
 mod nomad_client;
 mod reconcile;
 mod runtime;
+mod spec;
