@@ -1,1 +1,4 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
+
+mod autoscale;
+mod support;

@@ -23,8 +23,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// need a fix to the pool's spec or the source.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricError {
-    /// Retryable: the server did not answer within [`REQUEST_TIMEOUT`].
-    #[error("request to {url} timed out after {}s", REQUEST_TIMEOUT.as_secs())]
+    /// Retryable: the server did not answer within the client's timeout.
+    #[error("request to {url} timed out")]
     Timeout { url: String },
     /// Retryable: the connection failed.
     #[error("request to {url} failed: {source}")]
@@ -167,11 +167,16 @@ impl MetricSource for Source {
 /// Builds the HTTP client the sources share, with the ring TLS provider and
 /// [`REQUEST_TIMEOUT`].
 pub fn http_client() -> Result<reqwest::Client, MetricError> {
-    // The crate enables rustls without a default provider; installing ring twice is harmless,
-    // so the error from a second install is ignored.
+    http_client_with_timeout(REQUEST_TIMEOUT)
+}
+
+/// Builds an HTTP client whose requests fail with [`MetricError::Timeout`] after `timeout`.
+pub fn http_client_with_timeout(timeout: Duration) -> Result<reqwest::Client, MetricError> {
+    // The crate enables rustls without a default provider. A second install fails harmlessly
+    // (another provider is already in place), so its error is ignored.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(timeout)
         .build()
         .map_err(|e| MetricError::Config(format!("cannot build the HTTP client: {e}")))
 }
