@@ -56,7 +56,7 @@ pub struct ActiveOverride {
     pub force: bool,
 }
 
-/// What the controller observed this cycle.
+/// The controller's observations for one cycle.
 #[derive(Debug, Clone, Copy)]
 pub struct SizingInput<'a> {
     /// Unix time in seconds.
@@ -104,7 +104,7 @@ pub struct Recommendation {
     pub workers: u32,
 }
 
-/// Where a decided worker count comes from.
+/// The origin of a decided worker count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DecisionSource {

@@ -105,7 +105,7 @@ impl CsvSource {
         }
     }
 
-    /// The trace sample (in trace time) under wall-clock time `now`, wrapping around.
+    /// Returns the trace sample (in trace time) under wall-clock time `now`, wrapping around.
     fn at(&self, now: i64) -> Option<Sample> {
         let first = self.samples.first()?.t;
         let last = self.samples.last()?.t;

@@ -23,7 +23,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// need a fix to the pool's spec or the source.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricError {
-    /// Retryable: the server did not answer within the client's timeout.
+    /// Retryable: the server did not respond within the client's timeout.
     #[error("request to {url} timed out")]
     Timeout { url: String },
     /// Retryable: the connection failed.

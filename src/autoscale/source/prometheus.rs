@@ -57,13 +57,14 @@ impl PrometheusSource {
         })
     }
 
-    /// Sends one API request and returns `data` of a successful answer.
+    /// Sends one API request and returns the `data` of a successful response.
     async fn call(&self, path: &str, params: &[(&str, String)]) -> Result<Data, MetricError> {
         let url = format!("{}{path}", self.base);
         let request = self.client.get(&url).query(params);
         let (status, body) = get_body(request, &url).await?;
 
-        // Prometheus answers 400, 422 and 503 with a JSON body carrying `status: error`.
+        // Prometheus responds to a failed query with 400, 422 or 503 and a JSON body with
+        // `status: error`.
         let envelope: Envelope = match serde_json::from_str(&body) {
             Ok(envelope) => envelope,
             Err(_) if status >= 400 => {

@@ -125,7 +125,7 @@ impl RabbitmqSource {
 
 impl MetricSource for RabbitmqSource {
     /// Rates between consecutive samples of the publish counter. The management API keeps
-    /// samples only as long as its `sample_retention_policies` say (by default 5-second
+    /// samples only as long as its `sample_retention_policies` setting allows (by default 5-second
     /// samples for a minute, 1-minute samples for an hour), so older ranges come back short.
     async fn history(
         &self,

@@ -3,7 +3,7 @@
 //! compares each predictor with the oracle.
 //!
 //! Time model: a trace row is the traffic of the minute starting at its timestamp, and its
-//! rate becomes known when that minute ends. At the start of minute i the autoscaler sees
+//! rate becomes known when that minute ends. At the start of minute i the autoscaler reads
 //! rows `..i`, and the workers ready then serve minute i's demand.
 
 use std::time::Instant;
@@ -282,7 +282,7 @@ fn empty_result_named(name: &str) -> RunResult {
     }
 }
 
-/// The predictor's name as written in a pool spec.
+/// Returns the predictor's name as written in a pool spec.
 pub fn predictor_name(predictor: Predictor) -> &'static str {
     match predictor {
         Predictor::LinearSlope => "linear-slope",

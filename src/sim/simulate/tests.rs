@@ -28,7 +28,7 @@ fn spec(emergency: bool) -> Autoscaling {
 
 const BOUNDS: WorkerBounds = WorkerBounds { min: 1, max: 100 };
 
-/// One hour at 10 rps, then one hour at 100 rps.
+/// Builds one hour at 10 rps, then one hour at 100 rps.
 fn step_trace() -> Vec<Sample> {
     (0..120)
         .map(|i| Sample::new(i * 60, if i < 60 { 10.0 } else { 100.0 }))
@@ -70,7 +70,7 @@ fn emergency_bounds_shortfall_to_startup() {
 fn without_emergency_waits_for_cycle() {
     let a = Autoscaler::new(&spec(false), BOUNDS).expect("valid");
     let run = simulate(&a, BOUNDS, &step_trace());
-    // The cycle at minute 80 sees the jump; workers are ready at minute 86.
+    // The cycle at minute 80 reads the jump; workers are ready at minute 86.
     assert_eq!(run.underprovisioned_minutes, 26);
     assert_eq!(run.scaling_actions, 1);
 }

@@ -10,7 +10,7 @@ use crate::support::prometheus::{Prometheus, counter_openmetrics};
 
 mod rabbitmq;
 
-/// The first `minutes` rows of the NASA trace as (unix seconds, requests in that minute).
+/// Returns the first `minutes` rows of the NASA trace as (unix seconds, requests in that minute).
 fn nasa_minutes(minutes: usize) -> Vec<(i64, f64)> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -140,7 +140,7 @@ async fn prometheus_errors_are_typed() {
 
 #[tokio::test]
 async fn prometheus_timeout_is_typed() {
-    // A listener that accepts and never answers.
+    // A listener that accepts connections and never responds.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

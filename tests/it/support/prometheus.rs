@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::process::{ProcessGroup, free_port};
 
-/// How long Prometheus may take to answer `/-/ready`; it usually takes a few seconds.
+/// How long Prometheus may take before `/-/ready` returns 200. It usually takes a few seconds.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running Prometheus on 127.0.0.1, stopped (with its data directory removed) on drop.

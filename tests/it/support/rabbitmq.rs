@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::process::{ProcessGroup, free_port};
 
-/// RabbitMQ 3.10 answers the management API 10 to 20 s after start on an idle machine; a
+/// RabbitMQ 3.10 serves the management API 10 to 20 s after start on an idle machine, and a
 /// busy one needs more.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -22,7 +22,7 @@ pub struct RabbitMq {
 }
 
 impl RabbitMq {
-    /// Starts a node and waits until `GET /api/overview` answers for `guest`. Panics, failing
+    /// Starts a node and waits until `GET /api/overview` succeeds for `guest`. Panics, failing
     /// the test, when it does not start.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
