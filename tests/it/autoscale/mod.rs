@@ -9,6 +9,7 @@ use steward::autoscale::source::{
 use crate::support::prometheus::{Prometheus, counter_openmetrics};
 
 mod rabbitmq;
+mod simulate_cli;
 
 /// Returns the first `minutes` rows of the NASA trace as (unix seconds, requests in that minute).
 fn nasa_minutes(minutes: usize) -> Vec<(i64, f64)> {
