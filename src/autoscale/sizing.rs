@@ -172,6 +172,33 @@ impl Decision {
     pub fn changes_count(&self) -> bool {
         self.desired != self.inputs.current_desired
     }
+
+    /// Logs the decision for `pool` with structured fields: at `info` when it changes the
+    /// count, at `debug` otherwise.
+    pub fn log(&self, pool: &str) {
+        let predicted_rps = self.prediction.map(|p| p.peak_rps);
+        if self.changes_count() {
+            tracing::info!(
+                pool,
+                desired = self.desired,
+                current = self.inputs.current_desired,
+                source = %self.source,
+                predicted_rps,
+                live_rps = self.inputs.live_rps,
+                act = self.act,
+                "sizing decision"
+            );
+        } else {
+            tracing::debug!(
+                pool,
+                desired = self.desired,
+                source = %self.source,
+                predicted_rps,
+                live_rps = self.inputs.live_rps,
+                "sizing decision"
+            );
+        }
+    }
 }
 
 impl fmt::Display for Decision {
@@ -234,7 +261,7 @@ impl Autoscaler {
     }
 
     /// Returns the `[start, end]` range of history (Unix seconds) the predictor reads at `now`:
-    /// the lookback, plus a week and one horizon for `seasonal`.
+    /// the lookback, plus a week for `seasonal`.
     pub fn history_range(&self, now: i64) -> (i64, i64) {
         let mut span = self.predict.lookback_secs;
         if self.predict.predictor == crate::spec::Predictor::Seasonal {
@@ -362,24 +389,25 @@ impl Autoscaler {
         live.is_finite().then_some(())
     }
 
-    /// Hold the count (never lower, never to 0 unless it is 0), or apply the fallback after
-    /// `fallbackAfter` consecutive failures.
+    /// Holds the count (never lower, never to 0 unless it is 0, but within the bounds), or
+    /// applies the fallback after `fallbackAfter` consecutive failures.
     fn size_without_metrics(
         &self,
         input: &SizingInput<'_>,
         failures: u32,
     ) -> (u32, DecisionSource) {
-        let held = input.current_desired.max(self.bounds.min);
-        match self.spec.fallback {
-            Some(fallback) if failures >= self.spec.fallback_after => {
-                let fallback = fallback.clamp(self.bounds.min, self.bounds.max);
-                if fallback > held {
-                    (fallback, DecisionSource::Fallback)
-                } else {
-                    (held, DecisionSource::Hold)
-                }
-            }
+        let held = input
+            .current_desired
+            .clamp(self.bounds.min, self.bounds.max);
+        let fallback = self
+            .spec
+            .fallback
+            .filter(|_| failures >= self.spec.fallback_after)
+            .map(|count| count.clamp(self.bounds.min, self.bounds.max));
+        match fallback {
+            Some(count) if count > held => (count, DecisionSource::Fallback),
             _ if held > input.current_desired => (held, DecisionSource::Min),
+            _ if held < input.current_desired => (held, DecisionSource::Max),
             _ => (held, DecisionSource::Hold),
         }
     }
@@ -409,6 +437,12 @@ impl Autoscaler {
 
         if target >= input.current_desired {
             return (target, source);
+        }
+
+        // A count above `workers.max` (the max was lowered) drops to it at once: the bounds
+        // apply whatever the stabilization window contains.
+        if input.current_desired > self.bounds.max {
+            return (self.bounds.max, DecisionSource::Max);
         }
 
         // Scale-down: wait for starting workers and for the cooldown after they became healthy.
@@ -779,6 +813,39 @@ mod tests {
         );
         let err = Autoscaler::new(&spec(), WorkerBounds { min: 5, max: 2 }).err();
         assert_eq!(err, Some(ConfigError::Bounds { min: 5, max: 2 }));
+    }
+
+    proptest::proptest! {
+        /// Without an override the count stays within bounds, and a failed read never lowers
+        /// it below the count in force (or `max`, when that is lower).
+        #[test]
+        fn decide_respects_bounds_and_holds_on_failure(
+            rps in proptest::option::of(0.0f64..10_000.0),
+            current in 0u32..40,
+            starting in 0u32..5,
+            failures in 0u32..5,
+            fallback in proptest::option::of(0u32..30),
+        ) {
+            let mut spec = spec();
+            spec.fallback = fallback;
+            let a = scaler(&spec);
+            let history = rps.map(flat).unwrap_or_default();
+            let state = SizingState { consecutive_failures: failures, ..SizingState::default() };
+            let mut i = input(&history, current, &state);
+            i.starting_workers = starting.min(current);
+            i.ready_workers = current - i.starting_workers;
+
+            let (d, s) = a.decide(&i);
+            let b = bounds();
+            proptest::prop_assert!(d.desired >= b.min, "{}", d.reason);
+            proptest::prop_assert!(d.desired <= b.max, "{}", d.reason);
+            if rps.is_none() {
+                proptest::prop_assert!(d.desired >= current.min(b.max), "{}", d.reason);
+                proptest::prop_assert_eq!(s.consecutive_failures, failures + 1);
+            } else {
+                proptest::prop_assert_eq!(s.consecutive_failures, 0);
+            }
+        }
     }
 
     #[test]
