@@ -98,31 +98,36 @@ pub fn draw_png(
             .draw()
             .map_err(|e| fail(&e))?;
 
-        // Traffic: the busiest minute of each bucket, so short peaks stay visible.
-        let traffic = trace.chunks(bucket).enumerate().map(|(b, chunk)| {
-            let peak = chunk.iter().map(|s| s.rps).fold(0.0_f64, f64::max);
-            (day(b * bucket), peak)
-        });
-        chart
-            .draw_series(LineSeries::new(traffic, BLUE.mix(0.6)))
-            .map_err(|e| fail(&e))?
-            .label("traffic (busiest minute)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-
-        // Capacity: the fewest ready workers of each bucket, so short shortfalls stay visible.
-        let capacity = run
-            .timeline
-            .ready
+        // Each bucket is drawn at its busiest minute: the traffic then and the capacity of
+        // the workers ready in that same minute, so a shortfall shows as red below blue.
+        let busiest: Vec<(usize, f64)> = trace
             .chunks(bucket)
             .enumerate()
             .map(|(b, chunk)| {
-                let least = chunk.iter().copied().min().unwrap_or(0);
-                (day(b * bucket), f64::from(least) * capacity_per_worker)
-            });
+                let mut best = (0, f64::MIN);
+                for (i, sample) in chunk.iter().enumerate() {
+                    if sample.rps > best.1 {
+                        best = (i, sample.rps);
+                    }
+                }
+                (b * bucket + best.0, best.1)
+            })
+            .collect();
+        let traffic = busiest.iter().map(|&(i, peak)| (day(i), peak));
+        chart
+            .draw_series(LineSeries::new(traffic, BLUE.mix(0.6)))
+            .map_err(|e| fail(&e))?
+            .label("traffic (busiest minute of each point)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+
+        let capacity = busiest.iter().map(|&(i, _)| {
+            let ready = run.timeline.ready.get(i).copied().unwrap_or(0);
+            (day(i), f64::from(ready) * capacity_per_worker)
+        });
         chart
             .draw_series(LineSeries::new(capacity, RED.stroke_width(2)))
             .map_err(|e| fail(&e))?
-            .label("capacity of ready workers")
+            .label("capacity of ready workers in that minute")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
 
         let workers = run
