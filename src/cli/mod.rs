@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod schema;
 pub mod validate;
+pub mod simulate;
 
 /// An error at the command line's edge, with the exit status it maps to.
 #[derive(Debug)]
@@ -63,6 +64,8 @@ pub enum Command {
     /// line per valid document and exits with 0. Otherwise prints each error on stderr as
     /// `FILE:LINE:COL: field.path: message` and exits with 2.
     Validate(validate::Args),
+    /// Replay a traffic trace against a pool's sizing policy and compare predictors.
+    Simulate(simulate::Args),
 }
 
 impl Cli {
@@ -71,6 +74,7 @@ impl Cli {
         let result: CliResult = match self.command {
             Command::Schema(args) => schema::run(args).await,
             Command::Validate(args) => validate::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

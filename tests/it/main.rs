@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
 
+mod autoscale;
 mod nomad_client;
 mod reconcile;
 mod runtime;
 mod spec;
+mod support;

@@ -1,0 +1,122 @@
+use super::*;
+use crate::spec::{Autoscaling, AutoscalingMode, Duration, Emergency, MetricSource, ScaleDown};
+
+fn spec(emergency: bool) -> Autoscaling {
+    Autoscaling {
+        interval: Duration::from_mins(20),
+        metric: MetricSource::Csv {
+            path: "trace.csv".to_owned(),
+        },
+        predictor: Predictor::Reactive,
+        lookback: Duration::from_mins(60),
+        capacity_per_worker: 10.0,
+        headroom: 0.0,
+        startup_time: Duration::from_mins(6),
+        scale_down: ScaleDown {
+            max_step: 2,
+            stabilization: Duration::from_mins(40),
+        },
+        emergency: Emergency {
+            enabled: emergency,
+            check_interval: Duration::from_mins(1),
+        },
+        fallback: None,
+        fallback_after: 3,
+        mode: AutoscalingMode::Act,
+    }
+}
+
+const BOUNDS: WorkerBounds = WorkerBounds { min: 1, max: 100 };
+
+/// Builds one hour at 10 rps, then one hour at 100 rps.
+fn step_trace() -> Vec<Sample> {
+    (0..120)
+        .map(|i| Sample::new(i * 60, if i < 60 { 10.0 } else { 100.0 }))
+        .collect()
+}
+
+#[test]
+fn oracle_starts_workers_ahead_of_demand() {
+    let trace: Vec<Sample> = [0.0, 25.0, 5.0, 5.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &rps)| Sample::new(i as i64 * 60, rps))
+        .collect();
+    let bounds = WorkerBounds { min: 0, max: 10 };
+    let run = oracle(&trace, 10.0, 60, bounds);
+    // Needed [0, 3, 1, 1]; with one minute of startup the 3 workers run from minute 0.
+    assert_eq!(run.timeline.total, vec![3, 3, 1, 1]);
+    assert!((run.worker_hours - 8.0 / 60.0).abs() < 1e-12);
+    assert_eq!(run.scaling_actions, 1);
+    assert_eq!(run.underprovisioned_minutes, 0);
+}
+
+#[test]
+fn emergency_bounds_shortfall_to_startup() {
+    let a = Autoscaler::new(&spec(true), BOUNDS).expect("valid");
+    let run = simulate(&a, BOUNDS, &step_trace());
+    // Minute 60 is seen at minute 61; the new workers are ready at minute 67.
+    assert_eq!(run.underprovisioned_minutes, 7);
+    assert_eq!(run.peak_shortfall_workers, 9);
+    assert_eq!(run.scaling_actions, 1);
+    assert!(
+        (run.worker_hours - 651.0 / 60.0).abs() < 1e-9,
+        "{}",
+        run.worker_hours
+    );
+}
+
+#[test]
+fn without_emergency_waits_for_cycle() {
+    let a = Autoscaler::new(&spec(false), BOUNDS).expect("valid");
+    let run = simulate(&a, BOUNDS, &step_trace());
+    // The cycle at minute 80 reads the jump; workers are ready at minute 86.
+    assert_eq!(run.underprovisioned_minutes, 26);
+    assert_eq!(run.scaling_actions, 1);
+}
+
+#[test]
+fn scale_down_is_stabilized_and_stepped() {
+    // One hour at 100 rps, then 10 rps: the count falls by at most 2 per cycle, and only
+    // once the high recommendations are out of the 40-minute window.
+    let trace: Vec<Sample> = (0..240)
+        .map(|i| Sample::new(i * 60, if i < 60 { 100.0 } else { 10.0 }))
+        .collect();
+    let a = Autoscaler::new(&spec(true), BOUNDS).expect("valid");
+    let run = simulate(&a, BOUNDS, &trace);
+    assert_eq!(run.timeline.total[0], 10);
+    assert_eq!(
+        run.timeline.total[99], 10,
+        "recommendation at minute 60 still in window"
+    );
+    assert_eq!(run.timeline.total[100], 8);
+    assert_eq!(run.timeline.total[120], 6);
+    assert_eq!(run.timeline.total[140], 4);
+    assert_eq!(run.underprovisioned_minutes, 0);
+}
+
+#[test]
+fn rescale_hits_daily_total_and_is_seeded() {
+    let trace: Vec<Sample> = (0..2880)
+        .map(|i| Sample::new(i * 60, 1.0 + (i % 7) as f64))
+        .collect();
+    let a = rescale(&trace, 1_000_000.0, 7).expect("valid");
+    let b = rescale(&trace, 1_000_000.0, 7).expect("valid");
+    let c = rescale(&trace, 1_000_000.0, 8).expect("valid");
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let per_day: f64 = a.iter().map(|s| s.rps * 60.0).sum::<f64>() / 2.0;
+    assert!((per_day - 1_000_000.0).abs() < 5_000.0, "per day {per_day}");
+    assert!(rescale(&trace, 0.0, 1).is_err());
+}
+
+#[test]
+fn check_trace_rejects_gaps() {
+    let trace = vec![Sample::new(0, 1.0), Sample::new(120, 1.0)];
+    assert!(matches!(
+        check_trace(&trace),
+        Err(SimError::UnevenTrace { at: 120 })
+    ));
+    assert!(matches!(check_trace(&[]), Err(SimError::EmptyTrace)));
+    assert!(check_trace(&step_trace()).is_ok());
+}

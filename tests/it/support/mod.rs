@@ -1,0 +1,6 @@
+//! Helpers that start real servers for the integration tests, on loopback ports with
+//! temporary data directories, and stop them when dropped.
+
+pub mod process;
+pub mod prometheus;
+pub mod rabbitmq;
