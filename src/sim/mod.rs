@@ -1,1 +1,4 @@
 //! Emulators of the Consul and Nomad HTTP APIs, and the offline sizing simulator.
+
+pub mod clock;
+pub mod traffic;
