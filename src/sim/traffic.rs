@@ -190,7 +190,7 @@ async fn range_query_form(
 
 fn answer_instant(replay: &TrafficReplay, params: &Params) -> Response {
     if let Err(response) = require_query(params) {
-        return response;
+        return *response;
     }
     let time = match params.get("time") {
         Some(text) => match parse_time(text) {
@@ -217,7 +217,7 @@ fn answer_instant(replay: &TrafficReplay, params: &Params) -> Response {
 
 fn answer_range(replay: &TrafficReplay, params: &Params) -> Response {
     if let Err(response) = require_query(params) {
-        return response;
+        return *response;
     }
     let Some(start) = params.get("start").and_then(|text| parse_time(text)) else {
         return bad_data(format!(
@@ -267,12 +267,13 @@ fn param<'a>(params: &'a Params, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or("")
 }
 
-fn require_query(params: &Params) -> Result<(), Response> {
+/// Returns the error answer when the request has no query expression.
+fn require_query(params: &Params) -> Result<(), Box<Response>> {
     match params.get("query") {
         Some(query) if !query.trim().is_empty() => Ok(()),
-        _ => Err(bad_data(
+        _ => Err(Box::new(bad_data(
             "invalid parameter \"query\": parse error: no expression found in input".to_owned(),
-        )),
+        ))),
     }
 }
 
