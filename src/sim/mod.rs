@@ -1,6 +1,7 @@
-//! Emulators of the Consul and Nomad HTTP APIs, and the offline sizing simulator.
-pub mod nomad;
-pub mod simulate;
+//! Emulators of the Consul and Nomad HTTP APIs, the traffic replay behind `steward dev`, and
+//! the offline sizing simulator.
 
 pub mod clock;
+pub mod nomad;
+pub mod simulate;
 pub mod traffic;
