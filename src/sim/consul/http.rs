@@ -362,24 +362,27 @@ struct BlockingParams {
     wait: Duration,
 }
 
-fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, Response> {
+/// A 400 answer with Consul's plain-text message.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        text(StatusCode::BAD_REQUEST, &self.0)
+    }
+}
+
+fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, BadRequest> {
     let index = match params.get("index") {
         None => None,
-        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid index: \"{raw}\" is not a number"),
-            )
-        })?),
+        Some(raw) => Some(
+            raw.parse::<u64>()
+                .map_err(|_| BadRequest(format!("Invalid index: \"{raw}\" is not a number")))?,
+        ),
     };
     let wait = match params.get("wait") {
         None => DEFAULT_WAIT,
-        Some(raw) => parse_go_duration(raw).ok_or_else(|| {
-            text(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid wait time: \"{raw}\""),
-            )
-        })?,
+        Some(raw) => parse_go_duration(raw)
+            .ok_or_else(|| BadRequest(format!("Invalid wait time: \"{raw}\"")))?,
     };
     // Consul clamps the wait to max_query_time and adds up to wait/16 so that many
     // watchers do not return at the same instant.
@@ -399,22 +402,21 @@ fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, R
 /// Extracts and cleans the key from the raw request path, as Consul's HTTP layer does:
 /// percent-decoding, then collapsing `//`. Returns a 400 for traversal segments or leading or
 /// trailing spaces (Consul 1.21.6 and later with key validation on, the default).
-fn key_from_path(path: &str) -> Result<String, Response> {
+fn key_from_path(path: &str) -> Result<String, BadRequest> {
     let raw = path
         .strip_prefix("/v1/kv")
         .unwrap_or(path)
         .trim_start_matches('/');
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
-        .map_err(|_| text(StatusCode::BAD_REQUEST, "Invalid key: not valid UTF-8"))?
+        .map_err(|_| BadRequest("Invalid key: not valid UTF-8".to_string()))?
         .into_owned();
     let mut cleaned = String::with_capacity(decoded.len());
     for (i, segment) in decoded.split('/').enumerate() {
         if segment == ".." || segment == "." {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid key name {decoded:?}: path traversal is not allowed"),
-            ));
+            return Err(BadRequest(format!(
+                "invalid key name {decoded:?}: path traversal is not allowed"
+            )));
         }
         if segment.is_empty() && i > 0 {
             continue;
@@ -428,10 +430,9 @@ fn key_from_path(path: &str) -> Result<String, Response> {
         cleaned.push('/');
     }
     if cleaned.starts_with(' ') || cleaned.ends_with(' ') {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid key name {decoded:?}: leading or trailing spaces are not allowed"),
-        ));
+        return Err(BadRequest(format!(
+            "invalid key name {decoded:?}: leading or trailing spaces are not allowed"
+        )));
     }
     Ok(cleaned)
 }
@@ -440,14 +441,16 @@ fn has(params: &HashMap<String, String>, name: &str) -> bool {
     params.contains_key(name)
 }
 
-fn parse_u64_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
+fn parse_u64_param(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, BadRequest> {
     match params.get(name) {
         None => Ok(None),
         Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid {name}: \"{raw}\" is not an unsigned integer"),
-            )
+            BadRequest(format!(
+                "Invalid {name}: \"{raw}\" is not an unsigned integer"
+            ))
         }),
     }
 }
@@ -469,7 +472,7 @@ async fn kv_get(
 ) -> Response {
     let key = match key_from_path(request.uri().path()) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let keys = has(&params, "keys");
     let recurse = has(&params, "recurse") || keys;
@@ -478,7 +481,7 @@ async fn kv_get(
     }
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let raw = has(&params, "raw");
     let separator = params
@@ -564,7 +567,7 @@ async fn kv_put(
 ) -> Response {
     let key = match key_from_path(request.uri().path()) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let body = match axum::body::to_bytes(request.into_body(), usize::MAX).await {
         Ok(body) => body,
@@ -589,11 +592,11 @@ async fn kv_put(
     }
     let flags = match parse_u64_param(&params, "flags") {
         Ok(flags) => flags.unwrap_or(0),
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let cas = match parse_u64_param(&params, "cas") {
         Ok(cas) => cas,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let acquire = params.get("acquire").cloned();
     let release = params.get("release").cloned();
@@ -627,12 +630,12 @@ async fn kv_delete(
 ) -> Response {
     let key = match key_from_path(request.uri().path()) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let recurse = has(&params, "recurse");
     let cas = match parse_u64_param(&params, "cas") {
         Ok(cas) => cas,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     if recurse && cas.is_some() {
         return text(
@@ -835,7 +838,7 @@ async fn session_info(
 ) -> Response {
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let (index, sessions) = shared
         .block(blocking.index, blocking.wait, |store| {
@@ -858,7 +861,7 @@ async fn session_list(
 ) -> Response {
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let (index, sessions) = shared
         .block(blocking.index, blocking.wait, |store| {
