@@ -645,9 +645,22 @@ impl ConsulClient {
             WriteMode::Acquire(session) => query.push(("acquire", session.clone())),
             WriteMode::Release(session) => query.push(("release", session.clone())),
         }
-        let answer = self
+        let sent = self
             .send(Method::PUT, "kv", &path, &query, Some(value.to_vec()), None)
-            .await?;
+            .await;
+        let answer = match (sent, mode) {
+            // Consul answers 500 "invalid session" when the acquiring or releasing session
+            // does not exist; that is permanent for this session id.
+            (
+                Err(Error::Unavailable { message, .. }),
+                WriteMode::Acquire(session) | WriteMode::Release(session),
+            ) if message.contains("invalid session") => {
+                return Err(Error::SessionNotFound {
+                    id: session.clone(),
+                });
+            }
+            (sent, _) => sent?,
+        };
         decode_bool(&path, key, answer)
     }
 
@@ -747,12 +760,23 @@ impl ConsulClient {
     }
 
     /// Runs `ops` in consecutive transactions of at most [`ConsulClient::txn_max_ops`]
-    /// operations. NOTE: only each batch is atomic, so put operations that must apply
-    /// together in one call to [`ConsulClient::txn`] instead.
+    /// operations, halving a batch that the server still rejects as too large (HTTP 413).
+    /// NOTE: only each batch is atomic, so put operations that must apply together in one
+    /// call to [`ConsulClient::txn`] instead.
     pub async fn txn_batched(&self, ops: &[TxnOp]) -> Result<Vec<KvPair>> {
         let mut pairs = Vec::new();
-        for batch in ops.chunks(self.config.txn_max_ops.max(1)) {
-            pairs.extend(self.txn(batch).await?);
+        let mut pending: Vec<&[TxnOp]> = ops.chunks(self.config.txn_max_ops.max(1)).rev().collect();
+        while let Some(batch) = pending.pop() {
+            match self.txn(batch).await {
+                Ok(results) => pairs.extend(results),
+                Err(Error::TooLarge { message, .. }) if batch.len() > 1 => {
+                    tracing::debug!(ops = batch.len(), %message, "consul transaction too large; splitting it");
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    pending.push(second);
+                    pending.push(first);
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(pairs)
     }

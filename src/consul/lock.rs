@@ -68,6 +68,8 @@ struct Shared {
     state: Mutex<LockState>,
     leader_tx: watch::Sender<bool>,
     session_changed: tokio::sync::Notify,
+    /// Wakes the renewal task to create a new session at once.
+    session_lost: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -124,6 +126,7 @@ impl LeaderLock {
             state: Mutex::new(LockState::default()),
             leader_tx: watch::channel(false).0,
             session_changed: tokio::sync::Notify::new(),
+            session_lost: tokio::sync::Notify::new(),
         });
         let session = create_session(&client, &config).await?;
         {
@@ -245,7 +248,10 @@ async fn renew_loop(
         tokio::select! {
             // Shutdown releases the key itself.
             _ = cancel.cancelled() => return,
+            // Time to renew, or to retry after a failure.
             _ = tokio::time::sleep(delay) => {}
+            // The acquire task found the session gone: replace it now.
+            _ = shared.session_lost.notified() => {}
         }
 
         let session = shared.lock().session.clone();
@@ -366,6 +372,19 @@ async fn acquire_loop(
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(config.retry_interval) => {}
                     }
+                }
+                Err(Error::SessionNotFound { id }) => {
+                    tracing::warn!(key = %config.key, session = %id, "leader session is gone; creating a new one");
+                    let mut state = shared.lock();
+                    if state.session.as_deref() == Some(id.as_str()) {
+                        state.session = None;
+                        state.holds_key = false;
+                        state.renewed_until = None;
+                    }
+                    drop(state);
+                    shared.publish(&config.key);
+                    shared.session_lost.notify_one();
+                    index = 0;
                 }
                 Err(error) => {
                     tracing::warn!(key = %config.key, %error, "failed to acquire the leader key");

@@ -1077,3 +1077,108 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
     }
     consul.shutdown().await;
 }
+
+/// Counts KV requests so a test can see that a watch woke up without yielding.
+#[derive(Default)]
+struct KvRequestCounter(std::sync::atomic::AtomicUsize);
+
+impl steward::consul::RequestObserver for KvRequestCounter {
+    fn observe(&self, endpoint: &'static str, _: &reqwest::Method, _: Option<u16>, _: Duration) {
+        if endpoint == "kv" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_ignores_index_churn() {
+    let (consul, client) = start().await;
+    let counter = std::sync::Arc::new(KvRequestCounter::default());
+    let watched = client.clone().with_observer(counter.clone());
+    let mut watch = KvWatch::new(watched, WatchTarget::Prefix("empty/".into()), fast_watch());
+    let first = tokio::time::timeout(GUARD, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.pairs.is_empty());
+
+    // An empty prefix reports the whole table's index, so writes elsewhere wake the watch
+    // with unchanged data. It must keep waiting instead of yielding a snapshot.
+    let next = tokio::spawn(async move { tokio::time::timeout(GUARD, watch.next()).await });
+    for i in 0..3 {
+        let before = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+        client
+            .kv_put(&format!("churn/{i}"), b"x", None, &WriteMode::Plain)
+            .await
+            .unwrap();
+        tokio::time::timeout(GUARD, async {
+            while counter.0.load(std::sync::atomic::Ordering::SeqCst) <= before {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    assert!(
+        !next.is_finished(),
+        "index churn alone must not yield a snapshot"
+    );
+
+    client
+        .kv_put("empty/real", b"1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let snapshot = next.await.unwrap().unwrap().unwrap();
+    let keys: Vec<&str> = snapshot.pairs.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["empty/real"]);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn batched_txn_splits_on_too_large() {
+    let (old, _) = start_with(ConsulEmulatorConfig {
+        txn_max_ops: 64,
+        ..Default::default()
+    })
+    .await;
+    // A client that assumes Consul 1.14 or later (128 ops) against a server that takes 64.
+    let mut config = steward::consul::ClientConfig::new(old.url());
+    config.txn_max_ops = 128;
+    let client = ConsulClient::new(config).unwrap();
+    let ops: Vec<TxnOp> = (0..100)
+        .map(|i| TxnOp::Set {
+            key: format!("split/{i}"),
+            value: b"v".to_vec(),
+            flags: 0,
+        })
+        .collect();
+    let results = client.txn_batched(&ops).await.unwrap();
+    assert_eq!(results.len(), 100);
+    assert_eq!(
+        client
+            .kv_keys("split/", None, &QueryOptions::default())
+            .await
+            .unwrap()
+            .0
+            .len(),
+        100
+    );
+    old.shutdown().await;
+}
+
+#[tokio::test]
+async fn acquire_with_unknown_session_is_permanent() {
+    let (consul, client) = start().await;
+    let error = client
+        .kv_put(
+            "lk",
+            b"v",
+            None,
+            &WriteMode::Acquire("00000000-0000-0000-0000-000000000000".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::SessionNotFound { .. }), "{error:?}");
+    assert!(!error.is_retryable());
+    consul.shutdown().await;
+}
