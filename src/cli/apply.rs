@@ -39,7 +39,7 @@ pub struct Args {
     pub consul: ConsulArgs,
 }
 
-/// What applying one object does.
+/// The effect of applying one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Created,
@@ -98,7 +98,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// One line per object, kubectl style: `pool/web created`.
+    /// Formats one line per object, kubectl style: `pool/web created`.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let suffix = if dry_run { " (dry run)" } else { "" };
         self.changes
@@ -213,7 +213,7 @@ pub async fn execute(client: &ConsulClient, plan: &Plan) -> CliResult {
         return Ok(());
     }
     let single = ops.len() <= client.txn_max_ops();
-    // NOTE: more writes than one transaction holds go out in several transactions, and only
+    // NOTE: more writes than fit in one transaction go out in several transactions, and only
     // each batch is atomic then. Every write still checks its ModifyIndex.
     let result = if single {
         client.txn(&ops).await

@@ -22,7 +22,7 @@ pub async fn run(args: Args) -> CliResult {
     match args.command {
         Some(DevCommand::Consul(consul)) => dev_consul::run(consul).await,
         // TODO: plain `steward dev` runs the emulated Consul and Nomad, the traffic replay and
-        // the controller together; until that exists, it asks for a subcommand.
+        // the controller together; until that exists, it requires a subcommand.
         None => Err(CliError::usage(anyhow::anyhow!(
             "`steward dev` without a subcommand is not available yet; run `steward dev consul`"
         ))),

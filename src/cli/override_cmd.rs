@@ -45,7 +45,7 @@ pub struct SetArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<jiff::Timestamp>,
 
-    /// Why the count is pinned.
+    /// The reason for pinning the count.
     #[arg(long)]
     pub reason: String,
 
@@ -53,7 +53,7 @@ pub struct SetArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Who sets the override; defaults to $USER.
+    /// The person or system setting the override (default: $USER).
     #[arg(long)]
     pub by: Option<String>,
 

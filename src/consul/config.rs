@@ -139,7 +139,7 @@ impl ConsulArgs {
         ConsulClient::new(self.to_config()?)
     }
 
-    /// The key layout under `--prefix`.
+    /// Returns the key layout under `--prefix`.
     pub fn keys(&self) -> Result<Keys, Error> {
         Keys::new(&self.prefix)
     }
@@ -252,9 +252,9 @@ mod tests {
     fn debug_output_redacts_token() {
         let mut args = ConsulArgs::for_addr("127.0.0.1:8500");
         args.token = Some("s3cr3t-value".to_string());
-        let shown = format!("{args:?} {:?}", args.to_config().unwrap());
-        assert!(!shown.contains("s3cr3t-value"), "{shown}");
-        assert!(shown.contains("redacted"));
+        let debug_output = format!("{args:?} {:?}", args.to_config().unwrap());
+        assert!(!debug_output.contains("s3cr3t-value"), "{debug_output}");
+        assert!(debug_output.contains("redacted"));
     }
 
     #[test]

@@ -158,13 +158,13 @@ impl LeaderLock {
         })
     }
 
-    /// Whether this process leads now: the key shows its session and the session was renewed
+    /// Returns whether this process leads now: the key shows its session and the session was renewed
     /// less than one TTL ago. Check it right before every write that only the leader may do.
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader()
     }
 
-    /// A receiver that changes when leadership is gained or lost. NOTE: a TTL that runs out
+    /// Returns a receiver that changes when leadership is gained or lost. NOTE: a TTL that runs out
     /// without a failed renewal shows here only after the next renewal attempt, while
     /// [`LeaderLock::is_leader`] turns false at once.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
@@ -178,12 +178,12 @@ impl LeaderLock {
         let _ = rx.wait_for(|leader| *leader).await;
     }
 
-    /// The current session id, if one exists.
+    /// Returns the current session id, if one exists.
     pub fn session_id(&self) -> Option<String> {
         self.shared.lock().session.clone()
     }
 
-    /// The holder value stored in the key, if any: who leads now.
+    /// Reads the holder value stored in the key, which names the current leader, if any.
     pub async fn current_holder(&self) -> Result<Option<String>> {
         let pair = self.client.kv_get(&self.config.key).await?;
         Ok(pair

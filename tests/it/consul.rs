@@ -914,7 +914,7 @@ async fn watch_survives_unavailable_and_restore() {
         .unwrap();
     assert_eq!(grown.pairs.len(), 2);
 
-    // While the server answers 503, the watch retries; it then sees the write made after.
+    // While the server returns 503, the watch retries, and then it sees the later write.
     let outage = post(
         &format!("{}/_sim/unavailable", consul.url()),
         r#"{"seconds": 1}"#,
@@ -1026,7 +1026,7 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
         assert_eq!(sessions[0].lock_delay, 15_000_000_000, "{name}");
     }
 
-    // The emulator's answers carry the fixtures' field names.
+    // The emulator's responses carry the fixtures' field names.
     let id = client
         .session_create(&SessionRequest {
             ttl: Some(Duration::from_secs(30)),

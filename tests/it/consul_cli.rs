@@ -20,7 +20,7 @@ async fn start() -> (RunningConsul, ConsulClient) {
     (consul, client)
 }
 
-/// The example pool, renamed to `name` and set to `version`.
+/// Returns the example pool, renamed to `name` and set to `version`.
 fn pool_yaml(name: &str, version: &str) -> String {
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pools/face-match.yaml"),

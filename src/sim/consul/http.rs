@@ -25,13 +25,13 @@ use super::{ConsulEmulatorConfig, StartError};
 /// Largest KV value and transaction body: Consul's `kv_max_value_size` default, 512 KiB.
 pub(crate) const MAX_VALUE_SIZE: usize = 512 * 1024;
 
-/// Longest blocking wait, Consul's `max_query_time` default.
+/// Maximum blocking wait, Consul's `max_query_time` default.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// Blocking wait when the request gives `index` without `wait`.
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
-/// Longest session TTL Consul accepts.
+/// Maximum session TTL that Consul accepts.
 const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
 
 /// State shared by the handlers.
@@ -141,12 +141,12 @@ impl Shared {
             tokio::select! {
                 // Any commit may have moved this query's index.
                 _ = changed.changed() => {}
-                // A restore abandons the old state: answer at once with whatever is there.
+                // A restore abandons the old state, so return at once with whatever is there.
                 _ = abandoned.changed() => {
                     let (index, value) = read(&lock(&self.store));
                     return (index.max(1), value);
                 }
-                // The wait ran out: answer with the unchanged result.
+                // The wait ran out, so return the unchanged result.
                 _ = tokio::time::sleep_until(deadline) => return (index, value),
                 // The server is stopping: let graceful shutdown finish.
                 _ = self.cancel.cancelled() => return (index, value),
@@ -260,7 +260,7 @@ pub(crate) fn text(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// The headers every Consul read carries.
+/// Builds the headers that every Consul read carries.
 pub(crate) fn meta_headers(index: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("x-consul-index", HeaderValue::from(index));
@@ -278,7 +278,7 @@ pub(crate) fn json_with_index(status: StatusCode, index: u64, body: &Value) -> R
     (status, headers, body.to_string()).into_response()
 }
 
-/// An entry in Consul's JSON form. `with_value: false` gives `"Value": null`, as txn results
+/// Converts an entry to Consul's JSON form. `with_value: false` gives `"Value": null`, as txn results
 /// do for every verb except `get` and `get-tree`.
 pub(crate) fn entry_json(entry: &Entry, with_value: bool) -> Value {
     let value = if with_value && !entry.value.is_empty() {
@@ -362,7 +362,7 @@ struct BlockingParams {
     wait: Duration,
 }
 
-/// A 400 answer with Consul's plain-text message.
+/// A 400 response with Consul's plain-text message.
 struct BadRequest(String);
 
 impl IntoResponse for BadRequest {

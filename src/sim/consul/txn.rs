@@ -34,8 +34,8 @@ struct KvOp {
     session: String,
 }
 
-/// Runs one op on `store`. Returns the result entries (`Some(with_value)` tells whether the
-/// value is shown) or the `What` text of the failure.
+/// Runs one operation on `store`. Returns the result entries, each with a flag that is true
+/// when the value is shown, or the `What` text of the failure.
 fn apply(
     store: &mut Store,
     op: &KvOp,
