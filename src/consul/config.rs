@@ -44,8 +44,8 @@ pub struct ConsulArgs {
     #[arg(long = "consul-client-key", env = "CONSUL_CLIENT_KEY")]
     pub client_key: Option<PathBuf>,
 
-    /// Use HTTPS when the address has no scheme (`true` or `false`).
-    #[arg(long = "consul-http-ssl", env = "CONSUL_HTTP_SSL")]
+    /// Use HTTPS when the address has no scheme (`true`, `false`, `1` or `0`).
+    #[arg(long = "consul-http-ssl", env = "CONSUL_HTTP_SSL", value_parser = clap::builder::BoolishValueParser::new())]
     pub http_ssl: Option<bool>,
 
     /// Key prefix under which Steward keeps its objects.

@@ -510,3 +510,57 @@ async fn dev_consul_serves_kv() {
     child.wait().unwrap();
     assert!(written.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_settings_come_from_environment() {
+    let config = ConsulEmulatorConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        acl_token: Some("mgmt-token".into()),
+        ..ConsulEmulatorConfig::default()
+    };
+    let consul = ConsulEmulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write_file(dir.path(), "token", "mgmt-token\n");
+
+    let run = |envs: Vec<(&'static str, String)>| {
+        let addr = consul.addr().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut command = assert_cmd::Command::cargo_bin("steward").unwrap();
+            command
+                .args(["get"])
+                .env("CONSUL_HTTP_ADDR", format!("http://{addr}"))
+                .env_remove("CONSUL_HTTP_TOKEN")
+                .env_remove("CONSUL_HTTP_TOKEN_FILE");
+            for (name, value) in envs {
+                command.env(name, value);
+            }
+            command.output().unwrap()
+        })
+    };
+
+    let denied = run(vec![]).await.unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        stderr(&denied).contains("permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+
+    let with_token = run(vec![("CONSUL_HTTP_TOKEN", "mgmt-token".to_string())])
+        .await
+        .unwrap();
+    assert!(with_token.status.success(), "{}", stderr(&with_token));
+
+    let with_file = run(vec![(
+        "CONSUL_HTTP_TOKEN_FILE",
+        token_file.to_str().unwrap().to_string(),
+    )])
+    .await
+    .unwrap();
+    assert!(with_file.status.success(), "{}", stderr(&with_file));
+    assert!(
+        !stderr(&with_file).contains("mgmt-token"),
+        "the token is never printed"
+    );
+    consul.shutdown().await;
+}

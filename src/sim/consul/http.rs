@@ -31,6 +31,9 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 /// Blocking wait when the request gives `index` without `wait`.
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
+/// Maximum lock delay; Consul clamps longer ones to this.
+const MAX_LOCK_DELAY_NS: u64 = 60_000_000_000;
+
 /// Maximum session TTL that Consul accepts.
 const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
 
@@ -266,6 +269,10 @@ pub(crate) fn meta_headers(index: u64) -> HeaderMap {
     headers.insert("x-consul-index", HeaderValue::from(index));
     headers.insert("x-consul-knownleader", HeaderValue::from_static("true"));
     headers.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+    headers.insert(
+        "x-consul-effective-consistency",
+        HeaderValue::from_static("leader"),
+    );
     headers
 }
 
@@ -474,6 +481,12 @@ async fn kv_get(
         Ok(key) => key,
         Err(bad) => return bad.into_response(),
     };
+    if has(&params, "stale") && has(&params, "consistent") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Cannot specify ?stale with ?consistent, conflicting semantics.",
+        );
+    }
     let keys = has(&params, "keys");
     let recurse = has(&params, "recurse") || keys;
     if key.is_empty() && !recurse {
@@ -684,10 +697,10 @@ fn lock_delay_from_json(value: &Value) -> Result<u64, String> {
         Value::Number(n) => {
             let n = n.as_u64().ok_or_else(|| format!("invalid LockDelay {n}"))?;
             // A number below 1000 is seconds, anything larger nanoseconds.
-            Ok(if n < 1000 { n * 1_000_000_000 } else { n })
+            Ok(if n < 1000 { n * 1_000_000_000 } else { n }.min(MAX_LOCK_DELAY_NS))
         }
         Value::String(s) => parse_go_duration(s)
-            .map(|d| d.as_nanos() as u64)
+            .map(|d| (d.as_nanos() as u64).min(MAX_LOCK_DELAY_NS))
             .ok_or_else(|| format!("invalid LockDelay {s:?}")),
         Value::Null => Ok(15_000_000_000),
         other => Err(format!("invalid LockDelay {other}")),
