@@ -2,8 +2,9 @@
 //!
 //! A [`LeaderLock`] creates a session with a TTL and a lock delay, tries to acquire the leader
 //! key with the holder's identity as value, renews the session at TTL/2 and watches the key.
-//! It counts as leader only while the key shows its session and the last renewal is younger
-//! than the TTL. When the session is lost, a new one is created and the acquire starts over.
+//! It counts as leader only while the key shows its session and the last renewal succeeded
+//! less than one TTL ago. A failed renewal ends leadership until a renewal succeeds. When the
+//! session is lost, a new one is created and the acquire starts over.
 //!
 //! ```text
 //!   Follower ── acquire returns true ──► Leader
@@ -158,8 +159,9 @@ impl LeaderLock {
         })
     }
 
-    /// Returns whether this process leads now: the key shows its session and the session was renewed
-    /// less than one TTL ago. Check it right before every write that only the leader may do.
+    /// Returns whether this process leads now: the key shows its session, and the last renewal
+    /// succeeded less than one TTL ago. Check it right before every write that only the leader
+    /// may do.
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader()
     }
@@ -286,6 +288,9 @@ async fn renew_loop(
                 delay = Duration::ZERO;
             }
             Err(error) => {
+                // Without a renewal this process cannot prove that its session is alive, so
+                // it stops leading until a renewal succeeds again.
+                shared.lock().renewed_until = None;
                 delay = backoff.next_delay();
                 tracing::warn!(key = %config.key, %error, ?delay, "failed to renew leader session");
             }

@@ -1182,3 +1182,42 @@ async fn acquire_with_unknown_session_is_permanent() {
     assert!(!error.is_retryable());
     consul.shutdown().await;
 }
+
+#[tokio::test]
+async fn leader_lock_steps_down_when_renewal_fails() {
+    let (consul, client) = start_with(fast_sessions()).await;
+    let config = LeaderLockConfig {
+        ttl: Duration::from_secs(2),
+        lock_delay: Duration::ZERO,
+        wait: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(50),
+        ..LeaderLockConfig::new("steward/leader", "solo")
+    };
+    let lock = LeaderLock::start(client.clone(), config).await.unwrap();
+    tokio::time::timeout(GUARD, lock.wait_for_leadership())
+        .await
+        .unwrap();
+    let mut events = lock.subscribe();
+
+    // The outage outlasts TTL/2, so at least one renewal fails inside it.
+    post(
+        &format!("{}/_sim/unavailable", consul.url()),
+        r#"{"seconds": 3}"#,
+    )
+    .await;
+    tokio::time::timeout(GUARD, events.wait_for(|leader| !*leader))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!lock.is_leader(), "a failed renewal ends leadership");
+
+    // After the outage the lock renews or replaces its session and leads again.
+    tokio::time::timeout(GUARD, lock.wait_for_leadership())
+        .await
+        .unwrap();
+    assert!(lock.is_leader());
+    let holder = lock.current_holder().await.unwrap();
+    assert_eq!(holder.as_deref(), Some("solo"));
+    lock.shutdown().await.unwrap();
+    consul.shutdown().await;
+}
