@@ -1061,6 +1061,38 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
             .unwrap();
     assert_eq!(field_names(&emu_session[0]), field_names(&real_session[0]));
 
+    let renewed: serde_json::Value = reqwest::Client::new()
+        .put(format!("{}/v1/session/renew/{id}", consul.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let real_renewed: serde_json::Value =
+        serde_json::from_str(&fixture("session-renew-response.json")).unwrap();
+    assert_eq!(field_names(&renewed[0]), field_names(&real_renewed[0]));
+    let listed: serde_json::Value = reqwest::get(format!("{}/v1/session/list", consul.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let real_listed: serde_json::Value =
+        serde_json::from_str(&fixture("session-list-no-ttl.json")).unwrap();
+    assert_eq!(field_names(&listed[0]), field_names(&real_listed[0]));
+
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/kv/web/bar", consul.url()))
+        .body("x")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(put, fixture("kv-put-response.json").trim());
+
     let request_minimal = fixture("session-create-request-minimal.json");
     let request_full = fixture("session-create-request.json");
     for body in [request_minimal, request_full] {
@@ -1219,5 +1251,47 @@ async fn leader_lock_steps_down_when_renewal_fails() {
     let holder = lock.current_holder().await.unwrap();
     assert_eq!(holder.as_deref(), Some("solo"));
     lock.shutdown().await.unwrap();
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn key_watch_streams_changes() {
+    use futures::StreamExt as _;
+
+    let (consul, client) = start().await;
+    let watch = KvWatch::new(
+        client.clone(),
+        WatchTarget::Key("one/key".into()),
+        fast_watch(),
+    );
+    let mut stream = Box::pin(watch.into_stream());
+
+    let absent = tokio::time::timeout(GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(absent.pairs.is_empty());
+
+    client
+        .kv_put("one/key", b"v1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let written = tokio::time::timeout(GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(written.pairs.len(), 1);
+    assert_eq!(written.pairs[0].value, b"v1");
+
+    client.kv_delete("one/key", None).await.unwrap();
+    let deleted = tokio::time::timeout(GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(deleted.pairs.is_empty());
+    assert!(deleted.index > written.index);
     consul.shutdown().await;
 }
