@@ -1295,3 +1295,102 @@ async fn key_watch_streams_changes() {
     assert!(deleted.index > written.index);
     consul.shutdown().await;
 }
+
+/// Serves one HTTPS request on loopback with the test certificates, requiring a client
+/// certificate signed by the test CA, and replies as `/v1/status/leader` does.
+async fn serve_one_tls_request() -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/consul_tls");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
+            .build()
+            .unwrap();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = tls.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "the client closed the connection early");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        let body = "\"127.0.0.1:8300\"";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(response.as_bytes()).await.unwrap();
+        tls.shutdown().await.unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn tls_settings_verify_server_and_present_client_cert() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/consul_tls");
+    let (addr, server) = serve_one_tls_request().await;
+
+    // The address has no scheme, so CONSUL_HTTP_SSL selects https.
+    let mut args = steward::consul::ConsulArgs::for_addr(addr.to_string());
+    args.http_ssl = Some(true);
+    args.ca_cert = Some(dir.join("ca.pem"));
+    args.client_cert = Some(dir.join("client.pem"));
+    args.client_key = Some(dir.join("client.key"));
+    args.token = Some("tls-token".into());
+    let client = args.client().unwrap();
+    assert!(client.base_url().starts_with("https://"));
+
+    let leader = tokio::time::timeout(GUARD, client.status_leader())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(leader, "127.0.0.1:8300");
+    let request = server.await.unwrap();
+    assert!(request.starts_with("GET /v1/status/leader "), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("x-consul-token: tls-token"),
+        "{request}"
+    );
+}
+
+#[tokio::test]
+async fn tls_without_ca_rejects_unknown_server() {
+    let (addr, server) = serve_one_tls_request().await;
+    let client = ConsulClient::for_url(format!("https://{addr}")).unwrap();
+    let error = tokio::time::timeout(GUARD, client.status_leader())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Unavailable { status: None, .. }),
+        "{error:?}"
+    );
+    server.abort();
+}
