@@ -970,8 +970,9 @@ async fn watch_survives_unavailable_and_restore() {
 #[tokio::test]
 async fn data_dir_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet is created on start.
     let config = || ConsulEmulatorConfig {
-        data_dir: Some(dir.path().to_path_buf()),
+        data_dir: Some(dir.path().join("consul")),
         ..Default::default()
     };
 
@@ -986,7 +987,8 @@ async fn data_dir_keeps_state_across_restarts() {
     let (consul, client) = start_with(config()).await;
     assert_eq!(client.kv_get("keep/me").await.unwrap().unwrap(), before);
     consul.shutdown().await;
-    assert!(!dir.path().join("state.json.tmp").exists());
+    assert!(dir.path().join("consul/state.json").exists());
+    assert!(!dir.path().join("consul/state.json.tmp").exists());
 }
 
 fn fixture(name: &str) -> String {

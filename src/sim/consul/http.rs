@@ -64,6 +64,12 @@ impl Shared {
         cancel: CancellationToken,
     ) -> Result<Self, StartError> {
         let mut data = Data::default();
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir).map_err(|e| StartError::LoadState {
+                path: dir.clone(),
+                message: format!("failed to create the data directory: {e}"),
+            })?;
+        }
         if let Some(path) = state_path(&config) {
             match std::fs::read(&path) {
                 Ok(bytes) => {
