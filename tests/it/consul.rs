@@ -992,7 +992,10 @@ async fn data_dir_keeps_state_across_restarts() {
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("/work/shared/fixtures/consul/{name}")).unwrap()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/consul_fixtures")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
 }
 
 fn field_names(value: &serde_json::Value) -> Vec<String> {
@@ -1015,6 +1018,14 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
         assert!(pair.session.is_some(), "{name}");
         assert!(!pair.value.is_empty(), "{name}");
     }
+    let locked: Vec<WireKvPair> =
+        serde_json::from_str(&fixture("kv-leader-key-locked.json")).unwrap();
+    let holder = steward::consul::KvPair::try_from(locked[0].clone()).unwrap();
+    let acquire_value: serde_json::Value =
+        serde_json::from_str(&fixture("kv-leader-acquire-value.json")).unwrap();
+    let holder_value: serde_json::Value = serde_json::from_slice(&holder.value).unwrap();
+    assert!(holder_value.get("Node").is_some() && acquire_value.get("Node").is_some());
+
     let keys: Vec<String> = serde_json::from_str(&fixture("kv-keys-response.json")).unwrap();
     assert_eq!(keys.len(), 3);
     assert!(serde_json::from_str::<bool>(&fixture("kv-put-response.json")).unwrap());
