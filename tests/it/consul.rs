@@ -748,10 +748,22 @@ async fn delete_behavior_removes_locked_keys() {
 
 #[tokio::test]
 async fn leader_lock_hands_over_when_session_destroyed() {
+    hand_over_after_destroy(Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn leader_lock_hands_over_after_lock_delay() {
+    // Acquires inside the delay return false, so the lock must retry until it ends.
+    hand_over_after_destroy(Duration::from_secs(1)).await;
+}
+
+/// Starts two leader locks, destroys the leader's session, and checks that exactly one of
+/// them leads afterwards and that a release hands leadership to the other.
+async fn hand_over_after_destroy(lock_delay: Duration) {
     let (consul, client) = start_with(fast_sessions()).await;
     let config = |holder: &str| LeaderLockConfig {
         ttl: Duration::from_secs(2),
-        lock_delay: Duration::ZERO,
+        lock_delay,
         wait: Duration::from_secs(5),
         retry_interval: Duration::from_millis(50),
         ..LeaderLockConfig::new("steward/leader", holder)
