@@ -1419,3 +1419,83 @@ async fn tls_without_ca_rejects_unknown_server() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn watch_resyncs_quietly_when_index_drops() {
+    let (consul, client) = start().await;
+    client
+        .kv_put("drop/a", b"1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    client
+        .kv_put("drop/b", b"2", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let counter = std::sync::Arc::new(KvRequestCounter::default());
+    let config = WatchConfig {
+        wait: Duration::from_millis(300),
+        ..fast_watch()
+    };
+    let mut watch = KvWatch::new(
+        client.clone().with_observer(counter.clone()),
+        WatchTarget::Prefix("drop/".into()),
+        config,
+    );
+    assert_eq!(
+        tokio::time::timeout(GUARD, watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .pairs
+            .len(),
+        2
+    );
+
+    // Deleting the newest key leaves a tombstone that holds the list index up.
+    client.kv_delete("drop/b", None).await.unwrap();
+    let after_delete = tokio::time::timeout(GUARD, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after_delete.pairs.len(), 1);
+
+    // Reaping it makes the list index drop below the one the watch blocks on. The watch
+    // must reset and re-read, and the unchanged data must not count as a change.
+    post(&format!("{}/_sim/reap-tombstones", consul.url()), "").await;
+    let (_, dropped) = client
+        .kv_list("drop/", &QueryOptions::default())
+        .await
+        .unwrap();
+    assert!(dropped.index < after_delete.index);
+    let next =
+        tokio::spawn(async move { (tokio::time::timeout(GUARD, watch.next()).await, watch) });
+    let before = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::timeout(GUARD, async {
+        // The blocking read times out with the lower index, then the resync read and a new
+        // blocking read follow.
+        while counter.0.load(std::sync::atomic::Ordering::SeqCst) < before + 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !next.is_finished(),
+        "a resync with unchanged data yields nothing"
+    );
+
+    client
+        .kv_put("drop/c", b"3", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let (changed, _watch) = next.await.unwrap();
+    let keys: Vec<String> = changed
+        .unwrap()
+        .unwrap()
+        .pairs
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(keys, ["drop/a", "drop/c"]);
+    consul.shutdown().await;
+}
