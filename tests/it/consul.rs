@@ -926,7 +926,7 @@ async fn watch_survives_unavailable_and_restore() {
         .unwrap();
     assert_eq!(grown.pairs.len(), 2);
 
-    // While the server returns 503, the watch retries, and then it sees the later write.
+    // While the server returns 503, the watch retries, and then it reports the later write.
     let outage = post(
         &format!("{}/_sim/unavailable", consul.url()),
         r#"{"seconds": 1}"#,
@@ -1451,7 +1451,7 @@ async fn watch_resyncs_quietly_when_index_drops() {
         2
     );
 
-    // Deleting the newest key leaves a tombstone that holds the list index up.
+    // Deleting the newest key leaves a tombstone that keeps the list index at the delete.
     client.kv_delete("drop/b", None).await.unwrap();
     let after_delete = tokio::time::timeout(GUARD, watch.next())
         .await
