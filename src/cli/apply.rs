@@ -162,8 +162,8 @@ pub async fn plan(
                 )
             }
             Document::Override(item) => {
-                // An override of a pool in the same input was checked when loading; one of a
-                // pool that only Consul holds is checked against the stored pool here.
+                // Loading checked overrides against pools in the same input. An override of a pool
+                // that exists only in Consul is checked against the stored pool here.
                 let stored_pool = pools.get(&name).and_then(|p| p.object.as_ref().ok());
                 if let (false, Some(pool)) = (input_pools.contains(name.as_str()), stored_pool) {
                     for error in spec::validate_override_for_pool(item, pool) {
