@@ -1,1 +1,6 @@
-//! The controller runtime: watches, caches, the work queue and leader election.
+//! Runtime: the machinery around reconciles. The work queue lives here; watches over Consul
+//! and Nomad and leader election come next.
+
+pub mod queue;
+
+pub use queue::{QueueConfig, QueueConfigError, WorkQueue};

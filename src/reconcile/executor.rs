@@ -1,0 +1,177 @@
+//! The writes a plan needs, as a trait the Nomad client implements, and [`apply`], which
+//! performs a plan and re-plans on a job modify index conflict.
+
+use std::future::Future;
+
+use tracing::{debug, info, warn};
+
+use super::Error;
+use super::observed::{Observed, ObservedJob};
+use super::plan::{Action, Plan};
+use super::render::JobKey;
+use crate::nomad::Job;
+
+/// Maximum re-plans after a conflicting job modify index. Each conflict means another writer
+/// changed the job in between. Three in a row point at a writer that fights Steward, and the
+/// work queue's backoff handles that better than a tight loop.
+pub const MAX_CONFLICT_RETRIES: u32 = 3;
+
+/// A failed write to Nomad.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// The job's `JobModifyIndex` is no longer `expected` (Nomad returns 500 with
+    /// "Enforcing job modify index"). Retryable after re-reading the job.
+    #[error("job modify index {expected} is stale: {message}")]
+    Conflict { expected: u64, message: String },
+
+    /// Nomad refused a scale because a deployment is active. Retryable once it ends.
+    #[error("scaling blocked by an active deployment")]
+    DeploymentActive,
+
+    /// The job does not exist. Retryable: the next reconcile creates it.
+    #[error("job not found")]
+    NotFound,
+
+    /// Nomad could not be reached or returned 5xx. Retryable.
+    #[error("Nomad unavailable: {0}")]
+    Unavailable(String),
+
+    /// Nomad rejected the request (4xx other than the above). Permanent until the pool or
+    /// the cluster changes.
+    #[error("Nomad rejected the request: {0}")]
+    Rejected(String),
+}
+
+impl ExecError {
+    /// Returns whether retrying later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected(_))
+    }
+
+    /// Returns a short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => "conflict",
+            Self::DeploymentActive => "deployment_active",
+            Self::NotFound => "not_found",
+            Self::Unavailable(_) => "unavailable",
+            Self::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// The Nomad operations a plan needs. The Nomad client implements it; tests use fakes.
+///
+/// Implementations map Nomad's responses onto [`ExecError`]: a 500 whose body contains
+/// "Enforcing job modify index" is [`ExecError::Conflict`], and a 400 with "job scaling
+/// blocked due to active deployment" is [`ExecError::DeploymentActive`].
+pub trait Executor: Send + Sync {
+    /// Reads the job, `None` when it does not exist.
+    fn get_job(
+        &self,
+        job: &JobKey,
+    ) -> impl Future<Output = Result<Option<ObservedJob>, ExecError>> + Send;
+
+    /// Registers `job` with `EnforceIndex` set and `JobModifyIndex = enforce_index` (0 to
+    /// create only).
+    fn register_job(
+        &self,
+        job: &Job,
+        enforce_index: u64,
+        preserve_counts: bool,
+    ) -> impl Future<Output = Result<(), ExecError>> + Send;
+
+    /// Sets one group's count through the scale endpoint with `message` as the event text.
+    fn scale(
+        &self,
+        job: &JobKey,
+        group: &str,
+        count: u32,
+        message: &str,
+    ) -> impl Future<Output = Result<(), ExecError>> + Send;
+
+    /// Stops the job without purging it.
+    fn stop_job(&self, job: &JobKey) -> impl Future<Output = Result<(), ExecError>> + Send;
+}
+
+/// Performs `plan`'s actions in order. On a conflicting job modify index, re-reads the job,
+/// calls `replan` with the refreshed observation, and performs the new plan, at most
+/// [`MAX_CONFLICT_RETRIES`] times. Returns the plan that was carried out.
+///
+/// An active deployment that blocks a scale ends the plan without an error, because the
+/// next reconcile after the deployment scales.
+pub async fn apply<E, F>(
+    executor: &E,
+    mut plan: Plan,
+    mut observed: Observed,
+    mut replan: F,
+) -> Result<Plan, Error>
+where
+    E: Executor,
+    F: FnMut(&Observed) -> Plan,
+{
+    let mut attempt = 0;
+    loop {
+        match perform(executor, &plan).await {
+            Ok(()) => return Ok(plan),
+
+            Err(ExecError::Conflict { expected, message }) => {
+                attempt += 1;
+                warn!(job = %plan.job, expected, attempt, %message, "job changed concurrently, re-planning");
+                if attempt > MAX_CONFLICT_RETRIES {
+                    return Err(Error::ConflictRetriesExhausted {
+                        job: plan.job,
+                        attempts: attempt,
+                    });
+                }
+
+                observed.job =
+                    executor
+                        .get_job(&plan.job)
+                        .await
+                        .map_err(|source| Error::Nomad {
+                            job: plan.job.clone(),
+                            source,
+                        })?;
+                plan = replan(&observed);
+            }
+
+            Err(ExecError::DeploymentActive) => {
+                info!(job = %plan.job, "scale blocked by an active deployment, deferred");
+                return Ok(plan);
+            }
+
+            Err(source) => {
+                return Err(Error::Nomad {
+                    job: plan.job,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError> {
+    for action in &plan.actions {
+        debug!(job = %plan.job, ?action, "applying");
+        match action {
+            Action::CreateJob(job) => executor.register_job(job, 0, false).await?,
+            Action::RegisterJob {
+                job,
+                enforce_index,
+                preserve_counts,
+            } => {
+                executor
+                    .register_job(job, *enforce_index, *preserve_counts)
+                    .await?
+            }
+            Action::Scale {
+                group,
+                count,
+                message,
+            } => executor.scale(&plan.job, group, *count, message).await?,
+            Action::StopJob => executor.stop_job(&plan.job).await?,
+        }
+    }
+    Ok(())
+}
