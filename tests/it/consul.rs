@@ -1139,9 +1139,10 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
 #[derive(Default)]
 struct KvRequestCounter(std::sync::atomic::AtomicUsize);
 
-impl steward::consul::RequestObserver for KvRequestCounter {
-    fn observe(&self, endpoint: &'static str, _: &reqwest::Method, _: Option<u16>, _: Duration) {
-        if endpoint == "kv" {
+impl steward::telemetry::RequestObserver for KvRequestCounter {
+    fn observe(&self, system: &str, endpoint: &str, _status: u16, _seconds: f64) {
+        assert_eq!(system, "consul");
+        if endpoint == "/v1/kv/:key" {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
@@ -1497,5 +1498,41 @@ async fn watch_resyncs_quietly_when_index_drops() {
         .map(|p| p.key)
         .collect();
     assert_eq!(keys, ["drop/a", "drop/c"]);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_requests_reach_controller_metrics() {
+    let (consul, client) = start().await;
+    let metrics = std::sync::Arc::new(steward::telemetry::Metrics::new());
+    let observed = client.with_observer(metrics.clone());
+    observed
+        .kv_put("m/k", b"v", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    observed.kv_get("m/k").await.unwrap();
+    observed.kv_get("m/missing").await.unwrap();
+
+    let text = metrics.encode();
+    let kv_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains(r#"system="consul""#)
+                && l.contains(r#"endpoint="/v1/kv/:key""#)
+                && l.contains("requests_total")
+        })
+        .collect();
+    assert!(
+        kv_lines
+            .iter()
+            .any(|l| l.contains(r#"status="200""#) && l.ends_with(" 2")),
+        "{text}"
+    );
+    assert!(
+        kv_lines
+            .iter()
+            .any(|l| l.contains(r#"status="404""#) && l.ends_with(" 1")),
+        "{text}"
+    );
     consul.shutdown().await;
 }
