@@ -607,7 +607,7 @@ impl ConsulClient {
         }
     }
 
-    /// Writes `value` under `key`. Returns Consul's answer: always `true` for a plain write,
+    /// Writes `value` under `key`. Returns Consul's result: always `true` for a plain write,
     /// and whether the CAS, acquire or release succeeded otherwise. An unchanged value moves
     /// no ModifyIndex and wakes no watcher.
     pub async fn kv_put(
