@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::config::ClientConfig;
+use super::duration::format_go_duration;
 use super::error::{Error, Result, TxnError};
 use super::keys::{encode_key_path, validate_key};
 use crate::telemetry::RequestObserver;
@@ -288,12 +289,8 @@ pub struct SessionInfo {
 impl SessionInfo {
     /// Returns the TTL as a duration, if the session has one and it parses.
     pub fn ttl_duration(&self) -> Option<Duration> {
-        crate::sim::consul::parse_go_duration(&self.ttl)
+        super::duration::parse_go_duration(&self.ttl)
     }
-}
-
-fn format_go_duration(duration: Duration) -> String {
-    format!("{}ms", duration.as_millis())
 }
 
 /// A Consul HTTP API client. Cheap to clone; clones share the connection pool.

@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod duration;
 mod error;
 pub mod keys;
 mod lock;
@@ -12,6 +13,7 @@ pub use client::{
     TxnOp, WireKvPair, WriteMode,
 };
 pub use config::{ClientConfig, ConsulArgs, Token};
+pub(crate) use duration::parse_go_duration;
 pub use error::{Error, Result, TxnError};
 pub use keys::Keys;
 pub use lock::{LeaderLock, LeaderLockConfig};
