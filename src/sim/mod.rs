@@ -2,6 +2,7 @@
 //! the offline sizing simulator.
 
 pub mod clock;
+pub mod consul;
 pub mod nomad;
 pub mod simulate;
 pub mod traffic;

@@ -1,4 +1,6 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
+mod consul;
+mod consul_cli;
 
 mod autoscale;
 mod nomad_client;
