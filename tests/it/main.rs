@@ -1,2 +1,3 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
 mod nomad_client;
+mod nomad_emu;
