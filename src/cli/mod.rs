@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod dev;
+pub mod dev_nomad;
 pub mod schema;
 
 /// An error at the command line's edge, with the exit status it maps to.
@@ -56,6 +58,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of an object kind.
     Schema(schema::Args),
+    /// Run emulated servers for local work.
+    Dev(dev::Args),
 }
 
 impl Cli {
@@ -63,6 +67,7 @@ impl Cli {
     pub async fn run(self) -> ExitCode {
         let result: CliResult = match self.command {
             Command::Schema(args) => schema::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
