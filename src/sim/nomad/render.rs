@@ -401,3 +401,128 @@ pub fn node_full(node: &SimNode) -> Value {
         "ModifyIndex": node.modify_index,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+    use crate::nomad::model as wire;
+    use crate::sim::nomad::jobs::{RegisterRequest, register};
+    use crate::sim::nomad::lifecycle::tick;
+    use crate::sim::nomad::{NomadEmulatorConfig, build_cluster};
+
+    /// A cluster with one running service job, one blocked group and one deployment.
+    fn busy_cluster() -> Cluster {
+        let config = NomadEmulatorConfig {
+            nodes_per_dc: 2,
+            gpus: 1,
+            ..NomadEmulatorConfig::default()
+        };
+        let mut cluster = build_cluster(&config, 0).expect("valid configuration");
+        let job: crate::nomad::model::Job = serde_json::from_value(json!({
+            "ID": "web",
+            "TaskGroups": [
+                {"Name": "web", "Count": 2, "Tasks": [{"Name": "app", "Driver": "docker",
+                    "Config": {"image": "app:1"}}]},
+                {"Name": "gpu", "Count": 3, "Tasks": [{"Name": "train", "Driver": "docker",
+                    "Config": {"image": "app:1"},
+                    "Resources": {"Devices": [{"Name": "nvidia/gpu"}]}}]}
+            ]
+        }))
+        .expect("valid job");
+        register(
+            &mut cluster,
+            RegisterRequest {
+                job,
+                ..RegisterRequest::default()
+            },
+            0,
+        )
+        .expect("register");
+        for second in 0..60 {
+            tick(&mut cluster, second * 1_000_000_000);
+        }
+        cluster
+    }
+
+    /// Parses a rendered payload with the client's model and returns the fields the model
+    /// does not know, which must be none for the emulator and client to agree on names.
+    fn unknown_fields<T: DeserializeOwned>(
+        value: &Value,
+        extra: impl Fn(&T) -> Vec<String>,
+    ) -> Vec<String> {
+        let parsed: T = serde_json::from_value(value.clone())
+            .unwrap_or_else(|error| panic!("payload does not parse ({error}): {value}"));
+        extra(&parsed)
+    }
+
+    fn keys(map: &serde_json::Map<String, Value>) -> Vec<String> {
+        map.keys().cloned().collect()
+    }
+
+    #[test]
+    fn payloads_use_client_field_names() {
+        let cluster = busy_cluster();
+        let key = ("default".to_owned(), "web".to_owned());
+
+        let alloc = cluster.job_allocs(&key).next().expect("an allocation");
+        assert_eq!(
+            unknown_fields::<wire::AllocListStub>(&alloc_stub(alloc), |a| keys(&a.extra)),
+            Vec::<String>::new()
+        );
+        let full = alloc_full(alloc);
+        let parsed: wire::Allocation = serde_json::from_value(full).expect("allocation parses");
+        assert_eq!(parsed.id, alloc.id);
+        for state in parsed.task_states.iter().flat_map(|states| states.values()) {
+            assert_eq!(keys(&state.extra), Vec::<String>::new());
+            for event in state.events.iter().flatten() {
+                assert_eq!(keys(&event.extra), Vec::<String>::new());
+            }
+        }
+
+        let entry = &cluster.jobs[&key];
+        assert_eq!(
+            unknown_fields::<wire::JobListStub>(&job_stub(&cluster, &key, entry), |j| keys(
+                &j.extra
+            )),
+            Vec::<String>::new()
+        );
+        for evaluation in cluster.evals.values() {
+            let value = eval(evaluation);
+            assert_eq!(
+                unknown_fields::<wire::Evaluation>(&value, |e| keys(&e.extra)),
+                Vec::<String>::new()
+            );
+            let parsed: wire::Evaluation = serde_json::from_value(value).expect("eval parses");
+            for metric in parsed.failed_tg_allocs.iter().flat_map(|m| m.values()) {
+                assert_eq!(keys(&metric.extra), Vec::<String>::new());
+            }
+        }
+        assert!(
+            cluster.evals.values().any(|e| e.status == "blocked"),
+            "the gpu group blocks"
+        );
+
+        for item in cluster.deployments.values() {
+            let value = deployment(item);
+            let parsed: wire::Deployment =
+                serde_json::from_value(value).expect("deployment parses");
+            assert_eq!(keys(&parsed.extra), Vec::<String>::new());
+            for state in parsed.task_groups.values() {
+                assert_eq!(keys(&state.extra), Vec::<String>::new());
+            }
+        }
+        assert!(!cluster.deployments.is_empty());
+
+        for node in cluster.nodes.values() {
+            assert_eq!(
+                unknown_fields::<wire::NodeListStub>(&node_stub(node), |n| keys(&n.extra)),
+                Vec::<String>::new()
+            );
+            let parsed: wire::Node = serde_json::from_value(node_full(node)).expect("node parses");
+            assert_eq!(keys(&parsed.extra), Vec::<String>::new());
+            assert_eq!(parsed.id, node.id);
+        }
+    }
+}
