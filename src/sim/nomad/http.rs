@@ -23,7 +23,7 @@ use super::render;
 use super::state::{Cluster, DeploymentStatus, ImageBehaviour, JobKey, Table};
 use crate::nomad::model::{Job, parse_go_duration};
 
-/// Longest blocking wait Nomad allows (`MaxBlockingRPCQueryTime`), in seconds.
+/// Maximum blocking wait Nomad allows (`MaxBlockingRPCQueryTime`), in seconds.
 pub const MAX_BLOCKING_SECONDS: u64 = 300;
 
 /// State shared by the HTTP handlers and the ticker.
@@ -136,8 +136,8 @@ fn check_available(shared: &Shared) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Serves a blocking read. `read` computes `(index, body)`; the answer waits while the
-/// index is not above `?index=` and the wait has not run out. Only query parameters count.
+/// Serves a blocking read. `read` computes `(index, body)`, and the response waits while
+/// the index is not above `?index=` and the wait has not run out. Only query parameters count.
 async fn blocking(
     shared: &Shared,
     params: &HashMap<String, String>,
@@ -189,7 +189,7 @@ async fn blocking(
         tokio::select! {
             // A table this read depends on moved: read again.
             _ = futures::future::select_all(changes) => {}
-            // The wait ran out: answer with the unchanged data.
+            // The wait ran out: respond with the unchanged data.
             () = tokio::time::sleep_until(deadline) => {}
         }
     }
@@ -250,6 +250,10 @@ pub fn router(shared: AppState) -> Router {
         .route(
             "/v1/job/{id}/scale",
             get(scale_status).post(scale_job).put(scale_job),
+        )
+        .route(
+            "/v1/job/{id}/dispatch",
+            post(dispatch_job).put(dispatch_job),
         )
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/node/{id}", get(read_node))
@@ -650,6 +654,42 @@ async fn scale_job(
     })();
     match result {
         Ok(outcome) => write_response(&outcome),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn dispatch_job(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    let key = job_key(&params, id);
+    let result = (|| {
+        check_available(&shared)?;
+        let value = if body.is_empty() {
+            json!({})
+        } else {
+            parse_body(&body)?
+        };
+        let payload = value
+            .get("Payload")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let meta: BTreeMap<String, String> = value
+            .get("Meta")
+            .and_then(|meta| serde_json::from_value(meta.clone()).ok())
+            .unwrap_or_default();
+        shared.write(|cluster, now| jobs::dispatch(cluster, &key, payload, meta, now))
+    })();
+    match result {
+        Ok((child_id, outcome)) => json_response(
+            outcome.index,
+            &json!({"Index": outcome.index, "JobCreateIndex": outcome.job_modify_index,
+                "EvalCreateIndex": outcome.eval_create_index, "EvalID": outcome.eval_id,
+                "DispatchedJobID": child_id}),
+            false,
+        ),
         Err(error) => error.into_response(),
     }
 }
@@ -1217,7 +1257,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_duration_caps_wait_at_five_minutes_plus_jitter() {
+    fn block_duration_caps_long_wait() {
         let mut rng = rand::rng();
         for _ in 0..100 {
             let waited = block_duration(Some(Duration::from_secs(600)), &mut rng);
@@ -1227,10 +1267,11 @@ mod tests {
     }
 
     #[test]
-    fn block_duration_defaults_missing_wait_to_five_minutes() {
+    fn block_duration_defaults_missing_wait() {
         let waited = block_duration(None, &mut rand::rng());
         assert!(waited >= Duration::from_secs(300));
         let short = block_duration(Some(Duration::from_secs(16)), &mut rand::rng());
-        assert!(short >= Duration::from_secs(16) && short <= Duration::from_secs(17));
+        assert!(short >= Duration::from_secs(16));
+        assert!(short <= Duration::from_secs(17));
     }
 }

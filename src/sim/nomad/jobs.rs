@@ -8,7 +8,7 @@ use http::StatusCode;
 use super::state::{Cluster, JobEntry, JobKey, ScalingEvent, TRACKED_VERSIONS, Table};
 use crate::nomad::model::{Job, MigrateStrategy, NomadDuration, Resources, UpdateStrategy};
 
-/// An error answered as plain text with a status code, as Nomad's HTTP layer does.
+/// An error returned as plain text with a status code, as Nomad's HTTP layer does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
 pub struct ApiError {
@@ -17,7 +17,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 400 error.
+    /// Builds a 400 error.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -25,7 +25,7 @@ impl ApiError {
         }
     }
 
-    /// A 404 error.
+    /// Builds a 404 error.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
@@ -33,7 +33,7 @@ impl ApiError {
         }
     }
 
-    /// A 500 error, which is what Nomad returns for every uncoded error.
+    /// Builds a 500 error, the status Nomad uses for every uncoded error.
     pub fn internal(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -52,7 +52,7 @@ pub struct RegisterRequest {
     pub preserve_resources: bool,
 }
 
-/// What a job write returns (`JobRegisterResponse`, `JobDeregisterResponse`).
+/// The response of a job write (`JobRegisterResponse`, `JobDeregisterResponse`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     pub eval_id: String,
@@ -158,8 +158,8 @@ pub fn canonicalize(job: &mut Job) {
     }
 }
 
-/// Validates a canonical job the way `Job.Validate` does for the checks the emulator knows.
-/// Nomad answers these with 500 and a multi-error text.
+/// Validates a canonical job the way `Job.Validate` does, for the checks the emulator
+/// models. Nomad returns these as 500 with a multi-error text.
 fn validate(job: &Job) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     match job.r#type.as_deref() {
@@ -526,6 +526,57 @@ pub fn deregister(
         job_modify_index: stored.job_modify_index.unwrap_or(0),
         index: eval_index,
     })
+}
+
+/// Dispatches a parameterized job (`POST /v1/job/:id/dispatch`): registers a child job
+/// `<parent>/dispatch-<unix seconds>-<8 hex>` carrying the payload and meta, and queues its
+/// evaluation. Returns the child's ID with the write outcome.
+pub fn dispatch(
+    cluster: &mut Cluster,
+    key: &JobKey,
+    payload: Option<String>,
+    meta: std::collections::BTreeMap<String, String>,
+    now_ns: i64,
+) -> Result<(String, WriteOutcome), ApiError> {
+    let Some(parent) = cluster.jobs.get(key).map(|entry| Arc::clone(&entry.job)) else {
+        return Err(ApiError::not_found("job not found"));
+    };
+    if parent.parameterized_job.is_none() {
+        return Err(ApiError::bad_request(
+            "Specified job is not a parameterized job",
+        ));
+    }
+    if parent.stop == Some(true) {
+        return Err(ApiError::bad_request("Specified job is stopped"));
+    }
+
+    cluster.begin();
+    let suffix: u32 = rand::Rng::random(&mut cluster.rng);
+    let child_id = format!(
+        "{}/dispatch-{}-{suffix:08x}",
+        parent.id,
+        now_ns / 1_000_000_000
+    );
+    let mut child = spec_only(&parent);
+    child.id = child_id.clone();
+    child.name = Some(child_id.clone());
+    child.parent_id = Some(parent.id.clone());
+    child.parameterized_job = None;
+    child.dispatched = Some(true);
+    child.payload = payload.map(serde_json::Value::String);
+    child.meta.get_or_insert_with(Default::default).extend(meta);
+    let child_key = (key.0.clone(), child_id.clone());
+    let stored = store_version(cluster, &child_key, child, now_ns);
+    let (eval_id, eval_create_index) = cluster.create_eval(&stored, "job-register", "", "", now_ns);
+    Ok((
+        child_id,
+        WriteOutcome {
+            eval_id,
+            eval_create_index,
+            job_modify_index: stored.job_modify_index.unwrap_or(0),
+            index: eval_create_index,
+        },
+    ))
 }
 
 #[cfg(test)]

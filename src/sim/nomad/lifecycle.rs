@@ -279,7 +279,8 @@ fn mark_health(alloc: &mut super::state::SimAlloc, healthy: bool, now_ns: i64) {
     });
 }
 
-/// The deployment watcher: counts health, promotes, fails (with auto-revert) and completes.
+/// Runs the deployment watcher: counts health, promotes, fails (with auto-revert) and
+/// completes deployments.
 fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
     let active: Vec<String> = cluster
         .deployments

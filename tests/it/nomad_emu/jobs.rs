@@ -413,3 +413,48 @@ pub(crate) async fn wait_deployment_done(harness: &Harness, job: &str) {
         })
         .await;
 }
+
+#[tokio::test]
+async fn dispatch_creates_child_job() {
+    let harness = Harness::start(&["dc1"], 1).await;
+    let mut job = service_job("render", 1, "renderer:1");
+    job["Type"] = json!("batch");
+    job["ParameterizedJob"] =
+        json!({"Payload": "optional", "MetaRequired": [], "MetaOptional": []});
+    let registered = harness.register(job).await;
+    assert_eq!(
+        registered["EvalID"], "",
+        "a parameterized parent gets no evaluation"
+    );
+
+    let reply = harness
+        .post(
+            "/v1/job/render/dispatch",
+            &json!({"Payload": "aGk=", "Meta": {"frame": "7"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let child_id = reply.json()["DispatchedJobID"]
+        .as_str()
+        .expect("child ID")
+        .to_owned();
+    assert!(child_id.starts_with("render/dispatch-"), "{child_id}");
+
+    let escaped = child_id.replace('/', "%2F");
+    let child: Job = harness.get(&format!("/v1/job/{escaped}")).await.parse();
+    assert_eq!(child.parent_id.as_deref(), Some("render"));
+    assert_eq!(child.meta_value("frame"), Some("7"));
+    harness
+        .eventually("the child's allocation completes", || async {
+            let allocs = harness.allocs(&escaped).await;
+            allocs
+                .iter()
+                .any(|alloc| alloc.client_status.as_str() == "complete")
+                .then_some(())
+        })
+        .await;
+
+    let plain = harness.post("/v1/job/nope/dispatch", &json!({})).await;
+    assert_eq!(plain.status, StatusCode::NOT_FOUND);
+    harness.nomad.shutdown().await;
+}
