@@ -639,3 +639,83 @@ pub fn refresh_job_status(cluster: &mut Cluster, key: &JobKey) {
         changed
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::nomad::jobs::{RegisterRequest, register};
+    use crate::sim::nomad::nodes::{add_node, set_drain};
+    use crate::sim::nomad::{NodeSpec, NomadEmulatorConfig, build_cluster};
+
+    const SECOND: i64 = 1_000_000_000;
+
+    #[test]
+    fn drain_respects_migrate_max_parallel() {
+        let config = NomadEmulatorConfig {
+            nodes_per_dc: 1,
+            ..NomadEmulatorConfig::default()
+        };
+        let mut cluster = build_cluster(&config, 0).expect("valid configuration");
+        let job = serde_json::from_value(serde_json::json!({
+            "ID": "web",
+            "TaskGroups": [{"Name": "web", "Count": 3, "Tasks": [{"Name": "app",
+                "Driver": "docker", "Config": {"image": "app:1"}}]}]
+        }))
+        .expect("valid job");
+        let request = RegisterRequest {
+            job,
+            ..RegisterRequest::default()
+        };
+        register(&mut cluster, request, 0).expect("register");
+        for second in 0..60 {
+            tick(&mut cluster, second * SECOND);
+        }
+        let drained = cluster.nodes.keys().next().cloned().expect("one node");
+        let spare = NodeSpec {
+            datacenter: "dc1".into(),
+            node_class: String::new(),
+            node_pool: "default".into(),
+            meta: Default::default(),
+            cpu_mhz: 32_000,
+            memory_mb: 65_536,
+            cores: 16,
+            gpus: 0,
+        };
+        add_node(&mut cluster, &spare, 60 * SECOND);
+        let deadline = Some((3600 * SECOND, false));
+        set_drain(
+            &mut cluster,
+            &drained,
+            deadline,
+            false,
+            Default::default(),
+            60 * SECOND,
+        )
+        .expect("node exists");
+
+        // A migration starts only while no replacement is still unhealthy.
+        let mut most_in_flight = 0;
+        for step in 0..400 {
+            tick(&mut cluster, 61 * SECOND + step * SECOND / 4);
+            let in_flight = cluster
+                .allocs
+                .values()
+                .filter(|alloc| alloc.is_live() && !alloc.previous_allocation.is_empty())
+                .filter(|alloc| !alloc.is_healthy())
+                .count();
+            most_in_flight = most_in_flight.max(in_flight);
+        }
+        assert_eq!(most_in_flight, 1);
+
+        let node = &cluster.nodes[&drained];
+        assert!(node.drain.is_none());
+        let last_status = node.last_drain.as_ref().map(|last| last.status.as_str());
+        assert_eq!(last_status, Some("complete"));
+        let live_elsewhere = cluster
+            .allocs
+            .values()
+            .filter(|alloc| alloc.is_live() && alloc.node_id != drained)
+            .count();
+        assert_eq!(live_elsewhere, 3);
+    }
+}

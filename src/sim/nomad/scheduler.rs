@@ -210,16 +210,18 @@ fn plan_group(
         }
     }
 
-    // Replacements for failed and lost allocations, with the reschedule delay.
+    // Replacements for failed, lost and migrated allocations; failed ones wait out the
+    // reschedule delay. The replacement links back through `PreviousAllocation`.
     let mut missing = (desired as usize).saturating_sub(live.len());
     let mut due_later: Option<i64> = None;
     for failed in allocs.iter().filter(|alloc| {
-        alloc.desired_status == "run"
+        let lost_or_failed = alloc.desired_status == "run"
             && matches!(
                 alloc.client_status,
                 ClientStatus::Failed | ClientStatus::Lost
-            )
-            && alloc.next_allocation.is_empty()
+            );
+        let migrated = alloc.desired_status == "stop" && alloc.migrate == Some(true);
+        (lost_or_failed || migrated) && alloc.next_allocation.is_empty()
     }) {
         if missing == 0 {
             break;
