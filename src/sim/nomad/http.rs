@@ -697,8 +697,14 @@ async fn dispatch_job(
 // ---- nodes ----
 
 async fn list_nodes(State(shared): State<AppState>, Query(params): Params) -> Response {
+    let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Nodes], |cluster| {
-        let stubs: Vec<Value> = cluster.nodes.values().map(render::node_stub).collect();
+        let stubs: Vec<Value> = cluster
+            .nodes
+            .values()
+            .filter(|node| node.id.starts_with(&prefix))
+            .map(render::node_stub)
+            .collect();
         Ok((cluster.tables.nodes, Value::Array(stubs)))
     })
     .await
@@ -854,8 +860,14 @@ async fn stop_alloc(State(shared): State<AppState>, Path(id): Path<String>) -> R
 }
 
 async fn list_evals(State(shared): State<AppState>, Query(params): Params) -> Response {
+    let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Evals], |cluster| {
-        let evals: Vec<Value> = cluster.evals.values().map(render::eval).collect();
+        let evals: Vec<Value> = cluster
+            .evals
+            .values()
+            .filter(|eval| eval.id.starts_with(&prefix))
+            .map(render::eval)
+            .collect();
         Ok((cluster.tables.evals, Value::Array(evals)))
     })
     .await
@@ -878,10 +890,12 @@ async fn read_eval(
 // ---- deployments ----
 
 async fn list_deployments(State(shared): State<AppState>, Query(params): Params) -> Response {
+    let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Deployments], |cluster| {
         let list: Vec<Value> = cluster
             .deployments
             .values()
+            .filter(|deployment| deployment.id.starts_with(&prefix))
             .map(render::deployment)
             .collect();
         Ok((cluster.tables.deployments, Value::Array(list)))

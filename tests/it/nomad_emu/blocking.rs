@@ -168,3 +168,17 @@ async fn empty_lists_are_arrays_and_latest_deployment_is_null() {
     assert_eq!(harness.get("/v1/job/nope/deployment").await.text, "null");
     harness.nomad.shutdown().await;
 }
+
+#[tokio::test]
+async fn list_endpoints_filter_by_id_prefix() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let nodes: Vec<steward::nomad::NodeListStub> = harness.get("/v1/nodes").await.parse();
+    let prefix = &nodes[1].id[..8];
+    let matching: Vec<steward::nomad::NodeListStub> = harness
+        .get(&format!("/v1/nodes?prefix={prefix}"))
+        .await
+        .parse();
+    assert_eq!(matching.len(), 1);
+    assert_eq!(matching[0].id, nodes[1].id);
+    harness.nomad.shutdown().await;
+}
