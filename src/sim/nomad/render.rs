@@ -1,6 +1,9 @@
 //! Wire payloads: the JSON shapes of Nomad's HTTP API (PascalCase, nanosecond integers for
 //! `*Time` fields, RFC 3339 strings for `time.Time` fields).
-
+//!
+//! Allocation stubs, evaluations and deployments are built with the client's model types in
+//! `crate::nomad::model`. Jobs, job stubs and nodes are built as JSON, and a test parses
+//! them with the model types and requires that no field is unknown to them.
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
@@ -10,89 +13,106 @@ use super::state::{
     AllocHealth, ClientStatus, Cluster, JobEntry, JobKey, PlacementFailure, SimAlloc,
     SimDeployment, SimEval, SimNode,
 };
+use crate::nomad::model::{self as wire, NomadDuration, UnixNanos};
 
-fn health(status: &Option<AllocHealth>) -> Value {
-    match status {
-        None => Value::Null,
-        Some(status) => json!({
-            "Healthy": status.healthy,
-            "Timestamp": rfc3339(status.timestamp_ns),
-            "Canary": status.canary,
-            "ModifyIndex": status.modify_index,
-        }),
-    }
+fn timestamp(unix_ns: i64) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_nanosecond(i128::from(unix_ns)).ok()
 }
 
-fn task_states(alloc: &SimAlloc) -> Value {
+fn health(status: &Option<AllocHealth>) -> Option<wire::AllocDeploymentStatus> {
+    status.as_ref().map(|status| wire::AllocDeploymentStatus {
+        healthy: wire::Health::from_option(status.healthy),
+        timestamp: timestamp(status.timestamp_ns),
+        canary: status.canary,
+        modify_index: status.modify_index,
+    })
+}
+
+fn task_states(alloc: &SimAlloc) -> BTreeMap<String, wire::TaskState> {
     let state = match alloc.client_status {
-        ClientStatus::Pending => "pending",
-        ClientStatus::Running => "running",
-        _ => "dead",
+        ClientStatus::Pending => wire::TaskStateKind::Pending,
+        ClientStatus::Running => wire::TaskStateKind::Running,
+        _ => wire::TaskStateKind::Dead,
     };
-    let failed = alloc.client_status == ClientStatus::Failed;
-    let events: Vec<Value> = alloc
+    let events: Vec<wire::TaskEvent> = alloc
         .events
         .iter()
-        .map(|event| {
-            json!({
-                "Type": event.kind,
-                "Time": event.time_ns,
-                "DisplayMessage": event.message,
-                "Message": event.message,
-                "DriverError": event.driver_error,
-                "FailsTask": event.fails_task,
-                "Details": {},
-            })
+        .map(|event| wire::TaskEvent {
+            r#type: event.kind.clone(),
+            time: UnixNanos(event.time_ns),
+            display_message: Some(event.message.clone()),
+            message: Some(event.message.clone()),
+            details: Some(BTreeMap::new()),
+            fails_task: Some(event.fails_task),
+            exit_code: None,
+            driver_error: Some(event.driver_error.clone()),
+            download_error: None,
+            extra: Map::new(),
         })
         .collect();
-    let mut states = Map::new();
-    for task in &alloc.task_names {
-        states.insert(
-            task.clone(),
-            json!({
-                "State": state,
-                "Failed": failed,
-                "Restarts": 0,
-                "LastRestart": null,
-                "StartedAt": alloc.running_since_ns.map(rfc3339),
-                "FinishedAt": alloc.client_status.is_terminal().then(|| rfc3339(alloc.modify_time_ns)),
-                "Events": events,
-            }),
-        );
-    }
-    Value::Object(states)
+    alloc
+        .task_names
+        .iter()
+        .map(|task| {
+            let task_state = wire::TaskState {
+                state: state.clone(),
+                failed: alloc.client_status == ClientStatus::Failed,
+                restarts: Some(0),
+                last_restart: None,
+                started_at: alloc.running_since_ns.and_then(timestamp),
+                finished_at: if alloc.client_status.is_terminal() {
+                    timestamp(alloc.modify_time_ns)
+                } else {
+                    None
+                },
+                events: Some(events.clone()),
+                extra: Map::new(),
+            };
+            (task.clone(), task_state)
+        })
+        .collect()
 }
 
-/// `AllocListStub`.
+/// `AllocListStub`, built with the client's model so both spell every field alike.
+pub fn alloc_stub_model(alloc: &SimAlloc) -> wire::AllocListStub {
+    wire::AllocListStub {
+        id: alloc.id.clone(),
+        eval_id: alloc.eval_id.clone(),
+        name: alloc.name.clone(),
+        namespace: alloc.namespace.clone(),
+        node_id: alloc.node_id.clone(),
+        node_name: alloc.node_name.clone(),
+        job_id: alloc.job_id.clone(),
+        job_type: alloc.job_type.clone(),
+        job_version: alloc.job_version,
+        task_group: alloc.task_group.clone(),
+        allocated_resources: None,
+        desired_status: wire::DesiredStatus::from(alloc.desired_status.as_str()),
+        desired_description: alloc.desired_description.clone(),
+        client_status: wire::ClientStatus::from(alloc.client_status.as_str()),
+        client_description: alloc.client_description.clone(),
+        desired_transition: Some(wire::DesiredTransition {
+            migrate: alloc.migrate,
+            ..wire::DesiredTransition::default()
+        }),
+        task_states: Some(task_states(alloc)),
+        deployment_status: health(&alloc.deployment_status),
+        followup_eval_id: String::new(),
+        next_allocation: alloc.next_allocation.clone(),
+        reschedule_tracker: None,
+        preempted_allocations: None,
+        preempted_by_allocation: String::new(),
+        create_index: alloc.create_index,
+        modify_index: alloc.modify_index,
+        create_time: UnixNanos(alloc.create_time_ns),
+        modify_time: UnixNanos(alloc.modify_time_ns),
+        extra: Map::new(),
+    }
+}
+
+/// `AllocListStub` as JSON.
 pub fn alloc_stub(alloc: &SimAlloc) -> Value {
-    json!({
-        "ID": alloc.id,
-        "EvalID": alloc.eval_id,
-        "Name": alloc.name,
-        "Namespace": alloc.namespace,
-        "NodeID": alloc.node_id,
-        "NodeName": alloc.node_name,
-        "JobID": alloc.job_id,
-        "JobType": alloc.job_type,
-        "JobVersion": alloc.job_version,
-        "TaskGroup": alloc.task_group,
-        "DesiredStatus": alloc.desired_status,
-        "DesiredDescription": alloc.desired_description,
-        "ClientStatus": alloc.client_status.as_str(),
-        "ClientDescription": alloc.client_description,
-        "DesiredTransition": {"Migrate": alloc.migrate, "Reschedule": null, "ForceReschedule": null},
-        "TaskStates": task_states(alloc),
-        "DeploymentStatus": health(&alloc.deployment_status),
-        "FollowupEvalID": "",
-        "NextAllocation": alloc.next_allocation,
-        "RescheduleTracker": null,
-        "PreemptedAllocations": null,
-        "PreemptedByAllocation": "",
-        "CreateIndex": alloc.create_index,
-        "ModifyIndex": alloc.modify_index,
-        "CreateTime": alloc.create_time_ns,
-        "ModifyTime": alloc.modify_time_ns,
-    })
+    serde_json::to_value(alloc_stub_model(alloc)).unwrap_or(Value::Null)
 }
 
 /// Full `Allocation`.
@@ -208,100 +228,102 @@ pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
     })
 }
 
-fn failure(failure: &PlacementFailure) -> Value {
-    json!({
-        "NodesEvaluated": failure.nodes_evaluated,
-        "NodesFiltered": failure.nodes_filtered,
-        "NodesInPool": failure.nodes_in_pool,
-        "NodesAvailable": failure.nodes_available,
-        "ClassFiltered": null,
-        "ConstraintFiltered": (!failure.constraint_filtered.is_empty()).then_some(&failure.constraint_filtered),
-        "NodesExhausted": failure.nodes_exhausted,
-        "ClassExhausted": null,
-        "DimensionExhausted": (!failure.dimension_exhausted.is_empty()).then_some(&failure.dimension_exhausted),
-        "QuotaExhausted": null,
-        "ResourcesExhausted": null,
-        "Scores": null,
-        "ScoreMetaData": null,
-        "AllocationTime": 0,
-        "CoalescedFailures": failure.coalesced_failures,
-    })
+fn non_empty(map: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
+    (!map.is_empty()).then(|| map.clone())
 }
 
-/// `Evaluation`.
+fn failure(failure: &PlacementFailure) -> wire::AllocMetric {
+    wire::AllocMetric {
+        nodes_evaluated: failure.nodes_evaluated,
+        nodes_filtered: failure.nodes_filtered,
+        nodes_in_pool: failure.nodes_in_pool,
+        nodes_available: Some(failure.nodes_available.clone()),
+        constraint_filtered: non_empty(&failure.constraint_filtered),
+        nodes_exhausted: failure.nodes_exhausted,
+        dimension_exhausted: non_empty(&failure.dimension_exhausted),
+        coalesced_failures: failure.coalesced_failures,
+        ..wire::AllocMetric::default()
+    }
+}
+
+/// `Evaluation`, built with the client's model.
 pub fn eval(eval: &SimEval) -> Value {
-    let failed: Map<String, Value> = eval
+    let failed: BTreeMap<String, wire::AllocMetric> = eval
         .failed_tg_allocs
         .iter()
         .map(|(group, f)| (group.clone(), failure(f)))
         .collect();
-    json!({
-        "ID": eval.id,
-        "Namespace": eval.namespace,
-        "Priority": eval.priority,
-        "Type": eval.job_type,
-        "TriggeredBy": eval.triggered_by,
-        "JobID": eval.job_id,
-        "JobModifyIndex": eval.job_modify_index,
-        "NodeID": eval.node_id,
-        "DeploymentID": eval.deployment_id,
-        "Status": eval.status,
-        "StatusDescription": eval.status_description,
-        "NextEval": "",
-        "PreviousEval": eval.previous_eval,
-        "BlockedEval": eval.blocked_eval,
-        "FailedTGAllocs": (!failed.is_empty()).then_some(Value::Object(failed)),
-        "QueuedAllocations": eval.queued_allocations,
-        "SnapshotIndex": eval.create_index,
-        "CreateIndex": eval.create_index,
-        "ModifyIndex": eval.modify_index,
-        "CreateTime": eval.create_time_ns,
-        "ModifyTime": eval.modify_time_ns,
-    })
+    let model = wire::Evaluation {
+        id: eval.id.clone(),
+        namespace: Some(eval.namespace.clone()),
+        priority: eval.priority,
+        r#type: eval.job_type.clone(),
+        triggered_by: eval.triggered_by.clone(),
+        job_id: eval.job_id.clone(),
+        job_modify_index: Some(eval.job_modify_index),
+        node_id: Some(eval.node_id.clone()),
+        deployment_id: Some(eval.deployment_id.clone()),
+        status: wire::EvalStatus::from(eval.status.as_str()),
+        status_description: eval.status_description.clone(),
+        next_eval: Some(String::new()),
+        previous_eval: Some(eval.previous_eval.clone()),
+        blocked_eval: Some(eval.blocked_eval.clone()),
+        failed_tg_allocs: (!failed.is_empty()).then_some(failed),
+        queued_allocations: Some(eval.queued_allocations.clone()),
+        snapshot_index: Some(eval.create_index),
+        create_index: eval.create_index,
+        modify_index: eval.modify_index,
+        create_time: Some(UnixNanos(eval.create_time_ns)),
+        modify_time: Some(UnixNanos(eval.modify_time_ns)),
+        ..wire::Evaluation::default()
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
-/// `Deployment`.
+/// `Deployment`, built with the client's model.
 pub fn deployment(deployment: &SimDeployment) -> Value {
-    let groups: Map<String, Value> = deployment
+    let groups: BTreeMap<String, wire::DeploymentState> = deployment
         .task_groups
         .iter()
         .map(|(group, state)| {
-            (
-                group.clone(),
-                json!({
-                    "AutoRevert": state.auto_revert,
-                    "AutoPromote": state.auto_promote,
-                    "ProgressDeadline": state.progress_deadline_ns,
-                    "RequireProgressBy": state.require_progress_by_ns.map(rfc3339),
-                    "Promoted": state.promoted,
-                    "PlacedCanaries": (!state.placed_canaries.is_empty()).then_some(&state.placed_canaries),
-                    "DesiredCanaries": state.desired_canaries,
-                    "DesiredTotal": state.desired_total,
-                    "PlacedAllocs": state.placed_allocs,
-                    "HealthyAllocs": state.healthy_allocs,
-                    "UnhealthyAllocs": state.unhealthy_allocs,
-                }),
-            )
+            let model = wire::DeploymentState {
+                auto_revert: state.auto_revert,
+                auto_promote: state.auto_promote,
+                progress_deadline: NomadDuration(state.progress_deadline_ns),
+                require_progress_by: state.require_progress_by_ns.and_then(timestamp),
+                promoted: state.promoted,
+                placed_canaries: (!state.placed_canaries.is_empty())
+                    .then(|| state.placed_canaries.clone()),
+                desired_canaries: state.desired_canaries,
+                desired_total: state.desired_total,
+                placed_allocs: state.placed_allocs,
+                healthy_allocs: state.healthy_allocs,
+                unhealthy_allocs: state.unhealthy_allocs,
+                extra: Map::new(),
+            };
+            (group.clone(), model)
         })
         .collect();
-    json!({
-        "ID": deployment.id,
-        "Namespace": deployment.namespace,
-        "JobID": deployment.job_id,
-        "JobVersion": deployment.job_version,
-        "JobModifyIndex": deployment.job_modify_index,
-        "JobSpecModifyIndex": deployment.job_modify_index,
-        "JobCreateIndex": deployment.job_create_index,
-        "IsMultiregion": false,
-        "TaskGroups": groups,
-        "Status": deployment.status.as_str(),
-        "StatusDescription": deployment.status_description,
-        "EvalPriority": 50,
-        "CreateIndex": deployment.create_index,
-        "ModifyIndex": deployment.modify_index,
-        "CreateTime": deployment.create_time_ns,
-        "ModifyTime": deployment.modify_time_ns,
-    })
+    let model = wire::Deployment {
+        id: deployment.id.clone(),
+        namespace: Some(deployment.namespace.clone()),
+        job_id: deployment.job_id.clone(),
+        job_version: deployment.job_version,
+        job_modify_index: deployment.job_modify_index,
+        job_spec_modify_index: Some(deployment.job_modify_index),
+        job_create_index: deployment.job_create_index,
+        is_multiregion: Some(false),
+        task_groups: groups,
+        status: wire::DeploymentStatus::from(deployment.status.as_str()),
+        status_description: deployment.status_description.clone(),
+        eval_priority: Some(50),
+        create_index: deployment.create_index,
+        modify_index: deployment.modify_index,
+        create_time: Some(UnixNanos(deployment.create_time_ns)),
+        modify_time: Some(UnixNanos(deployment.modify_time_ns)),
+        extra: Map::new(),
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
 fn drain_strategy(node: &SimNode) -> Value {
@@ -407,7 +429,6 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     use super::*;
-    use crate::nomad::model as wire;
     use crate::sim::nomad::jobs::{RegisterRequest, register};
     use crate::sim::nomad::lifecycle::tick;
     use crate::sim::nomad::{NomadEmulatorConfig, build_cluster};
