@@ -1,9 +1,11 @@
 //! Wire payloads: the JSON shapes of Nomad's HTTP API (PascalCase, nanosecond integers for
 //! `*Time` fields, RFC 3339 strings for `time.Time` fields).
 //!
-//! Allocation stubs, evaluations and deployments are built with the client's model types in
-//! `crate::nomad::model`. Jobs, job stubs and nodes are built as JSON, and a test parses
-//! them with the model types and requires that no field is unknown to them.
+//! Stubs, summaries, evaluations and deployments are built with the client's model types in
+//! `crate::nomad::model`. Full allocations and nodes are built as JSON (they carry blocks the
+//! model keeps free-form), and a test parses them with the model types and requires that no
+//! field is unknown to them.
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
@@ -143,21 +145,22 @@ pub fn alloc_full(alloc: &SimAlloc) -> Value {
     value
 }
 
-fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
-    let mut groups: BTreeMap<String, [u64; 7]> = BTreeMap::new();
+fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobSummary {
+    let mut groups: BTreeMap<String, wire::TaskGroupSummary> = BTreeMap::new();
     for group in entry.job.groups() {
-        groups.insert(group.name.clone(), [0; 7]);
+        groups.insert(group.name.clone(), wire::TaskGroupSummary::default());
     }
     for alloc in cluster.job_allocs(key) {
-        let counts = groups.entry(alloc.task_group.clone()).or_insert([0; 7]);
+        let counts = groups.entry(alloc.task_group.clone()).or_default();
+        let wanted = alloc.desired_status == "run";
         match alloc.client_status {
-            ClientStatus::Pending if alloc.desired_status == "run" => counts[4] += 1,
-            ClientStatus::Running if alloc.desired_status == "run" => counts[3] += 1,
+            ClientStatus::Pending if wanted => counts.starting += 1,
+            ClientStatus::Running if wanted => counts.running += 1,
             ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => {
-                counts[1] += 1
+                counts.complete += 1
             }
-            ClientStatus::Failed => counts[2] += 1,
-            ClientStatus::Lost => counts[5] += 1,
+            ClientStatus::Failed => counts.failed += 1,
+            ClientStatus::Lost => counts.lost += 1,
         }
     }
     let blocked = cluster
@@ -170,62 +173,56 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
     if let Some(eval) = blocked {
         for (group, queued) in &eval.queued_allocations {
             if let Some(counts) = groups.get_mut(group) {
-                counts[0] = *queued;
+                counts.queued = *queued;
             }
         }
     }
-    let summary: Map<String, Value> = groups
-        .into_iter()
-        .map(|(group, c)| {
-            (
-                group,
-                json!({"Queued": c[0], "Complete": c[1], "Failed": c[2], "Running": c[3],
-                    "Starting": c[4], "Lost": c[5], "Unknown": c[6]}),
-            )
-        })
-        .collect();
-    json!({
-        "JobID": key.1,
-        "Namespace": key.0,
-        "Summary": summary,
-        "Children": {"Pending": 0, "Running": 0, "Dead": 0},
-        "CreateIndex": entry.job.create_index,
-        "ModifyIndex": entry.summary_modify_index,
-    })
+    for counts in groups.values_mut() {
+        counts.unknown = Some(0);
+    }
+    wire::JobSummary {
+        job_id: key.1.clone(),
+        namespace: Some(key.0.clone()),
+        summary: groups,
+        children: Some(wire::JobChildrenSummary::default()),
+        create_index: entry.job.create_index.unwrap_or(0),
+        modify_index: entry.summary_modify_index,
+    }
 }
 
 /// `JobSummary` of one job.
 pub fn job_summary(cluster: &Cluster, key: &JobKey) -> Option<Value> {
-    cluster
-        .jobs
-        .get(key)
-        .map(|entry| summary(cluster, key, entry))
+    let entry = cluster.jobs.get(key)?;
+    serde_json::to_value(summary(cluster, key, entry)).ok()
 }
 
-/// `JobListStub`.
+/// `JobListStub`, built with the client's model.
 pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
     let job = &entry.job;
-    json!({
-        "ID": job.id,
-        "ParentID": job.parent_id.clone().unwrap_or_default(),
-        "Name": job.name,
-        "Namespace": job.namespace,
-        "Datacenters": job.datacenters,
-        "NodePool": job.node_pool,
-        "Multiregion": null,
-        "Type": job.r#type,
-        "Priority": job.priority,
-        "Periodic": job.periodic.is_some(),
-        "ParameterizedJob": job.parameterized_job.is_some(),
-        "Stop": job.stop.unwrap_or(false),
-        "Status": job.status,
-        "StatusDescription": job.status_description.clone().unwrap_or_default(),
-        "JobSummary": summary(cluster, key, entry),
-        "CreateIndex": job.create_index,
-        "ModifyIndex": job.modify_index,
-        "JobModifyIndex": job.job_modify_index,
-        "SubmitTime": job.submit_time,
-    })
+    let model = wire::JobListStub {
+        id: job.id.clone(),
+        parent_id: job.parent_id.clone().unwrap_or_default(),
+        name: job.name.clone().unwrap_or_default(),
+        namespace: job.namespace.clone(),
+        datacenters: job.datacenters.clone(),
+        node_pool: job.node_pool.clone(),
+        multiregion: Some(Value::Null),
+        r#type: job.r#type.clone().unwrap_or_default(),
+        priority: job.priority.unwrap_or(50),
+        periodic: job.periodic.is_some(),
+        parameterized_job: job.parameterized_job.is_some(),
+        stop: job.stop.unwrap_or(false),
+        status: wire::JobStatus::from(job.status.as_deref().unwrap_or("pending")),
+        status_description: job.status_description.clone().unwrap_or_default(),
+        job_summary: Some(summary(cluster, key, entry)),
+        create_index: job.create_index.unwrap_or(0),
+        modify_index: job.modify_index.unwrap_or(0),
+        job_modify_index: job.job_modify_index.unwrap_or(0),
+        submit_time: job.submit_time.map(UnixNanos),
+        meta: None,
+        extra: Map::new(),
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
 fn non_empty(map: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
@@ -338,17 +335,14 @@ fn drain_strategy(node: &SimNode) -> Value {
     }
 }
 
-fn last_drain(node: &SimNode) -> Value {
-    match &node.last_drain {
-        None => Value::Null,
-        Some(last) => json!({
-            "Status": last.status,
-            "StartedAt": rfc3339(last.started_at_ns),
-            "UpdatedAt": rfc3339(last.updated_at_ns),
-            "Meta": last.meta,
-            "AccessorID": "",
-        }),
-    }
+fn last_drain(node: &SimNode) -> Option<wire::DrainMetadata> {
+    node.last_drain.as_ref().map(|last| wire::DrainMetadata {
+        started_at: timestamp(last.started_at_ns),
+        updated_at: timestamp(last.updated_at_ns),
+        status: wire::DrainStatus::from(last.status.as_str()),
+        accessor_id: Some(String::new()),
+        meta: Some(last.meta.clone()),
+    })
 }
 
 fn drivers() -> Value {
@@ -360,26 +354,43 @@ fn drivers() -> Value {
     json!({"docker": driver("docker"), "exec": driver("exec"), "raw_exec": driver("raw_exec")})
 }
 
-/// `NodeListStub`.
+/// `NodeListStub`, built with the client's model.
 pub fn node_stub(node: &SimNode) -> Value {
-    json!({
-        "Address": node.attributes.get("unique.network.ip-address"),
-        "ID": node.id,
-        "Datacenter": node.datacenter,
-        "Name": node.name,
-        "NodePool": node.node_pool,
-        "NodeClass": node.node_class,
-        "Version": node.attributes.get("nomad.version"),
-        "Drain": node.drain.is_some(),
-        "SchedulingEligibility": node.eligibility,
-        "Status": node.status,
-        "StatusDescription": "",
-        "Drivers": drivers(),
-        "HostVolumes": {},
-        "LastDrain": last_drain(node),
-        "CreateIndex": node.create_index,
-        "ModifyIndex": node.modify_index,
-    })
+    let drivers: BTreeMap<String, Value> = match drivers() {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let model = wire::NodeListStub {
+        address: node
+            .attributes
+            .get("unique.network.ip-address")
+            .cloned()
+            .unwrap_or_default(),
+        id: node.id.clone(),
+        attributes: None,
+        datacenter: node.datacenter.clone(),
+        name: node.name.clone(),
+        node_pool: Some(node.node_pool.clone()),
+        node_class: node.node_class.clone(),
+        version: node
+            .attributes
+            .get("nomad.version")
+            .cloned()
+            .unwrap_or_default(),
+        drain: node.drain.is_some(),
+        scheduling_eligibility: wire::SchedulingEligibility::from(node.eligibility.as_str()),
+        status: wire::NodeStatus::from(node.status.as_str()),
+        status_description: String::new(),
+        drivers: Some(drivers),
+        host_volumes: Some(json!({})),
+        node_resources: None,
+        reserved_resources: None,
+        last_drain: last_drain(node),
+        create_index: node.create_index,
+        modify_index: node.modify_index,
+        extra: Map::new(),
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
 /// Full `Node`.
