@@ -233,6 +233,19 @@ async fn scale_errors_follow_nomad_order() {
         assert_eq!(reply.status, status, "{body}");
         assert_eq!(reply.text, text, "{body}");
     }
+    // The first deployment must finish, or the scale is rejected for it before the index check.
+    wait_deployment_done(&harness, "web").await;
+    let stale = harness
+        .post(
+            "/v1/job/web/scale",
+            &json!({"Count": 2, "Target": {"Group": "web"}, "JobModifyIndex": 999_999}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let prefix =
+        "Enforcing job modify index 999999: job exists with conflicting job modify index: ";
+    assert!(stale.text.starts_with(prefix), "{}", stale.text);
+
     let unknown = harness
         .post(
             "/v1/job/nope/scale",
