@@ -245,6 +245,14 @@ fn advance_alloc(cluster: &mut Cluster, id: &str, now_ns: i64) {
                 cluster.add_timer(due, Timer::Alloc(id.to_owned()));
                 return;
             }
+            // Health set through `/v1/deployment/allocation-health` wins over the timer.
+            let reported = alloc
+                .deployment_status
+                .as_ref()
+                .is_some_and(|status| status.healthy.is_some());
+            if reported {
+                return;
+            }
             if unhealthy_image {
                 cluster.update_alloc(id, now_ns, |alloc| {
                     mark_health(alloc, false, now_ns);

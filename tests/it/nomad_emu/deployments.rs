@@ -259,3 +259,33 @@ async fn pause_stops_rolling_update() {
     assert_eq!(paused.status.as_str(), "paused");
     harness.nomad.shutdown().await;
 }
+
+#[tokio::test]
+async fn healthy_canary_is_auto_promoted() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let mut job = canary_job("app:1", 1, false);
+    job["Update"]["AutoPromote"] = json!(true);
+    harness.register(job.clone()).await;
+    wait_deployment_done(&harness, "web").await;
+
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("app:2");
+    harness.register(job).await;
+    let deployment = harness
+        .eventually("the version 1 deployment", || async {
+            let deployment: Option<Deployment> =
+                harness.get("/v1/job/web/deployment").await.parse();
+            deployment.filter(|d| d.job_version == 1)
+        })
+        .await;
+    wait_deployment_done(&harness, "web").await;
+
+    let done: Deployment = harness
+        .get(&format!("/v1/deployment/{}", deployment.id))
+        .await
+        .parse();
+    assert_eq!(done.status.as_str(), "successful");
+    let state = &done.task_groups["web"];
+    assert!(state.promoted);
+    assert_eq!(state.desired_canaries, 1);
+    harness.nomad.shutdown().await;
+}
