@@ -289,3 +289,31 @@ async fn healthy_canary_is_auto_promoted() {
     assert_eq!(state.desired_canaries, 1);
     harness.nomad.shutdown().await;
 }
+
+#[tokio::test]
+async fn progress_deadline_fails_deployment() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let mut job = canary_job("app:1", 1, false);
+    job["Update"]["ProgressDeadline"] = json!(60_000_000_000_i64);
+    harness.register(job.clone()).await;
+    wait_deployment_done(&harness, "web").await;
+
+    // The canary's image takes ten simulated hours to pull, far past the deadline.
+    harness
+        .put(
+            "/_sim/images",
+            &json!({"image": "app:slow", "pullSeconds": 36000}),
+        )
+        .await;
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("app:slow");
+    harness.register(job).await;
+    let failed: Deployment = harness
+        .eventually("a failed deployment", || async {
+            let list: Vec<Deployment> = harness.get("/v1/job/web/deployments").await.parse();
+            list.into_iter().find(|d| d.status.as_str() == "failed")
+        })
+        .await;
+    assert_eq!(failed.status_description, "Failed due to progress deadline");
+    assert_eq!(failed.job_version, 1);
+    harness.nomad.shutdown().await;
+}
