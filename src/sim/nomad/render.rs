@@ -444,7 +444,7 @@ mod tests {
     use crate::sim::nomad::lifecycle::tick;
     use crate::sim::nomad::{NomadEmulatorConfig, build_cluster};
 
-    /// A cluster with one running service job, one blocked group and one deployment.
+    /// Builds a cluster with one running service job, one blocked group and one deployment.
     fn busy_cluster() -> Cluster {
         let config = NomadEmulatorConfig {
             nodes_per_dc: 2,

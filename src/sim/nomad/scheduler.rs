@@ -20,7 +20,7 @@ pub const MAX_RESCHEDULES: u32 = 3;
 /// First reschedule delay of a failed service allocation, doubled on every attempt.
 const RESCHEDULE_DELAY_NS: i64 = 30_000_000_000;
 
-/// What one reconcile of a job produced.
+/// The result of one reconcile of a job.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Groups that could not be fully placed.

@@ -93,6 +93,7 @@ async fn eligibility_cannot_be_restored_while_draining() {
             harness.allocs("batch").await.into_iter().next()
         })
         .await;
+
     harness
         .post(
             &format!("/v1/node/{id}/drain"),
