@@ -268,6 +268,7 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/allocation/{id}/stop", post(stop_alloc).put(stop_alloc))
         .route("/v1/evaluations", get(list_evals))
         .route("/v1/evaluation/{id}", get(read_eval))
+        .route("/v1/evaluation/{id}/allocations", get(eval_allocs))
         .route("/v1/deployments", get(list_deployments))
         .route("/v1/deployment/{id}", get(read_deployment))
         .route("/v1/deployment/allocations/{id}", get(deployment_allocs))
@@ -883,6 +884,26 @@ async fn read_eval(
             Some(eval) => Ok((eval.modify_index, render::eval(eval))),
             None => Err((cluster.tables.evals, ApiError::not_found("eval not found"))),
         }
+    })
+    .await
+}
+
+async fn eval_allocs(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    blocking(&shared, &params, &[Table::Allocs], |cluster| {
+        let Some(eval) = cluster.evals.get(&id) else {
+            return Ok((cluster.tables.allocs, Value::Array(Vec::new())));
+        };
+        let key = (eval.namespace.clone(), eval.job_id.clone());
+        let stubs: Vec<Value> = cluster
+            .job_allocs(&key)
+            .filter(|alloc| alloc.eval_id == id)
+            .map(render::alloc_stub)
+            .collect();
+        Ok((cluster.tables.allocs, Value::Array(stubs)))
     })
     .await
 }

@@ -32,6 +32,13 @@ async fn register_places_allocations_on_matching_nodes() {
     names.sort();
     assert_eq!(names, ["web.web[0]", "web.web[1]"]);
 
+    let eval_id = &running[0].eval_id;
+    let by_eval: Vec<steward::nomad::AllocListStub> = harness
+        .get(&format!("/v1/evaluation/{eval_id}/allocations"))
+        .await
+        .parse();
+    assert!(by_eval.iter().any(|alloc| alloc.id == running[0].id));
+
     let stubs: Vec<JobListStub> = harness.get("/v1/jobs").await.parse();
     assert_eq!(stubs.len(), 1);
     assert_eq!(stubs[0].id, "web");
