@@ -312,6 +312,28 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
         let mut needs_promotion = false;
 
         for (group_name, state) in updated.task_groups.iter_mut() {
+            // An allocation without health after `HealthyDeadline` is unhealthy.
+            let overdue: Vec<String> = cluster
+                .job_allocs(&key)
+                .filter(|alloc| alloc.deployment_id.as_deref() == Some(id.as_str()))
+                .filter(|alloc| alloc.task_group == *group_name && alloc.is_live())
+                .filter(|alloc| {
+                    alloc
+                        .deployment_status
+                        .as_ref()
+                        .and_then(|s| s.healthy)
+                        .is_none()
+                })
+                .filter(|alloc| {
+                    state.healthy_deadline_ns > 0
+                        && alloc.create_time_ns + state.healthy_deadline_ns < now_ns
+                })
+                .map(|alloc| alloc.id.clone())
+                .collect();
+            for alloc_id in overdue {
+                cluster.update_alloc(&alloc_id, now_ns, |alloc| mark_health(alloc, false, now_ns));
+            }
+
             let members: Vec<_> = cluster
                 .job_allocs(&key)
                 .filter(|alloc| alloc.deployment_id.as_deref() == Some(id.as_str()))
