@@ -1,30 +1,447 @@
-//! `steward dev [SUBCOMMAND]`: runs emulated servers for local work.
+//! `steward dev [SUBCOMMAND]`: runs Steward and everything it talks to on this machine.
+//!
+//! Plain `steward dev` starts the emulated Consul and Nomad, a Prometheus-compatible replay of
+//! a real traffic trace, applies the example pools, runs the controller against them over
+//! HTTP, and prints a live view. `steward dev consul` and `steward dev nomad` run one emulator
+//! alone.
 
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use clap::{Args as ClapArgs, Subcommand};
+use tokio_util::sync::CancellationToken;
 
-use super::{CliError, CliResult, dev_consul};
+use super::{CliError, CliResult, apply, dev_consul, dev_nomad};
+use crate::consul::{ConsulClient, Keys};
+use crate::reconcile::status::Status;
+use crate::sim::clock::SimClock;
+use crate::sim::consul::{ConsulEmulator, ConsulEmulatorConfig};
+use crate::sim::nomad::{NodeSpec, NomadEmulator, NomadEmulatorConfig, RunningNomad};
+use crate::sim::traffic::{self, TrafficReplay};
+use crate::spec::{self, Document, LoadedDocument, MetricSource};
 
-/// Run emulated servers on loopback. Give a subcommand to run one emulator alone.
+/// The NASA Kennedy Space Center trace of July 1995, one row per minute, built into the binary
+/// so `steward dev` runs anywhere.
+const NASA_TRACE: &str = include_str!("../../traces/nasa_ksc_jul1995_1min.csv");
+
+/// The example pools, built into the binary for the same reason.
+const EXAMPLE_POOLS: [(&str, &str); 2] = [
+    (
+        "examples/pools/face-match.yaml",
+        include_str!("../../examples/pools/face-match.yaml"),
+    ),
+    (
+        "examples/pools/ocr.yaml",
+        include_str!("../../examples/pools/ocr.yaml"),
+    ),
+];
+
+/// Run Steward on emulated Consul and Nomad with replayed traffic, or one emulator alone.
 #[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<DevCommand>,
+
+    #[command(flatten)]
+    pub all: AllArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
     /// Run the emulated Consul alone.
     Consul(dev_consul::Args),
+    /// Run the emulated Nomad alone.
+    Nomad(dev_nomad::Args),
 }
 
-/// Runs the chosen emulator.
+/// Settings of plain `steward dev`.
+#[derive(Debug, ClapArgs)]
+pub struct AllArgs {
+    /// Address of the emulated Consul.
+    #[arg(long, default_value = "127.0.0.1:8500")]
+    pub consul_addr: SocketAddr,
+
+    /// Address of the emulated Nomad.
+    #[arg(long, default_value = "127.0.0.1:4646")]
+    pub nomad_addr: SocketAddr,
+
+    /// Address of the Prometheus-compatible traffic replay the pools' autoscalers read.
+    #[arg(long, default_value = "127.0.0.1:9091")]
+    pub prometheus_addr: SocketAddr,
+
+    /// Address of the controller's /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+
+    /// Nomad client nodes in all, spread evenly over the datacenters.
+    #[arg(long, default_value_t = 8)]
+    pub nodes: usize,
+
+    /// Datacenters (zones) of the emulated Nomad, comma-separated. The example face-match pool
+    /// uses eu-west-1a and eu-west-1b. Node i of datacenter k also gets node meta
+    /// `zone=rack-<k+1>`, which the example OCR pool selects its zones by.
+    #[arg(long, value_delimiter = ',', default_value = "eu-west-1a,eu-west-1b")]
+    pub datacenters: Vec<String>,
+
+    /// `nvidia/gpu` devices per node.
+    #[arg(long, default_value_t = 2)]
+    pub gpus_per_node: i64,
+
+    /// Simulated seconds per wall second for Nomad, the traffic and the controller: at 60, a
+    /// 20-minute autoscaling cycle takes 20 seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+
+    /// A `timestamp,requests` trace with one row per minute. Default: the NASA July 1995 trace
+    /// built into the binary.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+
+    /// Requests per day the trace is rescaled to.
+    #[arg(long, default_value_t = 2_000_000.0)]
+    pub scale_to: f64,
+
+    /// Day of the trace the replay starts at, so earlier days serve as history.
+    #[arg(long, default_value_t = 7)]
+    pub start_day: u32,
+
+    /// Pool files or directories to apply instead of the built-in examples.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+
+    /// Run only the emulated cluster and the traffic replay, without the controller.
+    #[arg(long)]
+    pub no_controller: bool,
+
+    /// Seconds between two refreshes of the live view (wall time).
+    #[arg(long, default_value_t = 2.0)]
+    pub refresh: f64,
+}
+
+/// Runs the chosen emulator, or everything.
 pub async fn run(args: Args) -> CliResult {
     match args.command {
         Some(DevCommand::Consul(consul)) => dev_consul::run(consul).await,
-        // TODO: plain `steward dev` runs the emulated Consul and Nomad, the traffic replay and
-        // the controller together; until that exists, it requires a subcommand.
-        None => Err(CliError::usage(anyhow::anyhow!(
-            "`steward dev` without a subcommand is not available yet; run `steward dev consul`"
-        ))),
+        Some(DevCommand::Nomad(nomad)) => dev_nomad::run(nomad).await,
+        None => run_all(args.all).await,
     }
+}
+
+async fn run_all(args: AllArgs) -> CliResult {
+    check_args(&args)?;
+    let clock = SimClock::starting_now(args.speed);
+
+    let samples = load_trace(args.trace.as_ref())?;
+    let documents = load_pools(&args.files)?;
+
+    let consul = ConsulEmulator::start(ConsulEmulatorConfig {
+        addr: args.consul_addr,
+        ..ConsulEmulatorConfig::default()
+    })
+    .await
+    .map_err(CliError::failure)?;
+
+    let nomad = NomadEmulator::start(nomad_config(&args))
+        .await
+        .map_err(CliError::failure)?;
+
+    let daily_total: f64 = samples.iter().map(|s| s.rps * 60.0).sum::<f64>() * 86_400.0
+        / (samples.len() as f64 * 60.0);
+    let scale = if daily_total > 0.0 {
+        args.scale_to / daily_total
+    } else {
+        1.0
+    };
+    let start_minute = i64::from(args.start_day) * 24 * 60;
+    let replay = TrafficReplay::new(&samples, scale, start_minute, clock)
+        .ok_or_else(|| CliError::usage(anyhow::anyhow!("the trace has no rows")))?;
+    let traffic = traffic::serve(args.prometheus_addr, replay.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "failed to listen on {} for the traffic replay",
+                args.prometheus_addr
+            )
+        })?;
+
+    println!("consul emulator   {}", consul.url());
+    println!(
+        "nomad emulator    {} ({} nodes in {})",
+        nomad.url(),
+        args.nodes,
+        args.datacenters.join(", ")
+    );
+    println!(
+        "traffic replay    {} (x{scale:.2}, {:.0} requests/day)",
+        traffic.url(),
+        args.scale_to
+    );
+
+    let consul_client = ConsulClient::for_url(consul.url()).map_err(CliError::failure)?;
+    let keys = Keys::new("steward/").map_err(CliError::failure)?;
+    let documents = point_metrics_at(documents, &traffic.url());
+    apply_pools(&consul_client, &keys, &documents).await?;
+
+    let shutdown = CancellationToken::new();
+    let controller = if args.no_controller {
+        None
+    } else {
+        Some(start_controller(&args, &consul, &nomad, clock, shutdown.clone()).await?)
+    };
+
+    let view = live_view(
+        &consul_client,
+        &keys,
+        &nomad,
+        &replay,
+        args.refresh,
+        shutdown.clone(),
+    );
+    tokio::select! {
+        // Ctrl-C ends everything; the view never ends by itself.
+        signal = tokio::signal::ctrl_c() => signal.context("failed to wait for Ctrl-C")?,
+        () = view => {}
+    }
+
+    println!("\nstopping");
+    shutdown.cancel();
+    if let Some(controller) = controller {
+        if let Err(error) = controller.await {
+            tracing::warn!(%error, "controller task ended abnormally");
+        }
+    }
+    traffic.shutdown().await;
+    nomad.shutdown().await;
+    consul.shutdown().await;
+    Ok(())
+}
+
+fn check_args(args: &AllArgs) -> CliResult {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--speed {} must be a positive number, such as 60",
+            args.speed
+        )));
+    }
+    if args.datacenters.is_empty() || args.datacenters.iter().any(|dc| dc.trim().is_empty()) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--datacenters {:?} must list datacenter names, such as eu-west-1a,eu-west-1b",
+            args.datacenters.join(",")
+        )));
+    }
+    if args.nodes < args.datacenters.len() {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--nodes {} leaves a datacenter empty: give at least one node per datacenter ({})",
+            args.nodes,
+            args.datacenters.len()
+        )));
+    }
+    if !(args.scale_to.is_finite() && args.scale_to > 0.0) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--scale-to {} must be a positive number of requests per day, such as 2000000",
+            args.scale_to
+        )));
+    }
+    if !(args.refresh.is_finite() && args.refresh > 0.0) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--refresh {} must be a positive number of seconds",
+            args.refresh
+        )));
+    }
+    Ok(())
+}
+
+/// Builds the emulated cluster: `nodes` nodes spread over the datacenters, each with node
+/// meta `zone=rack-<k+1>` for datacenter k.
+fn nomad_config(args: &AllArgs) -> NomadEmulatorConfig {
+    let defaults = NomadEmulatorConfig::default();
+    let zones = args.datacenters.len();
+    let node_specs = (0..args.nodes)
+        .map(|i| {
+            let zone = i % zones;
+            NodeSpec {
+                datacenter: args.datacenters[zone].clone(),
+                node_class: "gpu".to_owned(),
+                node_pool: "default".to_owned(),
+                meta: BTreeMap::from([("zone".to_owned(), format!("rack-{}", zone + 1))]),
+                cpu_mhz: defaults.cpu_mhz,
+                memory_mb: defaults.memory_mb,
+                cores: defaults.cores,
+                gpus: args.gpus_per_node,
+            }
+        })
+        .collect();
+    NomadEmulatorConfig {
+        addr: args.nomad_addr,
+        datacenters: Vec::new(),
+        nodes_per_dc: 0,
+        node_specs,
+        speed: args.speed,
+        ..defaults
+    }
+}
+
+fn load_trace(path: Option<&PathBuf>) -> Result<Vec<crate::autoscale::Sample>, CliError> {
+    let (name, text) = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read trace {}", path.display()))
+                .map_err(CliError::usage)?;
+            (path.display().to_string(), text)
+        }
+        None => (
+            "nasa_ksc_jul1995_1min.csv (built in)".to_owned(),
+            NASA_TRACE.to_owned(),
+        ),
+    };
+    crate::autoscale::source::parse_trace(&name, &text).map_err(CliError::usage)
+}
+
+fn load_pools(files: &[PathBuf]) -> Result<Vec<LoadedDocument>, CliError> {
+    if !files.is_empty() {
+        return spec::load_paths(files)
+            .map_err(|report| CliError::usage(anyhow::anyhow!("{report}")));
+    }
+    let mut documents = Vec::new();
+    for (source, text) in EXAMPLE_POOLS {
+        let parsed = spec::parse_str(text, source).map_err(|report| {
+            CliError::failure(anyhow::anyhow!("built-in example is invalid:\n{report}"))
+        })?;
+        documents.extend(parsed);
+    }
+    Ok(documents)
+}
+
+/// Points every pool's autoscaling metric at the traffic replay, keeping its query, because
+/// the addresses in the pool files name servers that do not exist on this machine.
+fn point_metrics_at(documents: Vec<LoadedDocument>, prometheus_url: &str) -> Vec<LoadedDocument> {
+    documents
+        .into_iter()
+        .map(|mut loaded| {
+            if let Document::WorkerPool(pool) = &mut loaded.document {
+                if let Some(autoscaling) = &mut pool.spec.autoscaling {
+                    let query = match &autoscaling.metric {
+                        MetricSource::Prometheus { query, .. } => query.clone(),
+                        _ => "sum(rate(requests_total[5m]))".to_owned(),
+                    };
+                    autoscaling.metric = MetricSource::Prometheus {
+                        address: prometheus_url.to_owned(),
+                        query,
+                    };
+                }
+            }
+            loaded
+        })
+        .collect()
+}
+
+async fn apply_pools(
+    client: &ConsulClient,
+    keys: &Keys,
+    documents: &[LoadedDocument],
+) -> CliResult {
+    let plan = apply::plan(client, keys, documents, false).await?;
+    for line in plan.lines(false) {
+        println!("{line}");
+    }
+    apply::execute(client, &plan).await
+}
+
+/// Starts the controller on the emulators and returns its task.
+async fn start_controller(
+    args: &AllArgs,
+    consul: &crate::sim::consul::RunningConsul,
+    nomad: &RunningNomad,
+    clock: SimClock,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, CliError> {
+    // TODO: run the controller here once the runtime exists.
+    let _ = (args, consul, nomad, clock);
+    Ok(tokio::spawn(async move { shutdown.cancelled().await }))
+}
+
+/// Redraws a view of every pool until `shutdown`: traffic, desired, running and healthy
+/// workers per zone, phase and the last decision.
+async fn live_view(
+    consul: &ConsulClient,
+    keys: &Keys,
+    nomad: &RunningNomad,
+    replay: &TrafficReplay,
+    refresh_secs: f64,
+    shutdown: CancellationToken,
+) {
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(refresh_secs));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let statuses = read_statuses(consul, keys).await;
+        let text = render_view(nomad, replay, &statuses);
+        let mut stdout = std::io::stdout().lock();
+        if interactive {
+            // Clear the screen and move home, so the view redraws in place.
+            let _ = write!(stdout, "\x1b[2J\x1b[H");
+        }
+        let _ = writeln!(stdout, "{text}");
+        let _ = stdout.flush();
+    }
+}
+
+async fn read_statuses(consul: &ConsulClient, keys: &Keys) -> Vec<Status> {
+    let prefix = keys.status_prefix();
+    match consul.kv_list(&prefix, &Default::default()).await {
+        Ok((pairs, _)) => pairs
+            .iter()
+            .filter_map(|pair| serde_json::from_slice::<Status>(&pair.value).ok())
+            .collect(),
+        Err(error) => {
+            tracing::debug!(%error, "no status to show yet");
+            Vec::new()
+        }
+    }
+}
+
+fn render_view(nomad: &RunningNomad, replay: &TrafficReplay, statuses: &[Status]) -> String {
+    let now = replay.clock().now_secs();
+    let time = jiff::Timestamp::from_second(now)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
+    let state = nomad.state();
+    let mut lines = vec![format!(
+        "steward dev   simulated time {time} UTC   traffic {:.1} req/s   nodes {} ready   allocations {:?}",
+        replay.current_rate(),
+        state.nodes.iter().filter(|n| n.status == "ready").count(),
+        state.allocations_by_status,
+    )];
+    lines.push(String::new());
+    if statuses.is_empty() {
+        lines.push(
+            "no pool status yet: the controller writes it after its first reconcile".to_owned(),
+        );
+        for job in &state.jobs {
+            lines.push(format!(
+                "job {}/{}  v{}  running {}  pending {}",
+                job.namespace, job.id, job.version, job.running, job.pending
+            ));
+        }
+        return lines.join("\n");
+    }
+    let now_ts = jiff::Timestamp::from_second(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    lines.push(crate::reconcile::format::table(statuses, now_ts));
+    for status in statuses {
+        if let Some(decision) = status.last_decision() {
+            lines.push(format!(
+                "{}: {} ({})",
+                status.pool, decision.action, decision.reason
+            ));
+        }
+    }
+    lines.join("\n")
 }

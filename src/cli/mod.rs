@@ -11,12 +11,13 @@ pub mod apply;
 pub mod delete;
 pub mod dev;
 pub mod dev_consul;
+pub mod dev_nomad;
 pub mod get;
 mod objects;
 pub mod override_cmd;
 pub mod schema;
-pub mod validate;
 pub mod simulate;
+pub mod validate;
 
 /// An error at the command line's edge, with the exit status it maps to.
 #[derive(Debug)]

@@ -1,9 +1,10 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
-mod consul;
-mod consul_cli;
 
 mod autoscale;
+mod consul;
+mod consul_cli;
 mod nomad_client;
+mod nomad_emu;
 mod reconcile;
 mod runtime;
 mod spec;

@@ -36,10 +36,16 @@ pub fn add_node(cluster: &mut Cluster, spec: &NodeSpec, now_ns: i64) -> String {
         ("cpu.arch", "amd64".to_owned()),
         ("cpu.numcores", spec.cores.to_string()),
         ("cpu.totalcompute", spec.cpu_mhz.to_string()),
-        ("memory.totalbytes", (spec.memory_mb * 1024 * 1024).to_string()),
+        (
+            "memory.totalbytes",
+            (spec.memory_mb * 1024 * 1024).to_string(),
+        ),
         ("nomad.version", "1.10.2".to_owned()),
         ("unique.hostname", name.clone()),
-        ("unique.network.ip-address", format!("10.0.{}.{}", number / 250, number % 250 + 1)),
+        (
+            "unique.network.ip-address",
+            format!("10.0.{}.{}", number / 250, number % 250 + 1),
+        ),
         ("driver.docker", "1".to_owned()),
         ("driver.exec", "1".to_owned()),
         ("driver.raw_exec", "1".to_owned()),
@@ -110,7 +116,8 @@ pub fn fail_node(cluster: &mut Cluster, node_id: &str, now_ns: i64) -> Result<()
             });
         });
     }
-    // The lost allocations are desired to run, so the reconciler replaces them.
+    // The lost allocations are desired to run, so the evaluations replace them.
+    queue_node_evals(cluster, node_id, "node-update", now_ns);
     tracing::info!(node = %node_id, "node failed");
     Ok(())
 }
@@ -129,6 +136,30 @@ pub fn recover_node(cluster: &mut Cluster, node_id: &str, now_ns: i64) -> Result
     queue_system_jobs(cluster);
     tracing::info!(node = %node_id, "node recovered");
     Ok(())
+}
+
+/// Creates one evaluation per job with allocations on a node, as Nomad does when a node
+/// changes status or starts draining.
+fn queue_node_evals(cluster: &mut Cluster, node_id: &str, triggered_by: &str, now_ns: i64) {
+    let mut jobs: Vec<std::sync::Arc<crate::nomad::model::Job>> = Vec::new();
+    for alloc in cluster.node_allocs(node_id) {
+        if !jobs
+            .iter()
+            .any(|job| job.id == alloc.job_id && job.namespace == alloc.job.namespace)
+        {
+            jobs.push(std::sync::Arc::clone(&alloc.job));
+        }
+    }
+    for job in jobs {
+        let key = (job.namespace_or_default().to_owned(), job.id.clone());
+        let current = cluster
+            .jobs
+            .get(&key)
+            .map(|entry| std::sync::Arc::clone(&entry.job));
+        if let Some(current) = current {
+            cluster.create_eval(&current, triggered_by, node_id, "", now_ns);
+        }
+    }
 }
 
 /// Marks system and sysbatch jobs for reconciling, because the set of nodes changed.
@@ -177,6 +208,7 @@ pub fn set_drain(
             });
             node.eligibility = "ineligible".to_owned();
             node.last_drain = Some(last_drain_started(now_ns, meta));
+            queue_node_evals(cluster, node_id, "node-drain", now_ns);
         }
         None => {
             if node.drain.take().is_some()
@@ -195,7 +227,11 @@ pub fn set_drain(
 }
 
 /// `POST /v1/node/:id/eligibility`.
-pub fn set_eligibility(cluster: &mut Cluster, node_id: &str, eligibility: &str) -> Result<u64, ApiError> {
+pub fn set_eligibility(
+    cluster: &mut Cluster,
+    node_id: &str,
+    eligibility: &str,
+) -> Result<u64, ApiError> {
     if eligibility != "eligible" && eligibility != "ineligible" {
         return Err(ApiError::bad_request("invalid scheduling eligibility"));
     }
