@@ -210,10 +210,10 @@ async fn run_all(args: AllArgs) -> CliResult {
 
     println!("\nstopping");
     shutdown.cancel();
-    if let Some(controller) = controller {
-        if let Err(error) = controller.await {
-            tracing::warn!(%error, "controller task ended abnormally");
-        }
+    if let Some(controller) = controller
+        && let Err(error) = controller.await
+    {
+        tracing::warn!(%error, "controller task ended abnormally");
     }
     traffic.shutdown().await;
     nomad.shutdown().await;
@@ -323,17 +323,17 @@ fn point_metrics_at(documents: Vec<LoadedDocument>, prometheus_url: &str) -> Vec
     documents
         .into_iter()
         .map(|mut loaded| {
-            if let Document::WorkerPool(pool) = &mut loaded.document {
-                if let Some(autoscaling) = &mut pool.spec.autoscaling {
-                    let query = match &autoscaling.metric {
-                        MetricSource::Prometheus { query, .. } => query.clone(),
-                        _ => "sum(rate(requests_total[5m]))".to_owned(),
-                    };
-                    autoscaling.metric = MetricSource::Prometheus {
-                        address: prometheus_url.to_owned(),
-                        query,
-                    };
-                }
+            if let Document::WorkerPool(pool) = &mut loaded.document
+                && let Some(autoscaling) = &mut pool.spec.autoscaling
+            {
+                let query = match &autoscaling.metric {
+                    MetricSource::Prometheus { query, .. } => query.clone(),
+                    _ => "sum(rate(requests_total[5m]))".to_owned(),
+                };
+                autoscaling.metric = MetricSource::Prometheus {
+                    address: prometheus_url.to_owned(),
+                    query,
+                };
             }
             loaded
         })
