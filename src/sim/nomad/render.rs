@@ -152,10 +152,10 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobSummar
     }
     for alloc in cluster.job_allocs(key) {
         let counts = groups.entry(alloc.task_group.clone()).or_default();
-        let wanted = alloc.desired_status == "run";
+        let desired_run = alloc.desired_status == "run";
         match alloc.client_status {
-            ClientStatus::Pending if wanted => counts.starting += 1,
-            ClientStatus::Running if wanted => counts.running += 1,
+            ClientStatus::Pending if desired_run => counts.starting += 1,
+            ClientStatus::Running if desired_run => counts.running += 1,
             ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => {
                 counts.complete += 1
             }
