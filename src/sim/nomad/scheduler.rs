@@ -77,13 +77,13 @@ pub fn reconcile_job(cluster: &mut Cluster, key: &JobKey, now_ns: i64, eval_id: 
                 place_per_node(cluster, key, &job, group, now_ns, eval_id, &mut regexes)
             }
             _ => {
-                let wanted = plan_group(cluster, key, &job, group, now_ns);
+                let planned = plan_group(cluster, key, &job, group, now_ns);
                 place(
                     cluster,
                     key,
                     &job,
                     group,
-                    wanted,
+                    planned,
                     now_ns,
                     eval_id,
                     &mut regexes,
