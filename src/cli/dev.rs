@@ -203,8 +203,8 @@ async fn run_all(args: AllArgs) -> CliResult {
         shutdown.clone(),
     );
     tokio::select! {
-        // Ctrl-C ends everything; the view never ends by itself.
-        signal = tokio::signal::ctrl_c() => signal.context("failed to wait for Ctrl-C")?,
+        // Ctrl-C or SIGTERM ends everything; the view never ends by itself.
+        signal = super::signal::shutdown_signal() => signal.context("failed to wait for a shutdown signal")?,
         () = view => {}
     }
 

@@ -16,6 +16,7 @@ pub mod get;
 mod objects;
 pub mod override_cmd;
 pub mod schema;
+pub mod signal;
 pub mod simulate;
 pub mod validate;
 
