@@ -1,1 +1,2 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
+mod nomad_client;
