@@ -7,7 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
+pub mod delete;
+pub mod dev;
+pub mod dev_consul;
+pub mod get;
+mod objects;
+pub mod override_cmd;
 pub mod schema;
+pub mod validate;
 
 /// An error at the command line's edge, with the exit status it maps to.
 #[derive(Debug)]
@@ -56,6 +64,18 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of an object kind.
     Schema(schema::Args),
+    /// Check WorkerPool and Override files without contacting Consul or Nomad.
+    Validate(validate::Args),
+    /// Write WorkerPool and Override files to Consul KV.
+    Apply(apply::Args),
+    /// Show the pools stored in Consul KV.
+    Get(get::Args),
+    /// Delete a pool from Consul KV.
+    Delete(delete::Args),
+    /// Set or clear a manual override of a pool's worker count.
+    Override(override_cmd::Args),
+    /// Run emulated servers for local work.
+    Dev(dev::Args),
 }
 
 impl Cli {
@@ -63,6 +83,12 @@ impl Cli {
     pub async fn run(self) -> ExitCode {
         let result: CliResult = match self.command {
             Command::Schema(args) => schema::run(args).await,
+            Command::Validate(args) => validate::run(args).await,
+            Command::Apply(args) => apply::run(args).await,
+            Command::Get(args) => get::run(args).await,
+            Command::Delete(args) => delete::run(args).await,
+            Command::Override(args) => override_cmd::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,7 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
+mod consul;
+mod consul_cli;
 mod nomad_client;
 mod reconcile;
 mod runtime;
+mod spec;
