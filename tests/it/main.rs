@@ -3,5 +3,6 @@ mod consul;
 mod consul_cli;
 mod nomad_client;
 mod reconcile;
+mod rollout_cli;
 mod runtime;
 mod spec;
