@@ -566,7 +566,7 @@ impl<'a> Stepper<'a> {
         }
 
         if live.versions[0] != to {
-            // Surge the first zone, then register the golden canary.
+            // Register the golden canary, with the first zone's surge in the same write.
             if self.deadline_passed() {
                 return self.begin_rollback(live, "the golden phase timed out".to_owned());
             }
@@ -684,6 +684,10 @@ impl<'a> Stepper<'a> {
             .map_or(Duration::ZERO, |analysis| analysis.interval.get())
     }
 
+    // NOTE: the soak relies on Nomad not failing a deployment on its progress deadline
+    // while canaries await promotion, which is how Nomad 1.x behaves. The Nomad emulator
+    // fails such a deployment once an unchanged group's `ProgressDeadline` passes, so a soak
+    // longer than that rolls back there.
     fn soaking(&mut self, live: &LiveJob<'_>) -> Flow {
         let now = self.now();
         let Some(golden) = self.state_mut().golden.clone() else {
@@ -962,7 +966,10 @@ impl<'a> Stepper<'a> {
             return Flow::Wait(format!("zone {zone} scaling back to {base}"));
         }
 
-        if count < base + surge {
+        // The golden register raises the count in the same write: Nomad places no
+        // non-canary allocation of a group while its canaries await promotion, so the
+        // surge arrives only after the golden worker is verified.
+        if count < base + surge && !golden {
             let up = base + surge;
             self.actions.push(RolloutAction::Scale {
                 group: zone.clone(),
@@ -986,12 +993,16 @@ impl<'a> Stepper<'a> {
             .zip(&live.counts)
             .enumerate()
             .map(|(i, (version, count))| GroupVersion {
-                count: *count,
+                count: if i == zone_index {
+                    (*count).max(base + surge)
+                } else {
+                    *count
+                },
                 version: if i == zone_index { target } else { version },
                 canary: u32::from(golden && i == zone_index),
             })
             .collect();
-        let job = match render_job_versions(self.input.pool, &groups) {
+        let mut job = match render_job_versions(self.input.pool, &groups) {
             Ok(job) => job,
             Err(error) => {
                 let reason = format!("cannot render the job: {error}");
@@ -1002,6 +1013,8 @@ impl<'a> Stepper<'a> {
                 };
             }
         };
+        keep_job_meta(&mut job, live);
+        keep_other_groups(&mut job, live, zone_index);
         self.actions.push(RolloutAction::RegisterJob {
             job,
             enforce_index: live.job.job_modify_index,
@@ -1011,7 +1024,11 @@ impl<'a> Stepper<'a> {
             self.state_mut().canary_requested_at = Some(now);
             self.decide(
                 "register golden worker",
-                format!("one canary of {target} in zone {zone}; nothing is stopped"),
+                format!(
+                    "one canary of {target} in zone {zone}, count {} with the surge; nothing is \
+                     stopped",
+                    base + surge
+                ),
             );
         } else {
             self.decide(
@@ -1184,6 +1201,31 @@ impl<'a> Stepper<'a> {
             phase,
             pending_counts,
             requeue_after: self.requeue_after,
+        }
+    }
+}
+
+/// Replaces the rendered job's `Meta` with the live job's. Nomad folds job meta into every
+/// task's environment, so a changed job meta replaces the workers of every group, including
+/// the zones that must keep their version.
+// NOTE: the planner's renderer writes `spec.version` into job meta `steward.version`. After a
+// rollout completes, the planner sees that key differ and re-registers, which replaces every
+// worker again unless the planner stops comparing that key.
+fn keep_job_meta(job: &mut crate::nomad::Job, live: &LiveJob<'_>) {
+    job.meta = live.job.job.meta.clone();
+}
+
+/// Replaces every group but `zone_index` with the live group at its live count, so that a
+/// register changes only the zone being rolled. A template change that came with the new
+/// version reaches each zone with that zone's turn, and no other group's `Update` block moves.
+fn keep_other_groups(job: &mut crate::nomad::Job, live: &LiveJob<'_>, zone_index: usize) {
+    for (index, group) in job.task_groups.iter_mut().flatten().enumerate() {
+        if index == zone_index {
+            continue;
+        }
+        if let Some(live_group) = live.job.job.group(&group.name) {
+            *group = live_group.clone();
+            group.count = Some(i64::from(live.counts[index]));
         }
     }
 }

@@ -349,7 +349,7 @@ fn prefetch_reports_progress_per_node() {
 }
 
 #[test]
-fn prefetch_complete_stops_it_and_surges_first_zone() {
+fn prefetch_complete_registers_golden() {
     let mut scene = Scene::before_rollout(pool());
     scene.advance();
     scene.prefetch_registered();
@@ -363,11 +363,9 @@ fn prefetch_complete_stops_it_and_surges_first_zone() {
     assert_eq!(phase(&result), RolloutPhase::Golden);
     assert_eq!(result.actions.len(), 2, "{:?}", result.actions);
     assert_eq!(result.actions[0], RolloutAction::StopPrefetch);
-    let RolloutAction::Scale { group, count, .. } = &result.actions[1] else {
-        panic!("expected a surge, got {:?}", result.actions[1]);
-    };
-    assert_eq!(group, "a");
-    assert_eq!(*count, 4);
+    let groups = registered_groups(&result);
+    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 4, 1));
+    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
 }
 
 #[test]
@@ -427,14 +425,14 @@ fn disabled_prefetch_goes_straight_to_golden() {
 }
 
 #[test]
-fn golden_canary_registered_after_surge() {
+fn golden_register_carries_surge() {
     let mut scene = Scene::before_rollout(pool());
     let mut state = scene.step().state.expect("state");
     state.phase = RolloutPhase::Golden;
     state.phase_deadline = t(1000);
     scene.stored = Some(state);
-    scene.set_live([OLD, OLD], [4, 3], 2);
-    scene.observed.allocations = workers([4, 3], 2);
+    scene.set_live([OLD, OLD], [3, 3], 2);
+    scene.observed.allocations = workers([3, 3], 2);
     scene.deployment = Some(deployment("d2", 2, DeploymentStatus::Successful, false));
     scene.now = t(100);
     let result = scene.step();
@@ -460,7 +458,7 @@ fn golden_canary_registered_after_surge() {
 }
 
 #[test]
-fn golden_waits_while_surge_deploys() {
+fn golden_waits_for_running_deployment() {
     let mut scene = Scene::before_rollout(pool());
     let mut state = scene.step().state.expect("state");
     state.phase = RolloutPhase::Golden;

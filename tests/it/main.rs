@@ -4,5 +4,6 @@ mod consul_cli;
 mod nomad_client;
 mod reconcile;
 mod rollout_cli;
+mod rollout_e2e;
 mod runtime;
 mod spec;

@@ -315,13 +315,20 @@ pub fn store_version(cluster: &mut Cluster, key: &JobKey, mut job: Job, now_ns: 
     let index = cluster.touch(Table::Jobs);
     let previous = cluster.jobs.get(key).map(|entry| Arc::clone(&entry.job));
     job.version = Some(previous.as_ref().map_or(0, |p| p.version.unwrap_or(0) + 1));
-    job.create_index = Some(previous.as_ref().map_or(index, |p| p.create_index.unwrap_or(index)));
+    job.create_index = Some(
+        previous
+            .as_ref()
+            .map_or(index, |p| p.create_index.unwrap_or(index)),
+    );
     job.modify_index = Some(index);
     job.job_modify_index = Some(index);
     job.submit_time = Some(now_ns);
     job.stable = Some(false);
     job.status = Some(match &previous {
-        Some(previous) => previous.status.clone().unwrap_or_else(|| "pending".to_owned()),
+        Some(previous) => previous
+            .status
+            .clone()
+            .unwrap_or_else(|| "pending".to_owned()),
         None => "pending".to_owned(),
     });
     job.status_description.get_or_insert_with(String::new);
@@ -342,7 +349,11 @@ pub fn store_version(cluster: &mut Cluster, key: &JobKey, mut job: Job, now_ns: 
 }
 
 /// Changes a stored job without a new version (status, stability): moves `ModifyIndex` only.
-pub fn update_job_status(cluster: &mut Cluster, key: &JobKey, change: impl FnOnce(&mut Job) -> bool) {
+pub fn update_job_status(
+    cluster: &mut Cluster,
+    key: &JobKey,
+    change: impl FnOnce(&mut Job) -> bool,
+) {
     let Some(entry) = cluster.jobs.get(key) else {
         return;
     };
@@ -382,10 +393,14 @@ pub fn scale(
     now_ns: i64,
 ) -> Result<WriteOutcome, ApiError> {
     let Some(group_name) = request.group.filter(|group| !group.is_empty()) else {
-        return Err(ApiError::bad_request("missing task group name for scaling action"));
+        return Err(ApiError::bad_request(
+            "missing task group name for scaling action",
+        ));
     };
     if request.count.is_some_and(|count| count < 0) {
-        return Err(ApiError::bad_request("scaling action count can't be negative"));
+        return Err(ApiError::bad_request(
+            "scaling action count can't be negative",
+        ));
     }
     if request.count.is_some() && request.error {
         return Err(ApiError::bad_request(
@@ -463,7 +478,11 @@ pub fn scale(
         create_index: index,
     };
     if let Some(entry) = cluster.jobs.get_mut(key) {
-        entry.scaling_events.entry(group_name).or_default().insert(0, event);
+        entry
+            .scaling_events
+            .entry(group_name)
+            .or_default()
+            .insert(0, event);
     }
     Ok(outcome)
 }
@@ -530,10 +549,16 @@ mod tests {
         assert_eq!(job.priority, Some(50));
         assert_eq!(job.region.as_deref(), Some("global"));
         assert_eq!(job.namespace.as_deref(), Some("default"));
-        let update = job.groups()[0].update.clone().expect("service group update");
+        let update = job.groups()[0]
+            .update
+            .clone()
+            .expect("service group update");
         assert_eq!(update.max_parallel, Some(1));
         assert_eq!(update.min_healthy_time, Some(NomadDuration::from_secs(10)));
-        assert_eq!(job.update.clone().and_then(|u| u.health_check), Some(String::new()));
+        assert_eq!(
+            job.update.clone().and_then(|u| u.health_check),
+            Some(String::new())
+        );
     }
 
     #[test]

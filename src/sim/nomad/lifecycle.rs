@@ -34,7 +34,9 @@ pub fn tick(cluster: &mut Cluster, now_ns: i64) {
         touched.insert(key);
     }
 
-    let dirty: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs).into_iter().collect();
+    let dirty: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs)
+        .into_iter()
+        .collect();
     for key in dirty {
         let eval_id = cluster
             .evals_by_job
@@ -46,7 +48,9 @@ pub fn tick(cluster: &mut Cluster, now_ns: i64) {
         touched.insert(key);
     }
     // Work done by the reconciles above (stops) marks jobs dirty again; they are clean now.
-    let again: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs).into_iter().collect();
+    let again: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs)
+        .into_iter()
+        .collect();
     touched.extend(again);
 
     for key in touched {
@@ -81,7 +85,12 @@ fn update_blocked(
         .get(key)
         .into_iter()
         .flatten()
-        .find(|id| cluster.evals.get(*id).is_some_and(|eval| eval.status == "blocked"))
+        .find(|id| {
+            cluster
+                .evals
+                .get(*id)
+                .is_some_and(|eval| eval.status == "blocked")
+        })
         .cloned();
 
     if outcome.failures.is_empty() {
@@ -205,7 +214,9 @@ fn advance_alloc(cluster: &mut Cluster, id: &str, now_ns: i64) {
                 alloc.client_status = ClientStatus::Running;
                 alloc.client_description = "Tasks are running".to_owned();
                 alloc.running_since_ns = Some(now_ns);
-                alloc.events.push(event("Started", now_ns, "Task started by client"));
+                alloc
+                    .events
+                    .push(event("Started", now_ns, "Task started by client"));
             });
             let next = if matches!(job_type.as_str(), "batch" | "sysbatch") {
                 now_ns + BATCH_RUN_NS
@@ -222,7 +233,9 @@ fn advance_alloc(cluster: &mut Cluster, id: &str, now_ns: i64) {
             cluster.update_alloc(id, now_ns, |alloc| {
                 alloc.client_status = ClientStatus::Complete;
                 alloc.client_description = "All tasks have completed".to_owned();
-                alloc.events.push(event("Terminated", now_ns, "Exit Code: 0"));
+                alloc
+                    .events
+                    .push(event("Terminated", now_ns, "Exit Code: 0"));
             });
             cluster.unblock_evals();
         }
@@ -306,8 +319,8 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
                 })
                 .count() as u64;
             if healthy > state.healthy_allocs {
-                state.require_progress_by_ns = (state.progress_deadline_ns > 0)
-                    .then_some(now_ns + state.progress_deadline_ns);
+                state.require_progress_by_ns =
+                    (state.progress_deadline_ns > 0).then_some(now_ns + state.progress_deadline_ns);
             }
             state.healthy_allocs = healthy;
             state.unhealthy_allocs = unhealthy;
@@ -433,7 +446,10 @@ pub fn fail_deployment(
 ) -> Option<u64> {
     let key = (deployment.namespace.clone(), deployment.job_id.clone());
     deployment.status = DeploymentStatus::Failed;
-    let auto_revert = deployment.task_groups.values().any(|state| state.auto_revert);
+    let auto_revert = deployment
+        .task_groups
+        .values()
+        .any(|state| state.auto_revert);
     let stable = cluster.jobs.get(&key).and_then(|entry| {
         entry
             .versions
@@ -456,7 +472,9 @@ pub fn fail_deployment(
         .filter(|state| !state.promoted)
         .flat_map(|state| state.placed_canaries.clone())
         .collect();
-    cluster.deployments.insert(deployment.id.clone(), deployment.clone());
+    cluster
+        .deployments
+        .insert(deployment.id.clone(), deployment.clone());
     cluster.touch(Table::Deployments);
     for id in canaries {
         cluster.stop_alloc(&id, now_ns, "alloc not needed as deployment failed");
@@ -491,15 +509,22 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
         .collect();
 
     for node_id in draining {
-        let Some(drain) = cluster.nodes.get(&node_id).and_then(|node| node.drain.clone()) else {
+        let Some(drain) = cluster
+            .nodes
+            .get(&node_id)
+            .and_then(|node| node.drain.clone())
+        else {
             continue;
         };
-        let forced = drain.force_deadline_ns.is_some_and(|deadline| deadline <= now_ns);
+        let forced = drain
+            .force_deadline_ns
+            .is_some_and(|deadline| deadline <= now_ns);
         let remaining: Vec<_> = cluster
             .node_allocs(&node_id)
             .filter(|alloc| alloc.is_live())
             .filter(|alloc| {
-                !(drain.ignore_system_jobs && matches!(alloc.job_type.as_str(), "system" | "sysbatch"))
+                !(drain.ignore_system_jobs
+                    && matches!(alloc.job_type.as_str(), "system" | "sysbatch"))
             })
             .map(|alloc| {
                 (
@@ -507,7 +532,10 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
                     (alloc.namespace.clone(), alloc.job_id.clone()),
                     alloc.task_group.clone(),
                     alloc.job_type.clone(),
-                    alloc.job.group(&alloc.task_group).and_then(|group| group.migrate.clone()),
+                    alloc
+                        .job
+                        .group(&alloc.task_group)
+                        .and_then(|group| group.migrate.clone()),
                 )
             })
             .collect();
@@ -534,7 +562,8 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
                 continue;
             }
             if !forced {
-                let max_parallel = migrate.and_then(|m| m.max_parallel).unwrap_or(1).max(1) as usize;
+                let max_parallel =
+                    migrate.and_then(|m| m.max_parallel).unwrap_or(1).max(1) as usize;
                 let migrating = cluster
                     .job_allocs(&key)
                     .filter(|alloc| alloc.task_group == group && alloc.is_live())
@@ -562,7 +591,10 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
 }
 
 /// Sets `LastDrain` when a drain starts.
-pub fn last_drain_started(now_ns: i64, meta: std::collections::BTreeMap<String, String>) -> LastDrain {
+pub fn last_drain_started(
+    now_ns: i64,
+    meta: std::collections::BTreeMap<String, String>,
+) -> LastDrain {
     LastDrain {
         status: "draining".to_owned(),
         started_at_ns: now_ns,

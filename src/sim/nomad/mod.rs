@@ -138,10 +138,12 @@ impl NomadEmulator {
                 addr: config.addr,
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind {
-            addr: config.addr,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.addr,
+                source,
+            })?;
         let cancel = CancellationToken::new();
 
         let server_cancel = cancel.clone();
@@ -214,7 +216,8 @@ impl RunningNomad {
 
     /// Adds a node, as a new client joining the cluster, and returns its ID.
     pub fn add_node(&self, spec: &NodeSpec) -> String {
-        self.shared.write(|cluster, now| nodes::add_node(cluster, spec, now))
+        self.shared
+            .write(|cluster, now| nodes::add_node(cluster, spec, now))
     }
 
     /// Stops the server and the ticker and waits for them.
@@ -289,8 +292,10 @@ pub fn state_summary(cluster: &Cluster, now_ns: i64) -> StateSummary {
                 status: node.status.clone(),
                 eligibility: node.eligibility.clone(),
                 draining: node.drain.is_some(),
-                live_allocations: cluster.node_allocs(&node.id).filter(|a| a.is_live()).count()
-                    as u64,
+                live_allocations: cluster
+                    .node_allocs(&node.id)
+                    .filter(|a| a.is_live())
+                    .count() as u64,
                 cached_images,
             }
         })

@@ -56,7 +56,9 @@ pub fn resolve_target<'a>(target: &'a str, node: &'a SimNode) -> Option<&'a str>
 /// Compares two values as numbers when both parse, otherwise as strings.
 fn compare_values(left: &str, right: &str) -> std::cmp::Ordering {
     match (left.parse::<f64>(), right.parse::<f64>()) {
-        (Ok(left), Ok(right)) => left.partial_cmp(&right).unwrap_or(std::cmp::Ordering::Equal),
+        (Ok(left), Ok(right)) => left
+            .partial_cmp(&right)
+            .unwrap_or(std::cmp::Ordering::Equal),
         _ => left.cmp(right),
     }
 }
@@ -254,9 +256,14 @@ pub fn group_fingerprint(job: &Job, group: &TaskGroup) -> u64 {
     serde_json::to_string(&group)
         .unwrap_or_default()
         .hash(&mut hasher);
-    serde_json::to_string(&(&job.datacenters, &job.node_pool, &job.constraints, &job.meta))
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    serde_json::to_string(&(
+        &job.datacenters,
+        &job.node_pool,
+        &job.constraints,
+        &job.meta,
+    ))
+    .unwrap_or_default()
+    .hash(&mut hasher);
     hasher.finish()
 }
 
@@ -393,7 +400,9 @@ pub fn select_node(
         let candidate = (same_job, spread_load, free_mhz, node);
         let better = match &best {
             None => true,
-            Some(current) => (candidate.0, candidate.1, candidate.2) < (current.0, current.1, current.2),
+            Some(current) => {
+                (candidate.0, candidate.1, candidate.2) < (current.0, current.1, current.2)
+            }
         };
         if better {
             best = Some(candidate);
@@ -531,7 +540,12 @@ mod tests {
             ("${meta.missing}", "is_set", "", false),
             ("${attr.driver.docker}", "is_set", "", true),
             ("${attr.unique.storage.tags}", "set_contains", "nvme", true),
-            ("${attr.unique.storage.tags}", "set_contains", "nvme,hdd", false),
+            (
+                "${attr.unique.storage.tags}",
+                "set_contains",
+                "nvme,hdd",
+                false,
+            ),
             ("${attr.nomad.version}", "version", ">= 1.9.0", true),
             ("${attr.nomad.version}", "version", "< 1.10", false),
         ];

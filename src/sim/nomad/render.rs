@@ -99,9 +99,18 @@ pub fn alloc_stub(alloc: &SimAlloc) -> Value {
 pub fn alloc_full(alloc: &SimAlloc) -> Value {
     let mut value = alloc_stub(alloc);
     if let Value::Object(map) = &mut value {
-        map.insert("Job".to_owned(), serde_json::to_value(&*alloc.job).unwrap_or(Value::Null));
-        map.insert("DeploymentID".to_owned(), json!(alloc.deployment_id.clone().unwrap_or_default()));
-        map.insert("PreviousAllocation".to_owned(), json!(alloc.previous_allocation));
+        map.insert(
+            "Job".to_owned(),
+            serde_json::to_value(&*alloc.job).unwrap_or(Value::Null),
+        );
+        map.insert(
+            "DeploymentID".to_owned(),
+            json!(alloc.deployment_id.clone().unwrap_or_default()),
+        );
+        map.insert(
+            "PreviousAllocation".to_owned(),
+            json!(alloc.previous_allocation),
+        );
         map.insert("AllocModifyIndex".to_owned(), json!(alloc.modify_index));
         map.insert(
             "AllocatedResources".to_owned(),
@@ -124,12 +133,20 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
         match alloc.client_status {
             ClientStatus::Pending if alloc.desired_status == "run" => counts[4] += 1,
             ClientStatus::Running if alloc.desired_status == "run" => counts[3] += 1,
-            ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => counts[1] += 1,
+            ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => {
+                counts[1] += 1
+            }
             ClientStatus::Failed => counts[2] += 1,
             ClientStatus::Lost => counts[5] += 1,
         }
     }
-    let blocked = cluster.evals_by_job.get(key).into_iter().flatten().filter_map(|id| cluster.evals.get(id)).find(|eval| eval.status == "blocked");
+    let blocked = cluster
+        .evals_by_job
+        .get(key)
+        .into_iter()
+        .flatten()
+        .filter_map(|id| cluster.evals.get(id))
+        .find(|eval| eval.status == "blocked");
     if let Some(eval) = blocked {
         for (group, queued) in &eval.queued_allocations {
             if let Some(counts) = groups.get_mut(group) {
@@ -159,7 +176,10 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
 
 /// `JobSummary` of one job.
 pub fn job_summary(cluster: &Cluster, key: &JobKey) -> Option<Value> {
-    cluster.jobs.get(key).map(|entry| summary(cluster, key, entry))
+    cluster
+        .jobs
+        .get(key)
+        .map(|entry| summary(cluster, key, entry))
 }
 
 /// `JobListStub`.
