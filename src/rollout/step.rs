@@ -570,7 +570,7 @@ impl<'a> Stepper<'a> {
             if self.deadline_passed() {
                 return self.begin_rollback(live, "the golden phase timed out".to_owned());
             }
-            return self.advance_zone(live, 0, &to, true);
+            return self.advance_zone(live, 0, &to, true, true);
         }
 
         if let Some(deployment) = live_deployment
@@ -909,7 +909,7 @@ impl<'a> Stepper<'a> {
                 live.versions
             ));
         }
-        self.advance_zone(live, zone_index, &target, false)
+        self.advance_zone(live, zone_index, &target, false, forward)
     }
 
     fn finish_rolling(&mut self, forward: bool, target: &str) -> Flow {
@@ -930,14 +930,16 @@ impl<'a> Stepper<'a> {
     }
 
     /// Takes the next action for one zone once the previous one settled: raise the count by
-    /// `surge`, register the zone's new version (as the golden canary when `golden`), or bring
-    /// the count back.
+    /// `surge`, register the zone's target version (as the golden canary when `golden`), or
+    /// bring the count back. The golden register and every rollback register raise the count
+    /// in the same write instead of a separate scale.
     fn advance_zone(
         &mut self,
         live: &LiveJob<'_>,
         zone_index: usize,
         target: &str,
         golden: bool,
+        forward: bool,
     ) -> Flow {
         if let Err(reason) = self.settled(live) {
             return Flow::Wait(reason);
@@ -968,8 +970,10 @@ impl<'a> Stepper<'a> {
 
         // The golden register raises the count in the same write: Nomad places no
         // non-canary allocation of a group while its canaries await promotion, so the
-        // surge arrives only after the golden worker is verified.
-        if count < base + surge && !golden {
+        // surge arrives only after the golden worker is verified. A rollback does the same,
+        // because a surge of its own would start one more worker of the failing version.
+        let surge_in_register = golden || !forward;
+        if count < base + surge && !surge_in_register {
             let up = base + surge;
             self.actions.push(RolloutAction::Scale {
                 group: zone.clone(),
@@ -993,7 +997,7 @@ impl<'a> Stepper<'a> {
             .zip(&live.counts)
             .enumerate()
             .map(|(i, (version, count))| GroupVersion {
-                count: if i == zone_index {
+                count: if i == zone_index && surge_in_register {
                     (*count).max(base + surge)
                 } else {
                     *count
@@ -1050,7 +1054,8 @@ impl<'a> Stepper<'a> {
     /// Returns `Ok` when the job's last change finished: no deployment is active, and the
     /// live version's deployment succeeded (or is the one a rollback failed). Without such a
     /// deployment, every zone must run exactly its count of healthy workers of the live job
-    /// version.
+    /// version, counting only running or starting allocations (a failed one stays desired
+    /// `run` in Nomad).
     fn settled(&mut self, live: &LiveJob<'_>) -> Result<(), String> {
         if let Some(deployment) = self.input.deployment.filter(|d| d.is_active()) {
             return Err(format!(
@@ -1077,7 +1082,7 @@ impl<'a> Stepper<'a> {
                 .observed
                 .allocations
                 .iter()
-                .filter(|a| a.task_group == zone.name && a.wants_to_run())
+                .filter(|a| a.task_group == zone.name && (a.is_running() || a.is_starting()))
                 .collect();
             let ready = running
                 .iter()

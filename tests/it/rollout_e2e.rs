@@ -28,7 +28,7 @@ const OLD: &str = "registry.local/face:1";
 const NEW: &str = "registry.local/face:2";
 
 /// Loop iterations before a rollout counts as hung; each sleeps `POLL`.
-const MAX_ITERATIONS: usize = 3000;
+const MAX_ITERATIONS: usize = 1500;
 const POLL: Duration = Duration::from_millis(20);
 
 async fn start_emulator() -> (RunningNomad, Client) {
@@ -366,6 +366,17 @@ async fn drive(
     client: &Client,
     pool: &WorkerPool,
 ) -> (RolloutState, Record) {
+    drive_with_fault(emulator, client, pool, None).await
+}
+
+/// Drives the rollout like [`drive`]; once an action described as `fault.0` was applied,
+/// sends `fault.1` to `/_sim/images`.
+async fn drive_with_fault(
+    emulator: &RunningNomad,
+    client: &Client,
+    pool: &WorkerPool,
+    mut fault: Option<(&str, serde_json::Value)>,
+) -> (RolloutState, Record) {
     let writes = NomadWrites {
         client: client.clone(),
     };
@@ -400,16 +411,22 @@ async fn drive(
         rollout::apply(&writes, &job, &prefetch, &result.actions)
             .await
             .expect("rollout actions applied");
+        let triggered = fault
+            .as_ref()
+            .is_some_and(|(after, _)| record.actions.iter().any(|a| a == after));
+        if triggered && let Some((_, behaviour)) = fault.take() {
+            set_image(emulator, behaviour).await;
+        }
         if !state.phase.is_active() {
             return (state, record);
         }
         stored = Some(state);
         tokio::time::sleep(POLL).await;
     }
+    let last = stored.expect("a rollout state after the first step");
     panic!(
-        "rollout did not end; last phase {:?}, actions {:?}",
-        stored.map(|s| s.phase),
-        record.actions
+        "rollout did not end; last phase {} waiting for {:?}, actions {:?}",
+        last.phase, last.waiting, record.actions
     );
 }
 
@@ -536,6 +553,44 @@ async fn pull_authorization_error_fails_in_prefetch() {
     assert!(failure.contains("no worker was changed"), "{failure}");
     assert!(state.phase_started_at <= state.started_at + jiff::SignedDuration::from_mins(10));
     assert_eq!(record.actions, ["register prefetch", "stop prefetch"]);
+    let expected = vec![
+        ("a".to_owned(), OLD.to_owned(), 3),
+        ("b".to_owned(), OLD.to_owned(), 3),
+    ];
+    assert_eq!(zones(&client, &pool).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_in_second_zone_rolls_back_both() {
+    let (emulator, client) = start_emulator().await;
+    deploy_old(&client).await;
+
+    let pool = pool(NEW);
+    let (state, record) = drive_with_fault(
+        &emulator,
+        &client,
+        &pool,
+        Some(("scale b 4", json!({"image": NEW, "healthy": false}))),
+    )
+    .await;
+
+    // The image turns unhealthy once zone a runs it, so zone a's own workers may fail health
+    // too; the check here is the order of the rollback, one zone at a time.
+    assert_eq!(state.phase, RolloutPhase::Failed, "{:?}", record.actions);
+    let failure = state.failure.clone().expect("failure reason");
+    assert!(
+        failure.contains(&format!("rolled back to {OLD}")),
+        "{failure}"
+    );
+    let expected_tail = [
+        format!("register a={NEW}x3+canary,b={NEW}x4"),
+        format!("register a={NEW}x3+canary,b={OLD}x4"),
+        "scale b 3".to_owned(),
+        format!("register a={OLD}x4,b={OLD}x3"),
+        "scale a 3".to_owned(),
+    ];
+    let tail = &record.actions[record.actions.len() - expected_tail.len()..];
+    assert_eq!(tail, expected_tail, "{:?}", record.actions);
     let expected = vec![
         ("a".to_owned(), OLD.to_owned(), 3),
         ("b".to_owned(), OLD.to_owned(), 3),
