@@ -684,10 +684,10 @@ impl<'a> Stepper<'a> {
             .map_or(Duration::ZERO, |analysis| analysis.interval.get())
     }
 
-    // NOTE: the soak relies on Nomad not failing a deployment on its progress deadline
-    // while canaries await promotion, which is how Nomad 1.x behaves. The Nomad emulator
-    // fails such a deployment once an unchanged group's `ProgressDeadline` passes, so a soak
-    // longer than that rolls back there.
+    // NOTE: the soak assumes Nomad keeps a deployment whose canaries await promotion
+    // running past its progress deadline, as users have reported for Nomad 0.10; this is
+    // not verified on 1.x. The Nomad emulator fails such a deployment once an unchanged
+    // group's `ProgressDeadline` passes, so there a longer soak rolls back.
     fn soaking(&mut self, live: &LiveJob<'_>) -> Flow {
         let now = self.now();
         let Some(golden) = self.state_mut().golden.clone() else {
@@ -836,8 +836,10 @@ impl<'a> Stepper<'a> {
         Flow::Wait(reason)
     }
 
-    /// Rolling forward (`forward`) or back: zone by zone, each zone surged by `surge`,
-    /// replaced by a deployment with `MaxParallel = 1`, then brought back to its count.
+    /// Rolling forward (`forward`) or back, zone by zone. A zone's count is raised by
+    /// `surge` (forward by a scale before the register, back in the register itself), its
+    /// workers are replaced by a deployment with `MaxParallel = 1`, and then its count goes
+    /// back down.
     ///
     /// Ordering: one zone changes at a time, in `spec.zones` order forward and in reverse
     /// order back, and a zone's surge is removed before the next zone starts. Nomad replaces
