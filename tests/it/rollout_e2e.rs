@@ -346,12 +346,37 @@ async fn deploy_old(client: &Client) {
     panic!("the initial 3 + 3 workers never became healthy");
 }
 
+/// Counts running workers of the live job version in groups registered with `NEW`.
+fn new_version_workers(observed: &Observed) -> usize {
+    let Some(job) = observed.job.as_ref() else {
+        return 0;
+    };
+    let version = job.job.version.unwrap_or(0);
+    let new_groups: Vec<&str> = job
+        .job
+        .groups()
+        .iter()
+        .filter(|group| rollout::group_version(group) == Some(NEW))
+        .map(|group| group.name.as_str())
+        .collect();
+    observed
+        .allocations
+        .iter()
+        .filter(|a| a.is_running() && a.job_version == version)
+        .filter(|a| new_groups.contains(&a.task_group.as_str()))
+        .count()
+}
+
 /// What the loop saw over a whole rollout.
 #[derive(Default)]
 struct Record {
     /// Each observation's healthy workers per zone, with the phase it was taken in.
     samples: Vec<(RolloutPhase, u32, u32)>,
+    /// Each observation's running workers of the new version, with the phase.
+    new_workers: Vec<(RolloutPhase, usize)>,
     actions: Vec<String>,
+    /// Whether a step reported sizing counts held back until the rollout ends.
+    pending_reported: bool,
 }
 
 /// Returns the emulator's simulated time, which the rollout's deadlines and soak run on.
@@ -369,6 +394,11 @@ async fn drive(
     drive_with_fault(emulator, client, pool, None).await
 }
 
+/// What sizing requests per zone: 3 + 3, or 5 + 5 once an override arrived.
+fn sizing_counts(override_arrived: bool) -> [u32; 2] {
+    if override_arrived { [5, 5] } else { [3, 3] }
+}
+
 /// Drives the rollout like [`drive`]; once an action described as `fault.0` was applied,
 /// sends `fault.1` to `/_sim/images`.
 async fn drive_with_fault(
@@ -376,6 +406,18 @@ async fn drive_with_fault(
     client: &Client,
     pool: &WorkerPool,
     mut fault: Option<(&str, serde_json::Value)>,
+) -> (RolloutState, Record) {
+    drive_full(emulator, client, pool, fault.take(), None).await
+}
+
+/// Drives the rollout like [`drive_with_fault`]; once an action described as
+/// `override_after` was applied, sizing requests 5 + 5 workers, as an override would.
+async fn drive_full(
+    emulator: &RunningNomad,
+    client: &Client,
+    pool: &WorkerPool,
+    mut fault: Option<(&str, serde_json::Value)>,
+    override_after: Option<&str>,
 ) -> (RolloutState, Record) {
     let writes = NomadWrites {
         client: client.clone(),
@@ -395,7 +437,9 @@ async fn drive_with_fault(
             stored: stored.as_ref(),
             control: None,
             analysis: None,
-            sizing_counts: &[3, 3],
+            sizing_counts: &sizing_counts(
+                override_after.is_some_and(|after| record.actions.iter().any(|a| a == after)),
+            ),
             now: simulated_now(emulator),
         });
         let state = result.state.clone().expect("a rollout is under way");
@@ -404,8 +448,14 @@ async fn drive_with_fault(
             healthy(&snapshot.observed, "a"),
             healthy(&snapshot.observed, "b"),
         ));
+        record
+            .new_workers
+            .push((state.phase, new_version_workers(&snapshot.observed)));
         for action in &result.actions {
             record.actions.push(describe(action));
+        }
+        if result.pending_counts.is_some() {
+            record.pending_reported = true;
         }
 
         rollout::apply(&writes, &job, &prefetch, &result.actions)
@@ -491,6 +541,18 @@ async fn rollout_replaces_workers_without_capacity_loss() {
             "zones {a} and {b} differ by more than one in {phase}"
         );
     }
+    for (phase, count) in &record.new_workers {
+        if matches!(phase, RolloutPhase::Golden | RolloutPhase::Soaking) {
+            assert!(*count <= 1, "{count} new-version workers in {phase}");
+        }
+    }
+    assert!(
+        record
+            .new_workers
+            .iter()
+            .any(|(phase, count)| *phase == RolloutPhase::Soaking && *count == 1),
+        "the golden worker was never seen soaking"
+    );
 
     let last = snapshot(&client, &pool).await;
     let job = last.observed.job.expect("job exists");
@@ -596,4 +658,33 @@ async fn failure_in_second_zone_rolls_back_both() {
         ("b".to_owned(), OLD.to_owned(), 3),
     ];
     assert_eq!(zones(&client, &pool).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_mid_rollout_waits_for_end() {
+    let (emulator, client) = start_emulator().await;
+    deploy_old(&client).await;
+
+    let pool = pool(NEW);
+    let (state, record) = drive_full(&emulator, &client, &pool, None, Some("promote")).await;
+
+    assert_eq!(
+        state.phase,
+        RolloutPhase::Complete,
+        "failure: {:?}; actions: {:?}",
+        state.failure,
+        record.actions
+    );
+    assert!(record.pending_reported);
+    assert!(
+        !record
+            .actions
+            .iter()
+            .any(|a| a == "scale a 5" || a == "scale b 5"),
+        "the override was applied during the rollout: {:?}",
+        record.actions
+    );
+    for (phase, a, b) in &record.samples {
+        assert!(a + b >= 6, "healthy {a} + {b} below 6 in {phase}");
+    }
 }
