@@ -3,6 +3,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::reconcile::Status;
+
 /// The phase of a golden-first rollout.
 ///
 /// ```text
@@ -188,6 +190,21 @@ pub struct RolloutState {
 }
 
 impl RolloutState {
+    /// Reads the rollout state stored in a pool's status (`rollout` field). `Ok(None)` when
+    /// the status has none; an error when the field does not parse (a status written by an
+    /// incompatible controller), in which case the caller re-derives the state from Nomad.
+    pub fn from_status(status: &Status) -> Result<Option<Self>, serde_json::Error> {
+        match &status.rollout {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => serde_json::from_value(value.clone()).map(Some),
+        }
+    }
+
+    /// Converts the state into the JSON stored in the status's `rollout` field.
+    pub fn to_status_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a rollout state always serializes to JSON")
+    }
+
     /// Moves to `phase` at `now` with a new phase deadline.
     pub(super) fn enter(&mut self, phase: RolloutPhase, now: Timestamp, deadline: Timestamp) {
         self.phase = phase;

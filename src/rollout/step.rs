@@ -12,7 +12,7 @@ use super::live::{LiveJob, derive_state};
 use super::observe::{AnalysisSample, DeploymentView, PrefetchObserved};
 use super::prefetch::{prefetch_progress, render_prefetch_job};
 use super::state::{GoldenWorker, PauseState, RolloutPhase, RolloutState, ZoneProgress};
-use crate::reconcile::status::{ConditionReport, ConditionStatus, DecisionReport};
+use crate::reconcile::status::{ConditionReport, ConditionStatus, DecisionReport, StatusReport};
 use crate::reconcile::{
     AllocHealth, ClientStatus, DeploymentStatus, GroupVersion, META_VERSION, Observed,
     ObservedAllocation, Phase, render_job_versions,
@@ -84,6 +84,19 @@ impl RolloutStep {
     /// scale it.
     pub fn is_active(&self) -> bool {
         self.state.as_ref().is_some_and(|s| s.phase.is_active())
+    }
+
+    /// Adds the rollout's conditions and decisions to the planner's report, and sets the
+    /// pool phase the rollout implies. A rollout condition replaces one of the same type.
+    pub fn merge_into(&self, report: &mut StatusReport) {
+        for condition in &self.conditions {
+            report.conditions.retain(|c| c.r#type != condition.r#type);
+            report.conditions.push(condition.clone());
+        }
+        report.decisions.extend(self.decisions.iter().cloned());
+        if let Some(phase) = self.phase {
+            report.phase = phase;
+        }
     }
 }
 

@@ -1220,3 +1220,76 @@ fn requeue_never_exceeds_recheck() {
     assert!(requeue <= ROLLOUT_RECHECK);
     assert!(requeue > Duration::ZERO);
 }
+
+#[test]
+fn merge_into_sets_phase_and_conditions() {
+    let scene = soaking_scene();
+    let result = scene.step();
+    let mut report = crate::reconcile::StatusReport {
+        phase: Phase::Ready,
+        workers: Default::default(),
+        zones: Vec::new(),
+        sizing: None,
+        conditions: vec![crate::reconcile::status::ConditionReport {
+            r#type: step::condition_type::ROLLOUT_PAUSED,
+            status: ConditionStatus::True,
+            reason: "Stale".to_owned(),
+            message: "stale".to_owned(),
+        }],
+        decisions: Vec::new(),
+        last_error: None,
+    };
+    result.merge_into(&mut report);
+
+    assert_eq!(report.phase, Phase::RollingOut);
+    let paused: Vec<_> = report
+        .conditions
+        .iter()
+        .filter(|c| c.r#type == step::condition_type::ROLLOUT_PAUSED)
+        .collect();
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].reason, "NotPaused");
+    assert!(
+        report
+            .conditions
+            .iter()
+            .any(|c| c.r#type == step::condition_type::ROLLOUT_PROGRESSING)
+    );
+}
+
+#[test]
+fn state_reads_back_from_status() {
+    let scene = soaking_scene();
+    let state = scene.stored.clone().expect("state");
+    let status = crate::reconcile::Status {
+        pool: "face".to_owned(),
+        observed_generation: 1,
+        phase: Phase::RollingOut,
+        workers: Default::default(),
+        zones: Vec::new(),
+        sizing: None,
+        rollout: Some(state.to_status_value()),
+        conditions: Vec::new(),
+        last_error: None,
+        decisions: Vec::new(),
+        r#override: None,
+        written_by: "test".to_owned(),
+        updated_at: t(0),
+    };
+    assert_eq!(
+        RolloutState::from_status(&status).expect("parses"),
+        Some(state)
+    );
+
+    let empty = crate::reconcile::Status {
+        rollout: None,
+        ..status.clone()
+    };
+    assert_eq!(RolloutState::from_status(&empty).expect("parses"), None);
+
+    let invalid = crate::reconcile::Status {
+        rollout: Some(serde_json::json!({"phase": "Sideways"})),
+        ..status
+    };
+    assert!(RolloutState::from_status(&invalid).is_err());
+}
