@@ -9,6 +9,7 @@
 //! planner must neither register nor scale it, and sizing changes wait (reported as
 //! [`RolloutStep::pending_counts`]) until the rollout ends.
 
+pub mod analysis;
 pub mod control;
 pub mod executor;
 mod live;
@@ -17,6 +18,7 @@ pub mod prefetch;
 pub mod state;
 pub mod step;
 
+pub use analysis::{evaluate as evaluate_analysis, http_client as analysis_http_client};
 pub use control::{Control, ControlAction, control_key};
 pub use executor::{RolloutAction, RolloutExecutor, apply};
 pub use live::group_version;

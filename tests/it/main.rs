@@ -3,6 +3,7 @@ mod consul;
 mod consul_cli;
 mod nomad_client;
 mod reconcile;
+mod rollout_analysis;
 mod rollout_cli;
 mod rollout_e2e;
 mod runtime;
