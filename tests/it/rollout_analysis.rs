@@ -10,15 +10,18 @@ use serde_json::{Value, json};
 use steward::rollout::{analysis_http_client, evaluate_analysis};
 use steward::spec::Analysis;
 
+/// The query parameters of every request the fake endpoint received.
+type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
 /// Serves `/api/v1/query` with `answer`, recording each request's parameters.
-async fn serve(answer: Value) -> (String, Arc<Mutex<Vec<Vec<(String, String)>>>>) {
+async fn serve(answer: Value) -> (String, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let state = (answer, seen.clone());
     let app = Router::new()
         .route(
             "/api/v1/query",
             get(
-                |State((answer, seen)): State<(Value, Arc<Mutex<Vec<Vec<(String, String)>>>>)>,
+                |State((answer, seen)): State<(Value, Seen)>,
                  Query(params): Query<Vec<(String, String)>>| async move {
                     seen.lock().unwrap().push(params);
                     axum::Json(answer)
