@@ -29,7 +29,7 @@ pub struct SetArgs {
     pub name: String,
 
     /// Worker count to hold; 0 stops every worker. At most the pool's max unless --force.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub workers: u32,
 
     /// How long the override lasts, such as `2h` or `90m`.
@@ -46,7 +46,7 @@ pub struct SetArgs {
     pub until: Option<jiff::Timestamp>,
 
     /// The reason for pinning the count.
-    #[arg(long)]
+    #[arg(long, value_name = "TEXT")]
     pub reason: String,
 
     /// Allow more workers than the pool's max.
@@ -54,7 +54,7 @@ pub struct SetArgs {
     pub force: bool,
 
     /// The person or system setting the override (default: $USER).
-    #[arg(long)]
+    #[arg(long, value_name = "WHO")]
     pub by: Option<String>,
 
     #[command(flatten)]

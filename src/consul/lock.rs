@@ -2,8 +2,9 @@
 //!
 //! A [`LeaderLock`] creates a session with a TTL and a lock delay, tries to acquire the leader
 //! key with the holder's identity as value, renews the session at TTL/2 and watches the key.
-//! It counts as leader only while the key shows its session and the last renewal is younger
-//! than the TTL. When the session is lost, a new one is created and the acquire starts over.
+//! It counts as leader only while the key shows its session and the last renewal succeeded
+//! less than one TTL ago. A failed renewal ends leadership until a renewal succeeds. When the
+//! session is lost, a new one is created and the acquire starts over.
 //!
 //! ```text
 //!   Follower ── acquire returns true ──► Leader
@@ -158,8 +159,9 @@ impl LeaderLock {
         })
     }
 
-    /// Returns whether this process leads now: the key shows its session and the session was renewed
-    /// less than one TTL ago. Check it right before every write that only the leader may do.
+    /// Returns whether this process leads now: the key shows its session, and the last renewal
+    /// succeeded less than one TTL ago. Check it right before every write that only the leader
+    /// may do.
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader()
     }
@@ -191,28 +193,44 @@ impl LeaderLock {
             .map(|p| String::from_utf8_lossy(&p.value).into_owned()))
     }
 
-    /// Stops the tasks, releases the key if held and destroys the session.
+    /// Stops the tasks, releases the key if held and destroys the session. The session is
+    /// destroyed even when the release fails, and the first error is returned.
     pub async fn shutdown(self) -> Result<()> {
         self.cancel.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
-        let session = self.shared.lock().session.take();
-        self.shared.lock().holds_key = false;
+
+        let session = {
+            let mut state = self.shared.lock();
+            state.holds_key = false;
+            state.session.take()
+        };
         self.shared.publish(&self.config.key);
-        if let Some(session) = session {
-            let value = self.config.holder.as_bytes();
-            self.client
-                .kv_put(
-                    &self.config.key,
-                    value,
-                    None,
-                    &WriteMode::Release(session.clone()),
-                )
-                .await?;
-            self.client.session_destroy(&session).await?;
-            tracing::info!(key = %self.config.key, %session, "released leader lock");
+        let Some(session) = session else {
+            return Ok(());
+        };
+
+        let release = WriteMode::Release(session.clone());
+        let released = self
+            .client
+            .kv_put(
+                &self.config.key,
+                self.config.holder.as_bytes(),
+                None,
+                &release,
+            )
+            .await;
+        if let Err(error) = &released {
+            tracing::warn!(key = %self.config.key, %session, %error, "failed to release the leader key");
         }
+        let destroyed = self.client.session_destroy(&session).await;
+        if let Err(error) = &destroyed {
+            tracing::warn!(key = %self.config.key, %session, %error, "failed to destroy the leader session");
+        }
+        released?;
+        destroyed?;
+        tracing::info!(key = %self.config.key, %session, "released leader lock");
         Ok(())
     }
 }
@@ -286,6 +304,9 @@ async fn renew_loop(
                 delay = Duration::ZERO;
             }
             Err(error) => {
+                // Without a renewal this process cannot prove that its session is alive, so
+                // it stops leading until a renewal succeeds again.
+                shared.lock().renewed_until = None;
                 delay = backoff.next_delay();
                 tracing::warn!(key = %config.key, %error, ?delay, "failed to renew leader session");
             }

@@ -11,20 +11,20 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use serde_saphyr::Spanned;
 
-/// Largest input accepted, in bytes. A Consul KV value cannot exceed 512 KiB, so a pool
+/// Maximum input size, in bytes. A Consul KV value cannot exceed 512 KiB, so a pool
 /// file beyond this size is a mistake or an attack.
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Deepest nesting of mappings and sequences accepted. The deepest field of a pool (a check
-/// header inside a service inside a task of the template) sits at depth 10; free-form driver
-/// configuration gets the rest.
+/// Maximum nesting depth of mappings and sequences. The deepest modeled field of a pool (a
+/// check header of a task's service in the template) sits about a dozen levels down, and
+/// free-form driver configuration gets the rest.
 pub const MAX_DEPTH: usize = 48;
 
-/// Most YAML nodes accepted in one input, counting every node an alias expands to. It stops
+/// Maximum number of YAML nodes in one input, counting every node an alias expands to. It stops
 /// alias bombs ("billion laughs") long before they use much memory.
 pub const MAX_NODES: usize = 200_000;
 
-/// Most YAML documents accepted in one input.
+/// Maximum number of YAML documents in one input.
 pub const MAX_DOCUMENTS: usize = 1_000;
 
 /// 1-based line and column of a field in the text.
@@ -59,7 +59,7 @@ impl ParsedDocument {
     }
 }
 
-/// A syntax error or an exceeded limit; the input as a whole is rejected.
+/// A syntax error or an exceeded limit, which rejects the input as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
     pub position: Option<Position>,
@@ -118,17 +118,65 @@ pub(crate) fn too_large_message(len: usize) -> String {
     )
 }
 
-/// Returns the first line of serde-saphyr's message, without its own position prefix and
-/// source snippet, because the caller prints the position itself.
+/// Describes a parse failure without serde-saphyr's own position prefix and source snippet,
+/// because the caller prints the position itself.
 fn syntax_message(error: &serde_saphyr::Error) -> String {
+    // The budget error may be wrapped with alias locations or a source snippet.
+    let mut inner = error;
+    loop {
+        match inner {
+            serde_saphyr::Error::Budget { breach, .. } => return budget_message(breach),
+            serde_saphyr::Error::AliasError { error, .. }
+            | serde_saphyr::Error::WithSnippet { error, .. } => inner = error,
+            _ => break,
+        }
+    }
     let text = error.to_string();
     let first = text.lines().next().unwrap_or_default().trim();
-    let without_position = strip_position_prefix(first);
-    format!("invalid YAML or JSON: {without_position}")
+    if first.contains("recursion limit exceeded") {
+        return depth_message();
+    }
+    format!("invalid YAML or JSON: {}", strip_position(first))
 }
 
-/// Strips serde-saphyr's `error:` and `line L column C:` prefixes, if present.
-fn strip_position_prefix(text: &str) -> &str {
+fn depth_message() -> String {
+    format!(
+        "input nests mappings or sequences deeper than {MAX_DEPTH} levels; no valid object \
+         needs that many"
+    )
+}
+
+/// Describes an exceeded parser limit and why the limit exists.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+
+    match breach {
+        BudgetBreach::Nodes { .. } => format!(
+            "input expands to more than {MAX_NODES} YAML nodes (aliases count once per use); \
+             rejected to bound memory, as an alias bomb would exceed it. Write the values out \
+             or use fewer aliases"
+        ),
+        BudgetBreach::Depth { .. } => depth_message(),
+        BudgetBreach::Documents { .. } => {
+            format!(
+                "input contains more than {MAX_DOCUMENTS} documents; split it into several files"
+            )
+        }
+        BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
+            too_large_message(MAX_INPUT_BYTES + 1)
+        }
+        BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => {
+            "input uses too many aliases for its anchors, the shape of an alias bomb; write \
+             the values out or use fewer aliases"
+                .to_owned()
+        }
+        other => format!("input exceeds a parser limit ({other:?}); simplify the document"),
+    }
+}
+
+/// Strips serde-saphyr's `error:` and `line L column C:` prefixes and its trailing
+/// `at line L, column C`, if present.
+fn strip_position(text: &str) -> &str {
     let mut rest = text.strip_prefix("error: ").unwrap_or(text);
     for prefix in ["line ", "at line "] {
         if rest.starts_with(prefix)
@@ -137,6 +185,11 @@ fn strip_position_prefix(text: &str) -> &str {
             rest = &rest[index + 2..];
             break;
         }
+    }
+    if let Some(index) = rest.rfind(" at line ")
+        && rest[index..].contains(", column ")
+    {
+        rest = &rest[..index];
     }
     rest
 }

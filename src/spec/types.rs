@@ -25,8 +25,11 @@ pub struct ObjectMeta {
     /// A DNS label: at most 63 characters of `a-z`, `0-9` and `-`, starting and ending with
     /// a letter or digit.
     pub name: String,
+    /// Free-form string pairs for selecting and grouping objects, such as `team: vision`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Free-form string pairs for notes that tools and people read, such as an owner's
+    /// address.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -36,8 +39,10 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkerPool {
     /// Always `steward/v1`.
+    #[schemars(extend("const" = "steward/v1"))]
     pub api_version: String,
     /// Always `WorkerPool`.
+    #[schemars(extend("const" = "WorkerPool"))]
     pub kind: String,
     pub metadata: ObjectMeta,
     pub spec: WorkerPoolSpec,
@@ -61,11 +66,13 @@ pub struct WorkerPoolSpec {
     /// Availability zones the workers are spread over, in order: worker i goes to zone
     /// i mod zones.
     pub zones: Vec<Zone>,
+    /// How workers are spread over the zones.
     #[serde(default)]
     pub split: Split,
     /// Predictive sizing. Without it the pool runs at `workers.min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
+    /// How a new `version` is rolled out.
     #[serde(default)]
     pub rollout: Rollout,
     /// Stop acting on this pool but keep reporting its status.
@@ -89,7 +96,9 @@ pub struct JobRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkerBounds {
+    /// Minimum worker count, whatever the autoscaler predicts. At most `max`.
     pub min: u32,
+    /// Maximum worker count, unless an override sets `force: true`.
     pub max: u32,
 }
 
@@ -100,6 +109,7 @@ pub struct WorkerBounds {
 pub struct Zone {
     /// The zone's name; also the name of its task group in the Nomad job.
     pub name: String,
+    /// The Nomad datacenter whose nodes form this zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +123,7 @@ pub struct Zone {
 pub struct ZoneConstraint {
     /// A Nomad interpolation such as `${meta.zone}` or `${attr.platform.aws.placement.availability-zone}`.
     pub attribute: String,
+    /// The attribute's value on this zone's nodes.
     pub value: String,
 }
 
@@ -120,6 +131,7 @@ pub struct ZoneConstraint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Split {
+    /// `odd-even` (the only strategy): worker i goes to zone i mod zones.
     #[serde(default)]
     pub strategy: SplitStrategy,
     /// Move a zone's share to the other zones while it has no eligible node, and back when it
@@ -155,21 +167,26 @@ pub struct Autoscaling {
     pub interval: Duration,
     /// Where the request rate comes from.
     pub metric: MetricSource,
+    /// `linear-slope` (default), `seasonal` or `reactive`.
     #[serde(default)]
     pub predictor: Predictor,
     /// How much history the predictor reads.
     #[serde(default = "default_lookback")]
     pub lookback: Duration,
     /// Requests per second one worker serves within its latency target; greater than 0.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub capacity_per_worker: f64,
     /// Extra capacity on top of the prediction, as a fraction (0.2 = 20 %); 0 to 10.
     #[serde(default = "default_headroom")]
+    #[schemars(range(min = 0, max = 10))]
     pub headroom: f64,
     /// How long a new worker takes to serve traffic (image pull, model load).
     #[serde(default = "default_startup_time")]
     pub startup_time: Duration,
+    /// How fast the pool may shrink.
     #[serde(default)]
     pub scale_down: ScaleDown,
+    /// Scaling up between cycles when live traffic exceeds capacity.
     #[serde(default)]
     pub emergency: Emergency,
     /// Worker count to apply after `fallbackAfter` consecutive failed metric reads.
@@ -188,8 +205,10 @@ pub struct Autoscaling {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AutoscalingMode {
+    /// Resize the pool.
     #[default]
     Act,
+    /// Record each decision in status without resizing the pool.
     ForecastOnly,
 }
 
@@ -264,6 +283,7 @@ impl Default for ScaleDown {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Emergency {
+    /// Check live traffic between cycles and scale up at once when it exceeds capacity.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// How often live traffic is checked between cycles.
@@ -284,8 +304,10 @@ impl Default for Emergency {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rollout {
+    /// `golden-first` (the only strategy).
     #[serde(default)]
     pub strategy: RolloutStrategy,
+    /// Pulling the image onto every node before any worker changes.
     #[serde(default)]
     pub prefetch: Prefetch,
     /// How long the golden worker must stay healthy before the rest are replaced.
@@ -336,6 +358,7 @@ pub enum RolloutStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Prefetch {
+    /// Pull the new image onto every node first, with a `sysbatch` job.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// The prefetch fails when the image is not on every node by then.
@@ -362,6 +385,7 @@ pub struct Analysis {
     pub query: String,
     /// The value must stay below (`max`) or above (`min`) this threshold.
     pub threshold: f64,
+    /// Whether the value must stay at most (`max`) or at least (`min`) the threshold.
     #[serde(default)]
     pub condition: AnalysisCondition,
     /// How often the query is evaluated during the soak.
@@ -386,8 +410,10 @@ pub enum AnalysisCondition {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Override {
     /// Always `steward/v1`.
+    #[schemars(extend("const" = "steward/v1"))]
     pub api_version: String,
     /// Always `Override`.
+    #[schemars(extend("const" = "Override"))]
     pub kind: String,
     pub metadata: ObjectMeta,
     pub spec: OverrideSpec,
@@ -402,7 +428,7 @@ pub struct OverrideSpec {
     /// Why the count is pinned; required.
     pub reason: String,
     /// When the override expires (RFC 3339).
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub until: jiff::Timestamp,
     /// Who set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
