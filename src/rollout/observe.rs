@@ -46,6 +46,8 @@ pub struct PrefetchAllocation {
     /// Messages of the task events (`DisplayMessage`, `DriverError`, `DownloadError`), oldest
     /// first, which is where Nomad reports image pull errors.
     pub events: Vec<String>,
+    /// The prefetch job version the allocation runs; older versions pulled older images.
+    pub job_version: u64,
     /// Orders the allocations of one node: the highest is the newest.
     pub create_index: u64,
 }
@@ -75,6 +77,7 @@ impl PrefetchAllocation {
             node_id: stub.node_id.clone(),
             client_status: ClientStatus::from_nomad(stub.client_status.as_str()),
             events,
+            job_version: stub.job_version,
             create_index: stub.create_index,
         }
     }

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::control::{Control, ControlAction};
 use super::executor::RolloutAction;
 use super::live::{LiveJob, derive_state};
-use super::observe::{AnalysisSample, DeploymentView, PrefetchObserved};
+use super::observe::{AnalysisSample, DeploymentView, PrefetchAllocation, PrefetchObserved};
 use super::prefetch::{prefetch_progress, render_prefetch_job};
 use super::state::{GoldenWorker, PauseState, RolloutPhase, RolloutState, ZoneProgress};
 use crate::reconcile::status::{ConditionReport, ConditionStatus, DecisionReport, StatusReport};
@@ -84,6 +84,16 @@ impl RolloutStep {
     /// scale it.
     pub fn is_active(&self) -> bool {
         self.state.as_ref().is_some_and(|s| s.phase.is_active())
+    }
+
+    /// Whether the planner must not register the job's template or version: a rollout is
+    /// active, or failed and waits for `retry` or another `spec.version`. Re-registering would
+    /// replace every worker at once. Scaling returns to the planner once the rollout is not
+    /// active.
+    pub fn holds_version(&self) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|s| s.phase != RolloutPhase::Complete)
     }
 
     /// Adds the rollout's conditions and decisions to the planner's report, and sets the
@@ -506,8 +516,9 @@ impl<'a> Stepper<'a> {
         let registered = prefetch
             .job
             .as_ref()
-            .filter(|job| job.job.meta_value(META_VERSION) == Some(to.as_str()));
-        if registered.is_none() {
+            .filter(|job| job.job.meta_value(META_VERSION) == Some(to.as_str()))
+            .filter(|job| job.job.stop != Some(true));
+        let Some(registered) = registered else {
             return match render_prefetch_job(pool, &to) {
                 Ok(job) => {
                     let enforce_index = prefetch.job.as_ref().map_or(0, |j| j.job_modify_index);
@@ -523,7 +534,15 @@ impl<'a> Stepper<'a> {
             };
         };
 
-        let progress = prefetch_progress(pool, &self.input.observed.nodes, &prefetch.allocations);
+        // Allocations of earlier prefetch job versions pulled other images.
+        let job_version = registered.job.version.unwrap_or(0);
+        let current: Vec<PrefetchAllocation> = prefetch
+            .allocations
+            .iter()
+            .filter(|allocation| allocation.job_version == job_version)
+            .cloned()
+            .collect();
+        let progress = prefetch_progress(pool, &self.input.observed.nodes, &current);
         let total = progress.nodes.len();
         let pulled = progress.pulled();
         self.state_mut().prefetch = progress.nodes.clone();

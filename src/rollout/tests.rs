@@ -204,6 +204,7 @@ fn prefetch_alloc(
         node_id: node.to_owned(),
         client_status: status,
         events: events.iter().map(|e| (*e).to_owned()).collect(),
+        job_version: 0,
         create_index: 10,
     }
 }
@@ -764,6 +765,7 @@ fn rolling_removes_surge_then_surges_next_zone() {
     assert!(complete.actions.is_empty());
     assert_eq!(complete.phase, None);
     assert!(!complete.is_active());
+    assert!(!complete.holds_version());
     assert!(has_condition(&complete, "RolloutComplete"));
 }
 
@@ -833,6 +835,8 @@ fn failed_rollout_stays_failed_without_retry() {
     assert_eq!(phase(&result), RolloutPhase::Failed);
     assert!(result.actions.is_empty());
     assert_eq!(result.phase, Some(Phase::Degraded));
+    assert!(!result.is_active());
+    assert!(result.holds_version());
 }
 
 #[test]
@@ -1292,4 +1296,41 @@ fn state_reads_back_from_status() {
         ..status
     };
     assert!(RolloutState::from_status(&invalid).is_err());
+}
+
+#[test]
+fn prefetch_ignores_older_job_versions() {
+    let mut scene = Scene::before_rollout(pool());
+    scene.advance();
+    scene.prefetch_registered();
+    let job = scene.prefetch.job.as_mut().expect("prefetch job");
+    job.job.version = Some(2);
+    let mut stale = prefetch_alloc("p0", "n1", ClientStatus::Complete, &[]);
+    stale.job_version = 1;
+    let mut current = prefetch_alloc("p1", "n2", ClientStatus::Complete, &[]);
+    current.job_version = 2;
+    scene.prefetch.allocations = vec![stale, current];
+    scene.now = t(30);
+    let result = scene.advance();
+
+    let state = result.state.expect("state");
+    assert_eq!(state.phase, RolloutPhase::Prefetching);
+    assert_eq!(state.prefetch[0].state, PullState::Pending);
+    assert_eq!(state.prefetch[1].state, PullState::Pulled);
+}
+
+#[test]
+fn stopped_prefetch_job_is_registered_again() {
+    let mut scene = Scene::before_rollout(pool());
+    scene.advance();
+    scene.prefetch_registered();
+    let job = scene.prefetch.job.as_mut().expect("prefetch job");
+    job.job.stop = Some(true);
+    job.job_modify_index = 55;
+    let result = scene.advance();
+
+    let [RolloutAction::RegisterPrefetch { enforce_index, .. }] = result.actions.as_slice() else {
+        panic!("expected RegisterPrefetch, got {:?}", result.actions);
+    };
+    assert_eq!(*enforce_index, 55);
 }
