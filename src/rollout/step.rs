@@ -1092,6 +1092,12 @@ impl<'a> Stepper<'a> {
     /// `run` in Nomad).
     fn settled(&mut self, live: &LiveJob<'_>) -> Result<(), String> {
         if let Some(deployment) = self.input.deployment.filter(|d| d.is_active()) {
+            // A running deployment has its own progress deadline in Nomad, which fails it
+            // when no worker becomes healthy in time. Replacing a large zone takes many of
+            // Steward's step budgets, so the budget restarts while Nomad reports progress.
+            if deployment.status == DeploymentStatus::Running {
+                self.progressed();
+            }
             return Err(format!(
                 "deployment {} of job version {} is {:?}: {}",
                 deployment.id, deployment.job_version, deployment.status, deployment.description

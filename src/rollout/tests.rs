@@ -1334,3 +1334,18 @@ fn stopped_prefetch_job_is_registered_again() {
     };
     assert_eq!(*enforce_index, 55);
 }
+
+#[test]
+fn running_deployment_moves_the_deadline() {
+    let mut scene = rolling_scene();
+    let mut state = scene.stored.clone().expect("state");
+    state.phase_deadline = t(810);
+    scene.stored = Some(state);
+    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
+    scene.now = t(805);
+    let result = scene.advance();
+
+    let state = result.state.expect("state");
+    assert_eq!(state.phase, RolloutPhase::Rolling);
+    assert_eq!(state.phase_deadline, t(805 + 5 * 60 + 10 + 60));
+}
