@@ -294,7 +294,7 @@ fn is_empty(value: &Value) -> bool {
 }
 
 /// One task group of a job rendered mid-rollout: its worker count, the version its tasks run
-/// and how many canaries its `Update` block asks for.
+/// and how many canaries its `Update` block requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupVersion<'a> {
     pub count: u32,

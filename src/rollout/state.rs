@@ -126,13 +126,13 @@ pub struct ZoneProgress {
     pub version: String,
 }
 
-/// Why and since when the rollout waits for a person.
+/// A pause that waits for a person: its reason, start and sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseState {
     pub reason: String,
     pub since: Timestamp,
-    /// Who paused it: a `steward rollout pause` user, or `steward` for an inconclusive analysis.
+    /// The sender: a `steward rollout pause` user, or `steward` for an inconclusive analysis.
     pub by: String,
 }
 
@@ -152,7 +152,7 @@ pub struct RolloutState {
     /// by the time spent paused.
     pub phase_deadline: Timestamp,
     /// Each zone's worker count when the rollout started, in `spec.zones` order. The rollout
-    /// keeps these counts (plus surge) until it ends, whatever sizing asks for meanwhile.
+    /// keeps these counts (plus surge) until it ends, whatever sizing requests meanwhile.
     pub counts: Vec<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub golden: Option<GoldenWorker>,
@@ -181,18 +181,18 @@ pub struct RolloutState {
     /// The deployment a rollback failed (or found failed), which counts as finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_deployment_id: Option<String>,
-    /// Why the rollout is rolling back or failed.
+    /// The reason the rollout is rolling back or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
-    /// What the rollout waits for now, such as "waiting for capacity for 2m 10s".
+    /// The event the rollout waits for now, such as "waiting for capacity for 2m 10s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
 }
 
 impl RolloutState {
-    /// Reads the rollout state stored in a pool's status (`rollout` field). `Ok(None)` when
-    /// the status has none; an error when the field does not parse (a status written by an
-    /// incompatible controller), in which case the caller re-derives the state from Nomad.
+    /// Reads the rollout state stored in a pool's status (`rollout` field), `Ok(None)` when
+    /// the status has none. A field that does not parse (written by an incompatible
+    /// controller) is an error, and the caller then re-derives the state from Nomad.
     pub fn from_status(status: &Status) -> Result<Option<Self>, serde_json::Error> {
         match &status.rollout {
             None | Some(serde_json::Value::Null) => Ok(None),
