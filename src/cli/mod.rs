@@ -15,6 +15,7 @@ pub mod dev_nomad;
 pub mod get;
 mod objects;
 pub mod override_cmd;
+pub mod rollout;
 pub mod schema;
 pub mod signal;
 pub mod simulate;
@@ -85,6 +86,8 @@ pub enum Command {
     Override(override_cmd::Args),
     /// Run emulated servers for local work.
     Dev(dev::Args),
+    /// Show or steer a pool's golden-first rollout.
+    Rollout(rollout::Args),
 }
 
 impl Cli {
@@ -99,6 +102,7 @@ impl Cli {
             Command::Delete(args) => delete::run(args).await,
             Command::Override(args) => override_cmd::run(args).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Rollout(args) => rollout::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@ pub use driver::{ReconcileInput, ReconcileOutcome, reconcile_pool};
 pub use executor::{ExecError, Executor, apply};
 pub use observed::*;
 pub use plan::{Action, Plan, PlanInput, plan, plan_delete, plan_with};
+pub use render::{GroupVersion, render_job_versions};
 pub use render::{JobKey, render_job, template_differences};
 pub use sizing::{
     AutoscalerRecommendation, OverrideReport, OverrideState, SizingDecision, SizingSource,

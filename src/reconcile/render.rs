@@ -292,3 +292,41 @@ fn is_empty(value: &Value) -> bool {
         _ => false,
     }
 }
+
+/// One task group of a job rendered mid-rollout: its worker count, the version its tasks run
+/// and how many canaries its `Update` block requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupVersion<'a> {
+    pub count: u32,
+    pub version: &'a str,
+    pub canary: u32,
+}
+
+/// Renders the pool's job with a version per zone, for golden-first rollouts: group i gets
+/// `groups[i].count` workers running `groups[i].version`, and `Update.Canary =
+/// groups[i].canary` with `AutoPromote` and `AutoRevert` off, because the rollout promotes and
+/// rolls back by itself. Each group also carries its version as `steward.version` group meta,
+/// so the version of every zone can be read back from the live job.
+pub fn render_job_versions(
+    pool: &WorkerPool,
+    groups: &[GroupVersion<'_>],
+) -> Result<Job, RenderError> {
+    let counts: Vec<u32> = groups.iter().map(|group| group.count).collect();
+    let mut job = render_job(pool, &counts)?;
+
+    let rendered = job.task_groups.get_or_insert_with(Vec::new);
+    for (group, wanted) in rendered.iter_mut().zip(groups) {
+        for task in group.tasks.get_or_insert_with(Vec::new) {
+            set_version(task, wanted.version);
+        }
+        group
+            .meta
+            .get_or_insert_with(BTreeMap::new)
+            .insert(META_VERSION.to_owned(), wanted.version.to_owned());
+        let update = group.update.get_or_insert_with(UpdateStrategy::default);
+        update.canary = Some(i64::from(wanted.canary));
+        update.auto_promote = Some(false);
+        update.auto_revert = Some(false);
+    }
+    Ok(job)
+}

@@ -1,0 +1,328 @@
+//! `steward rollout status|pause|resume|abort|retry NAME`: show a pool's rollout from its
+//! status in Consul KV, and steer it through the control key the controller reads.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args as ClapArgs, Subcommand};
+use jiff::Timestamp;
+
+use super::objects;
+use super::{CliError, CliResult};
+use crate::consul::{ConsulArgs, ConsulClient, Keys, WriteMode};
+use crate::rollout::{Control, ControlAction, PullState, RolloutState, control_key};
+
+/// How often `status --watch` reads the status again.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Show or steer a pool's golden-first rollout.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Show the phase, the golden worker, per-node prefetch and per-zone progress.
+    Status(StatusArgs),
+    /// Stop the rollout (and pause its Nomad deployment) until `resume`.
+    Pause(ControlArgs),
+    /// Continue a paused rollout, including one paused by an inconclusive analysis.
+    Resume(ControlArgs),
+    /// Roll back to the version the pool ran before the rollout.
+    Abort(ControlArgs),
+    /// Start a failed rollout again from the prefetch.
+    Retry(ControlArgs),
+}
+
+/// Arguments of `steward rollout status`.
+#[derive(Debug, ClapArgs)]
+pub struct StatusArgs {
+    /// The pool's name.
+    pub name: String,
+
+    /// Print the status again whenever it changes, until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+
+    #[command(flatten)]
+    pub consul: ConsulArgs,
+}
+
+/// Arguments of the commands that write the control key.
+#[derive(Debug, ClapArgs)]
+pub struct ControlArgs {
+    /// The pool's name.
+    pub name: String,
+
+    /// The sender of the command, recorded in the pool's decisions (default: `$USER`).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
+
+    #[command(flatten)]
+    pub consul: ConsulArgs,
+}
+
+/// Runs one `steward rollout` subcommand.
+pub async fn run(args: Args) -> CliResult {
+    match args.command {
+        RolloutCommand::Status(args) => status(args).await,
+        RolloutCommand::Pause(args) => send(args, ControlAction::Pause).await,
+        RolloutCommand::Resume(args) => send(args, ControlAction::Resume).await,
+        RolloutCommand::Abort(args) => send(args, ControlAction::Abort).await,
+        RolloutCommand::Retry(args) => send(args, ControlAction::Retry).await,
+    }
+}
+
+async fn status(args: StatusArgs) -> CliResult {
+    objects::check_name(&args.name)?;
+    let (client, keys) = objects::connect(&args.consul)?;
+
+    let mut last_shown = String::new();
+    loop {
+        let state = read_rollout(&client, &keys, &args.name)
+            .await
+            .map_err(CliError::failure)?;
+        let text = match &state {
+            Some(state) => render_status(&args.name, state, Timestamp::now()),
+            None => format!("pool {}: no rollout recorded in its status\n", args.name),
+        };
+        if text != last_shown {
+            print!("{text}");
+            last_shown = text;
+        }
+        if !args.watch {
+            return Ok(());
+        }
+        tokio::time::sleep(WATCH_INTERVAL).await;
+    }
+}
+
+/// Reads the `rollout` field of the pool's status, `None` when the status or the field is
+/// missing.
+pub async fn read_rollout(
+    client: &ConsulClient,
+    keys: &Keys,
+    name: &str,
+) -> anyhow::Result<Option<RolloutState>> {
+    let key = keys.status(name);
+    let Some(bytes) = client
+        .kv_get_raw(&key)
+        .await
+        .with_context(|| format!("failed to read the status at {key}"))?
+    else {
+        return Ok(None);
+    };
+    let status: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("the status at {key} is not valid JSON"))?;
+    let Some(rollout) = status.get("rollout").filter(|value| !value.is_null()) else {
+        return Ok(None);
+    };
+    let state = serde_json::from_value(rollout.clone())
+        .with_context(|| format!("the rollout field of the status at {key} is invalid"))?;
+    Ok(Some(state))
+}
+
+async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
+    objects::check_name(&args.name)?;
+    let (client, keys) = objects::connect(&args.consul)?;
+
+    let pool = objects::read_pool(&client, &keys, &args.name)
+        .await
+        .map_err(CliError::failure)?;
+    if pool.is_none() {
+        return Err(CliError::failure(anyhow::anyhow!(
+            "pool {:?} not found at {}; check the name with `steward get`",
+            args.name,
+            keys.pool(&args.name)
+        )));
+    }
+
+    let control = Control {
+        action,
+        by: args.by.clone(),
+        at: Timestamp::now(),
+    };
+    let key = control_key(keys.prefix(), &args.name);
+    let body = serde_json::to_vec(&control).map_err(CliError::failure)?;
+    client
+        .kv_put(&key, &body, None, &WriteMode::Plain)
+        .await
+        .with_context(|| format!("failed to write {action} to {key}"))
+        .map_err(CliError::failure)?;
+    println!(
+        "rollout/{} {action} requested by {}; the controller acts on it at its next reconcile",
+        args.name, args.by
+    );
+    Ok(())
+}
+
+/// Renders a compact text view of a rollout: phase, versions, what it waits for, the golden
+/// worker, per-zone progress and per-node prefetch.
+pub fn render_status(name: &str, state: &RolloutState, now: Timestamp) -> String {
+    let mut out = String::new();
+    let elapsed = now.duration_since(state.started_at).as_secs().max(0);
+    out.push_str(&format!(
+        "pool {name}: {} {} -> {} (started {}s ago)\n",
+        state.phase, state.from_version, state.to_version, elapsed
+    ));
+
+    if let Some(paused) = &state.paused {
+        out.push_str(&format!(
+            "  paused: {} since {} (steward rollout resume {name})\n",
+            paused.reason, paused.since
+        ));
+    }
+    if let Some(waiting) = &state.waiting {
+        out.push_str(&format!("  waiting: {waiting}\n"));
+    }
+    if let Some(failure) = &state.failure {
+        out.push_str(&format!("  failure: {failure}\n"));
+    }
+    if state.phase.is_active() {
+        out.push_str(&format!("  phase deadline: {}\n", state.phase_deadline));
+    }
+
+    if let Some(golden) = &state.golden {
+        let health = match (golden.healthy_since, state.soak_until) {
+            (Some(since), Some(until)) => format!("healthy since {since}, soak until {until}"),
+            (Some(since), None) => format!("healthy since {since}"),
+            _ => "not healthy yet".to_owned(),
+        };
+        out.push_str(&format!(
+            "  golden: {} on node {} in zone {}: {health}\n",
+            golden.allocation_id, golden.node_id, golden.zone
+        ));
+    }
+
+    for zone in &state.zones {
+        out.push_str(&format!(
+            "  zone {}: {} {}/{} updated, {} healthy, registered {}\n",
+            zone.zone,
+            bar(zone.updated, zone.desired),
+            zone.updated,
+            zone.desired,
+            zone.healthy,
+            zone.version
+        ));
+    }
+
+    if !state.prefetch.is_empty() {
+        let pulled = state
+            .prefetch
+            .iter()
+            .filter(|node| node.state == PullState::Pulled)
+            .count();
+        out.push_str(&format!(
+            "  prefetch: {pulled}/{} nodes pulled\n",
+            state.prefetch.len()
+        ));
+        for node in &state.prefetch {
+            let message = node
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "    {} (zone {}): {:?}{message}\n",
+                node.node_id, node.zone, node.state
+            ));
+        }
+    }
+    out
+}
+
+/// Draws `done` of `total` as a ten-cell bar such as `[#####-----]`.
+fn bar(done: u32, total: u32) -> String {
+    let cells = 10u32;
+    let filled = (done.min(total) * cells)
+        .checked_div(total)
+        .unwrap_or(cells);
+    let filled = filled as usize;
+    format!(
+        "[{}{}]",
+        "#".repeat(filled),
+        "-".repeat(cells as usize - filled)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::{GoldenWorker, NodePrefetch, RolloutPhase, ZoneProgress};
+
+    fn state() -> RolloutState {
+        let at: Timestamp = "2026-12-04T20:00:00Z".parse().expect("valid timestamp");
+        RolloutState {
+            phase: RolloutPhase::Soaking,
+            from_version: "face:1".to_owned(),
+            to_version: "face:2".to_owned(),
+            started_at: at,
+            phase_started_at: at,
+            phase_deadline: at,
+            counts: vec![3, 3],
+            golden: Some(GoldenWorker {
+                allocation_id: "alloc-1".to_owned(),
+                node_id: "n1".to_owned(),
+                zone: "a".to_owned(),
+                healthy_since: Some(at),
+            }),
+            canary_requested_at: None,
+            soak_until: Some(at),
+            prefetch: vec![
+                NodePrefetch {
+                    node_id: "n1".to_owned(),
+                    zone: "a".to_owned(),
+                    state: PullState::Pulled,
+                    message: None,
+                },
+                NodePrefetch {
+                    node_id: "n2".to_owned(),
+                    zone: "b".to_owned(),
+                    state: PullState::Failed,
+                    message: Some("unauthorized".to_owned()),
+                },
+            ],
+            zones: vec![ZoneProgress {
+                zone: "a".to_owned(),
+                desired: 4,
+                updated: 2,
+                healthy: 4,
+                version: "face:2".to_owned(),
+            }],
+            paused: None,
+            inconclusive_accepted: false,
+            last_analysis_at: None,
+            last_control_at: None,
+            failed_deployment_id: None,
+            failure: None,
+            waiting: Some("soaking".to_owned()),
+        }
+    }
+
+    #[test]
+    fn status_view_shows_every_part() {
+        let now: Timestamp = "2026-12-04T20:01:30Z".parse().expect("valid timestamp");
+        let text = render_status("face", &state(), now);
+        assert!(text.starts_with("pool face: Soaking face:1 -> face:2 (started 90s ago)\n"));
+        assert!(text.contains("  waiting: soaking\n"), "{text}");
+        assert!(
+            text.contains("golden: alloc-1 on node n1 in zone a"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zone a: [#####-----] 2/4 updated, 4 healthy"),
+            "{text}"
+        );
+        assert!(text.contains("prefetch: 1/2 nodes pulled"), "{text}");
+        assert!(text.contains("n2 (zone b): Failed: unauthorized"), "{text}");
+    }
+
+    #[test]
+    fn bar_handles_empty_and_full() {
+        assert_eq!(bar(0, 0), "[##########]");
+        assert_eq!(bar(0, 4), "[----------]");
+        assert_eq!(bar(5, 4), "[##########]");
+    }
+}

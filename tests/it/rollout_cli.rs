@@ -1,0 +1,149 @@
+//! `steward rollout status|pause|resume|abort|retry` against a Consul emulator started by
+//! each test.
+
+use std::path::Path;
+use std::process::Output;
+
+use steward::consul::{ConsulClient, Keys, WriteMode};
+use steward::rollout::{Control, ControlAction, RolloutState};
+use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
+
+async fn start() -> (RunningConsul, ConsulClient) {
+    let config = ConsulEmulatorConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..ConsulEmulatorConfig::default()
+    };
+    let consul = ConsulEmulator::start(config).await.unwrap();
+    let client = ConsulClient::for_url(consul.url()).unwrap();
+    (consul, client)
+}
+
+/// Stores the example pool under `name`.
+async fn put_pool(client: &ConsulClient, name: &str) {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pools/face-match.yaml"),
+    )
+    .unwrap();
+    let yaml = example
+        .replace("name: face-match", &format!("name: {name}"))
+        .replace("id: face-match", &format!("id: {name}"));
+    let keys = Keys::new("steward/").unwrap();
+    client
+        .kv_put(&keys.pool(name), yaml.as_bytes(), None, &WriteMode::Plain)
+        .await
+        .unwrap();
+}
+
+async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
+    let addr = consul.addr().to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("steward")
+            .unwrap()
+            .args(&args)
+            .env("CONSUL_HTTP_ADDR", addr)
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .env_remove("CONSUL_HTTP_TOKEN_FILE")
+            .env_remove("STEWARD_PREFIX")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn rollout_state() -> RolloutState {
+    let at: jiff::Timestamp = "2026-12-04T20:00:00Z".parse().unwrap();
+    serde_json::from_value(serde_json::json!({
+        "phase": "RollingBack",
+        "fromVersion": "face:1",
+        "toVersion": "face:2",
+        "startedAt": at,
+        "phaseStartedAt": at,
+        "phaseDeadline": at,
+        "counts": [3, 3],
+        "failure": "golden worker g1 on node n1 is unhealthy",
+        "zones": [{"zone": "a", "desired": 3, "updated": 1, "healthy": 3, "version": "face:2"}]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn status_prints_rollout_from_status_key() {
+    let (consul, client) = start().await;
+    let status = serde_json::json!({"phase": "RollingOut", "rollout": rollout_state()});
+    client
+        .kv_put(
+            "steward/status/face",
+            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    let output = steward(&consul, &["rollout", "status", "face"]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("pool face: RollingBack face:1 -> face:2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("failure: golden worker g1 on node n1 is unhealthy"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("zone a: [###-------] 1/3 updated"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn status_without_rollout_says_so() {
+    let (consul, _client) = start().await;
+    let output = steward(&consul, &["rollout", "status", "face"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "pool face: no rollout recorded in its status\n");
+}
+
+#[tokio::test]
+async fn control_commands_write_control_key() {
+    let (consul, client) = start().await;
+    put_pool(&client, "face").await;
+
+    let cases = [
+        ("pause", ControlAction::Pause),
+        ("resume", ControlAction::Resume),
+        ("abort", ControlAction::Abort),
+        ("retry", ControlAction::Retry),
+    ];
+    for (command, action) in cases {
+        let output = steward(&consul, &["rollout", command, "face", "--by", "alice"]).await;
+        assert!(output.status.success(), "{command}: {output:?}");
+
+        let bytes = client
+            .kv_get_raw("steward/rollouts/face/control")
+            .await
+            .unwrap()
+            .expect("control key written");
+        let control: Control = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(control.action, action, "{command}");
+        assert_eq!(control.by, "alice", "{command}");
+    }
+}
+
+#[tokio::test]
+async fn control_for_unknown_pool_fails() {
+    let (consul, client) = start().await;
+    let output = steward(&consul, &["rollout", "abort", "ghost"]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pool \"ghost\" not found"), "{stderr}");
+    let written = client
+        .kv_get_raw("steward/rollouts/ghost/control")
+        .await
+        .unwrap();
+    assert_eq!(written, None);
+}
