@@ -158,6 +158,15 @@ async fn run_all(args: AllArgs) -> CliResult {
         1.0
     };
     let start_minute = i64::from(args.start_day) * 24 * 60;
+    let trace_days = samples.len() / (24 * 60);
+    if start_minute >= samples.len() as i64 {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--start-day {} is past the end of the trace, which covers {trace_days} whole days: \
+             give a day from 0 to {}",
+            args.start_day,
+            trace_days.saturating_sub(1)
+        )));
+    }
     let replay = TrafficReplay::new(&samples, scale, start_minute, clock)
         .ok_or_else(|| CliError::usage(anyhow::anyhow!("the trace has no rows")))?;
     let traffic = traffic::serve(args.prometheus_addr, replay.clone())
@@ -200,6 +209,7 @@ async fn run_all(args: AllArgs) -> CliResult {
         &nomad,
         &replay,
         args.refresh,
+        !args.no_controller,
         shutdown.clone(),
     );
     tokio::select! {
@@ -232,6 +242,12 @@ fn check_args(args: &AllArgs) -> CliResult {
         return Err(CliError::usage(anyhow::anyhow!(
             "--datacenters {:?} must list datacenter names, such as eu-west-1a,eu-west-1b",
             args.datacenters.join(",")
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(duplicate) = args.datacenters.iter().find(|dc| !seen.insert(dc.as_str())) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--datacenters lists {duplicate:?} twice: give each datacenter once"
         )));
     }
     if args.nodes < args.datacenters.len() {
@@ -373,6 +389,7 @@ async fn live_view(
     nomad: &RunningNomad,
     replay: &TrafficReplay,
     refresh_secs: f64,
+    with_controller: bool,
     shutdown: CancellationToken,
 ) {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -383,7 +400,7 @@ async fn live_view(
             _ = ticker.tick() => {}
         }
         let statuses = read_statuses(consul, keys).await;
-        let text = render_view(nomad, replay, &statuses);
+        let text = render_view(nomad, replay, &statuses, with_controller);
         let mut stdout = std::io::stdout().lock();
         if interactive {
             // Clear the screen and move home, so the view redraws in place.
@@ -408,26 +425,49 @@ async fn read_statuses(consul: &ConsulClient, keys: &Keys) -> Vec<Status> {
     }
 }
 
-fn render_view(nomad: &RunningNomad, replay: &TrafficReplay, statuses: &[Status]) -> String {
+fn render_view(
+    nomad: &RunningNomad,
+    replay: &TrafficReplay,
+    statuses: &[Status],
+    with_controller: bool,
+) -> String {
     let now = replay.clock().now_secs();
     let time = jiff::Timestamp::from_second(now)
         .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default();
     let state = nomad.state();
-    let mut lines = vec![format!(
-        "steward dev   simulated time {time} UTC   traffic {:.1} req/s   nodes {} ready   allocations {:?}",
-        replay.current_rate(),
-        state.nodes.iter().filter(|n| n.status == "ready").count(),
-        state.allocations_by_status,
-    )];
-    lines.push(String::new());
+    let allocations = if state.allocations_by_status.is_empty() {
+        "none".to_owned()
+    } else {
+        state
+            .allocations_by_status
+            .iter()
+            .map(|(status, count)| format!("{count} {status}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = vec![
+        format!(
+            "steward dev   simulated time {time} UTC   traffic {:.1} requests/s",
+            replay.current_rate()
+        ),
+        format!(
+            "nomad: {} of {} nodes ready, allocations: {allocations}",
+            state.nodes.iter().filter(|n| n.status == "ready").count(),
+            state.nodes.len(),
+        ),
+        String::new(),
+    ];
     if statuses.is_empty() {
-        lines.push(
-            "no pool status yet: the controller writes it after its first reconcile".to_owned(),
-        );
+        let note = if with_controller {
+            "no pool status yet: the controller writes it after its first reconcile"
+        } else {
+            "the controller is not running (--no-controller); Nomad jobs as they are:"
+        };
+        lines.push(note.to_owned());
         for job in &state.jobs {
             lines.push(format!(
-                "job {}/{}  v{}  running {}  pending {}",
+                "job {}/{}  version {}  running {}  pending {}",
                 job.namespace, job.id, job.version, job.running, job.pending
             ));
         }
