@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod schema;
+pub mod validate;
 
 /// An error at the command line's edge, with the exit status it maps to.
 #[derive(Debug)]
@@ -56,6 +57,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of an object kind.
     Schema(schema::Args),
+    /// Check WorkerPool and Override files without contacting Consul or Nomad.
+    Validate(validate::Args),
 }
 
 impl Cli {
@@ -63,6 +66,7 @@ impl Cli {
     pub async fn run(self) -> ExitCode {
         let result: CliResult = match self.command {
             Command::Schema(args) => schema::run(args).await,
+            Command::Validate(args) => validate::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

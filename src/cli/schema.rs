@@ -3,7 +3,7 @@
 use clap::{Args as ClapArgs, ValueEnum};
 
 use super::CliResult;
-use crate::spec::{Override, WorkerPool};
+use crate::spec;
 
 /// Object kinds that have a schema.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -25,8 +25,8 @@ pub struct Args {
 /// Prints the schema as pretty JSON on stdout.
 pub async fn run(args: Args) -> CliResult {
     let schema = match args.kind {
-        Kind::WorkerPool => schemars::schema_for!(WorkerPool),
-        Kind::Override => schemars::schema_for!(Override),
+        Kind::WorkerPool => spec::workerpool_schema(),
+        Kind::Override => spec::override_schema(),
     };
     let text = serde_json::to_string_pretty(&schema).map_err(anyhow::Error::from)?;
     println!("{text}");

@@ -1,1 +1,2 @@
 //! Emulators of the Consul and Nomad HTTP APIs, and the offline sizing simulator.
+pub mod consul;

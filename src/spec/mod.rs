@@ -1,7 +1,26 @@
 //! The declared objects: `WorkerPool` and `Override` (`apiVersion: steward/v1`).
+//!
+//! [`load_paths`] and [`parse_str`] read them from files or text and report every problem at
+//! once as a [`ValidationReport`]; [`validate_pool`] and [`validate_override`] re-check
+//! objects from other sources; [`to_yaml`] writes them back.
 
+mod document;
 mod duration;
+mod error;
+mod load;
+mod parse;
+mod schema;
 mod types;
+mod validate;
 
+pub use document::{DEFAULT_NAMESPACE, Document, LoadedDocument, to_yaml};
 pub use duration::Duration;
+pub use error::{ValidationError, ValidationReport};
+pub use load::{STDIN_SOURCE, load_paths, parse_stored, parse_str};
+pub use parse::{MAX_DEPTH, MAX_DOCUMENTS, MAX_INPUT_BYTES, MAX_NODES};
+pub use schema::{override_schema, schema_for_kind, workerpool_schema};
 pub use types::*;
+pub use validate::{
+    MAX_HEADROOM, MAX_JOB_ID_LEN, MIN_INTERVAL, MIN_MEMORY_MB, dns_label_problem,
+    validate_document, validate_override, validate_pool, validate_set,
+};

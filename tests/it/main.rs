@@ -1,1 +1,3 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
+mod consul;
+mod spec;

@@ -1,0 +1,967 @@
+//! HTTP handlers of the Consul emulator.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rand::Rng as _;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::store::{Behavior, Data, Entry, Session, Store, WriteMode};
+use super::{ConsulEmulatorConfig, StartError};
+
+/// Largest KV value and transaction body: Consul's `kv_max_value_size` default, 512 KiB.
+pub(crate) const MAX_VALUE_SIZE: usize = 512 * 1024;
+
+/// Longest blocking wait, Consul's `max_query_time` default.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// Blocking wait when the request gives `index` without `wait`.
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Longest session TTL Consul accepts.
+const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
+
+/// State shared by the handlers.
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    /// Bumped after every committed change; blocked queries re-evaluate on it.
+    changed: watch::Sender<u64>,
+    /// Bumped on a snapshot restore; blocked queries return at once on it.
+    abandoned: watch::Sender<u64>,
+    config: ConsulEmulatorConfig,
+    unavailable_until: Mutex<Option<Instant>>,
+    snapshot: Mutex<Option<Data>>,
+    cancel: CancellationToken,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A handler that panicked while holding the lock leaves consistent data behind, because
+    // every mutation is applied to the store in one step.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn load(
+        config: ConsulEmulatorConfig,
+        cancel: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let mut data = Data::default();
+        if let Some(path) = state_path(&config) {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    data = serde_json::from_slice(&bytes).map_err(|e| StartError::LoadState {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StartError::LoadState {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        let store = Store::from_data(data, Instant::now(), config.session_ttl_multiplier);
+        Ok(Self {
+            store: Mutex::new(store),
+            changed: watch::channel(0).0,
+            abandoned: watch::channel(0).0,
+            config,
+            unavailable_until: Mutex::new(None),
+            snapshot: Mutex::new(None),
+            cancel,
+        })
+    }
+
+    /// Applies `f` with the next index, then persists and wakes watchers if the index moved.
+    fn mutate<T>(&self, f: impl FnOnce(&mut Store, u64, Instant) -> T) -> T {
+        let mut store = lock(&self.store);
+        let before = store.data.index;
+        let out = f(&mut store, before + 1, Instant::now());
+        if store.data.index != before {
+            self.persist(&store.data);
+            self.changed.send_modify(|generation| *generation += 1);
+        }
+        out
+    }
+
+    /// Writes the state file atomically (temp file, then rename). Errors are logged, because
+    /// the in-memory state stays authoritative.
+    fn persist(&self, data: &Data) {
+        let Some(path) = state_path(&self.config) else {
+            return;
+        };
+        let tmp = path.with_extension("json.tmp");
+        let result = serde_json::to_vec(data)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(error) = result {
+            tracing::error!(%error, path = %path.display(), "failed to persist consul emulator state");
+        }
+    }
+
+    /// Evaluates `read` until its index passes `min_index`, the wait ends, a restore
+    /// abandons the store, or the server stops. `min_index` of `None` or 0 never blocks.
+    async fn block<T>(
+        &self,
+        min_index: Option<u64>,
+        wait: Duration,
+        read: impl Fn(&Store) -> (u64, T),
+    ) -> (u64, T) {
+        let mut changed = self.changed.subscribe();
+        let mut abandoned = self.abandoned.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            changed.borrow_and_update();
+            let (index, value) = read(&lock(&self.store));
+            // Consul makes every successful index at least 1, so clients never send 0 again.
+            let index = index.max(1);
+            let min = min_index.unwrap_or(0);
+            if min == 0 || index > min {
+                return (index, value);
+            }
+            tokio::select! {
+                // Any commit may have moved this query's index.
+                _ = changed.changed() => {}
+                // A restore abandons the old state: answer at once with whatever is there.
+                _ = abandoned.changed() => {
+                    let (index, value) = read(&lock(&self.store));
+                    return (index.max(1), value);
+                }
+                // The wait ran out: answer with the unchanged result.
+                _ = tokio::time::sleep_until(deadline) => return (index, value),
+                // The server is stopping: let graceful shutdown finish.
+                _ = self.cancel.cancelled() => return (index, value),
+            }
+        }
+    }
+}
+
+fn state_path(config: &ConsulEmulatorConfig) -> Option<PathBuf> {
+    config.data_dir.as_ref().map(|dir| dir.join("state.json"))
+}
+
+/// Invalidates sessions whose TTL ran out, every 100 ms, until `cancel`.
+pub(crate) async fn expire_sessions_loop(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        shared.mutate(|store, _, now| store.expire_sessions(now));
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/kv", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/v1/kv/", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/v1/kv/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/v1/txn", put(super::txn::txn))
+        .route("/v1/session/create", put(session_create))
+        .route("/v1/session/renew/{id}", put(session_renew))
+        .route("/v1/session/destroy/{id}", put(session_destroy))
+        .route("/v1/session/info/{id}", get(session_info))
+        .route("/v1/session/list", get(session_list))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            acl_and_faults,
+        ));
+    let status = Router::new()
+        .route("/v1/status/leader", get(status_leader))
+        .route("/v1/status/peers", get(status_peers))
+        .layer(middleware::from_fn_with_state(shared.clone(), faults_only));
+    let sim = Router::new()
+        .route("/_sim/unavailable", post(sim_unavailable))
+        .route("/_sim/snapshot", post(sim_snapshot))
+        .route("/_sim/restore", post(sim_restore))
+        .route("/_sim/reap-tombstones", post(sim_reap_tombstones));
+    v1.merge(status).merge(sim).with_state(shared)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Middleware
+
+fn unavailable(shared: &Shared) -> Option<Response> {
+    let until = *lock(&shared.unavailable_until);
+    match until {
+        Some(until) if Instant::now() < until => {
+            Some(text(StatusCode::SERVICE_UNAVAILABLE, "No cluster leader"))
+        }
+        _ => None,
+    }
+}
+
+async fn faults_only(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if let Some(response) = unavailable(&shared) {
+        return response;
+    }
+    next.run(request).await
+}
+
+async fn acl_and_faults(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(response) = unavailable(&shared) {
+        return response;
+    }
+    if let Some(expected) = &shared.config.acl_token {
+        let headers = request.headers();
+        let presented = headers
+            .get("x-consul-token")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+            });
+        match presented {
+            None | Some("") => return text(StatusCode::FORBIDDEN, "Permission denied"),
+            Some(token) if token != expected => {
+                return text(StatusCode::FORBIDDEN, "ACL not found");
+            }
+            Some(_) => {}
+        }
+    }
+    next.run(request).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response helpers
+
+pub(crate) fn text(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.to_string(),
+    )
+        .into_response()
+}
+
+/// The headers every Consul read carries.
+pub(crate) fn meta_headers(index: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-consul-index", HeaderValue::from(index));
+    headers.insert("x-consul-knownleader", HeaderValue::from_static("true"));
+    headers.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+    headers
+}
+
+pub(crate) fn json_with_index(status: StatusCode, index: u64, body: &Value) -> Response {
+    let mut headers = meta_headers(index);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    (status, headers, body.to_string()).into_response()
+}
+
+/// An entry in Consul's JSON form. `with_value: false` gives `"Value": null`, as txn results
+/// do for every verb except `get` and `get-tree`.
+pub(crate) fn entry_json(entry: &Entry, with_value: bool) -> Value {
+    let value = if with_value && !entry.value.is_empty() {
+        Value::String(BASE64.encode(&entry.value))
+    } else {
+        Value::Null
+    };
+    let mut object = json!({
+        "LockIndex": entry.lock_index,
+        "Key": entry.key,
+        "Flags": entry.flags,
+        "Value": value,
+        "CreateIndex": entry.create_index,
+        "ModifyIndex": entry.modify_index,
+    });
+    if let Some(session) = &entry.session {
+        object["Session"] = Value::String(session.clone());
+    }
+    object
+}
+
+fn session_json(session: &Session) -> Value {
+    json!({
+        "ID": session.id,
+        "Name": session.name,
+        "Node": session.node,
+        "LockDelay": session.lock_delay_ns,
+        "Behavior": match session.behavior { Behavior::Release => "release", Behavior::Delete => "delete" },
+        "TTL": session.ttl,
+        "NodeChecks": session.node_checks,
+        "ServiceChecks": session.service_checks,
+        "CreateIndex": session.create_index,
+        "ModifyIndex": session.modify_index,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/// Parses a Go duration such as `5m`, `1m30s`, `250ms` or `10`, which Consul reads as seconds
+/// when the unit is missing in `wait`.
+pub(crate) fn parse_go_duration(input: &str) -> Option<Duration> {
+    let input = input.trim();
+    if input.is_empty() {
+        return None;
+    }
+    if let Ok(seconds) = input.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = input;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(number * scale);
+    }
+    Some(total)
+}
+
+struct BlockingParams {
+    index: Option<u64>,
+    wait: Duration,
+}
+
+fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, Response> {
+    let index = match params.get("index") {
+        None => None,
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
+            text(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid index: \"{raw}\" is not a number"),
+            )
+        })?),
+    };
+    let wait = match params.get("wait") {
+        None => DEFAULT_WAIT,
+        Some(raw) => parse_go_duration(raw).ok_or_else(|| {
+            text(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid wait time: \"{raw}\""),
+            )
+        })?,
+    };
+    // Consul clamps the wait to max_query_time and adds up to wait/16 so that many
+    // watchers do not return at the same instant.
+    let wait = wait.min(MAX_WAIT);
+    let jitter_ns = (wait.as_nanos() / 16) as u64;
+    let jitter = if jitter_ns == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_nanos(rand::rng().random_range(0..jitter_ns))
+    };
+    Ok(BlockingParams {
+        index,
+        wait: wait + jitter,
+    })
+}
+
+/// Extracts and cleans the key from the raw request path, as Consul's HTTP layer does:
+/// percent-decoding, then collapsing `//`. Returns a 400 for traversal segments or leading or
+/// trailing spaces (Consul 1.21.6 and later with key validation on, the default).
+fn key_from_path(path: &str) -> Result<String, Response> {
+    let raw = path
+        .strip_prefix("/v1/kv")
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| text(StatusCode::BAD_REQUEST, "Invalid key: not valid UTF-8"))?
+        .into_owned();
+    let mut cleaned = String::with_capacity(decoded.len());
+    for (i, segment) in decoded.split('/').enumerate() {
+        if segment == ".." || segment == "." {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid key name {decoded:?}: path traversal is not allowed"),
+            ));
+        }
+        if segment.is_empty() && i > 0 {
+            continue;
+        }
+        if i > 0 && !cleaned.is_empty() {
+            cleaned.push('/');
+        }
+        cleaned.push_str(segment);
+    }
+    if decoded.ends_with('/') && !cleaned.is_empty() {
+        cleaned.push('/');
+    }
+    if cleaned.starts_with(' ') || cleaned.ends_with(' ') {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid key name {decoded:?}: leading or trailing spaces are not allowed"),
+        ));
+    }
+    Ok(cleaned)
+}
+
+fn has(params: &HashMap<String, String>, name: &str) -> bool {
+    params.contains_key(name)
+}
+
+fn parse_u64_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
+            text(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid {name}: \"{raw}\" is not an unsigned integer"),
+            )
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KV
+
+enum KvRead {
+    Missing,
+    Entries(Vec<Value>),
+    Keys(Vec<String>),
+    Raw(Vec<u8>),
+}
+
+async fn kv_get(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let key = match key_from_path(request.uri().path()) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let keys = has(&params, "keys");
+    let recurse = has(&params, "recurse") || keys;
+    if key.is_empty() && !recurse {
+        return text(StatusCode::BAD_REQUEST, "Missing key name");
+    }
+    let blocking = match blocking_params(&params) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let raw = has(&params, "raw");
+    let separator = params
+        .get("separator")
+        .or_else(|| params.get("seperator"))
+        .cloned()
+        .filter(|s| !s.is_empty());
+
+    let (index, read) = shared
+        .block(blocking.index, blocking.wait, |store| {
+            if keys {
+                let (entries, index) = store.list(&key);
+                if entries.is_empty() && !key.is_empty() {
+                    return (index, KvRead::Missing);
+                }
+                let mut names: Vec<String> = Vec::new();
+                for entry in entries {
+                    let name = match &separator {
+                        Some(sep) => match entry.key[key.len()..].find(sep.as_str()) {
+                            Some(pos) => entry.key[..key.len() + pos + sep.len()].to_string(),
+                            None => entry.key.clone(),
+                        },
+                        None => entry.key.clone(),
+                    };
+                    if names.last() != Some(&name) {
+                        names.push(name);
+                    }
+                }
+                (index, KvRead::Keys(names))
+            } else if recurse {
+                let (entries, index) = store.list(&key);
+                if entries.is_empty() {
+                    return (index, KvRead::Missing);
+                }
+                let values = entries.iter().map(|e| entry_json(e, true)).collect();
+                (index, KvRead::Entries(values))
+            } else {
+                match store.data.kv.get(&key) {
+                    None => (store.kv_table_index(), KvRead::Missing),
+                    Some(entry) if raw => (entry.modify_index, KvRead::Raw(entry.value.clone())),
+                    Some(entry) => (
+                        entry.modify_index,
+                        KvRead::Entries(vec![entry_json(entry, true)]),
+                    ),
+                }
+            }
+        })
+        .await;
+
+    match read {
+        KvRead::Missing => (StatusCode::NOT_FOUND, meta_headers(index)).into_response(),
+        KvRead::Entries(values) => json_with_index(StatusCode::OK, index, &Value::Array(values)),
+        KvRead::Keys(names) => json_with_index(StatusCode::OK, index, &json!(names)),
+        KvRead::Raw(bytes) => {
+            let mut headers = meta_headers(index);
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                "content-security-policy",
+                HeaderValue::from_static("sandbox"),
+            );
+            (StatusCode::OK, headers, bytes).into_response()
+        }
+    }
+}
+
+fn bool_response(value: bool) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        if value { "true" } else { "false" },
+    )
+        .into_response()
+}
+
+async fn kv_put(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let key = match key_from_path(request.uri().path()) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let body = match axum::body::to_bytes(request.into_body(), usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("Failed to read body: {e}"),
+            );
+        }
+    };
+    if key.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "Missing key name");
+    }
+    if body.len() > MAX_VALUE_SIZE {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "Request body({} bytes) too large, max size: {MAX_VALUE_SIZE} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.",
+                body.len()
+            ),
+        );
+    }
+    let flags = match parse_u64_param(&params, "flags") {
+        Ok(flags) => flags.unwrap_or(0),
+        Err(response) => return response,
+    };
+    let cas = match parse_u64_param(&params, "cas") {
+        Ok(cas) => cas,
+        Err(response) => return response,
+    };
+    let acquire = params.get("acquire").cloned();
+    let release = params.get("release").cloned();
+    let modes = usize::from(cas.is_some())
+        + usize::from(acquire.is_some())
+        + usize::from(release.is_some());
+    if modes > 1 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Conflicting flags: cas, acquire and release exclude each other",
+        );
+    }
+    let mode = match (cas, acquire, release) {
+        (Some(index), _, _) => WriteMode::Cas(index),
+        (_, Some(session), _) => WriteMode::Acquire(session),
+        (_, _, Some(session)) => WriteMode::Release(session),
+        _ => WriteMode::Plain,
+    };
+    let result =
+        shared.mutate(|store, index, now| store.set(&key, &body, flags, &mode, index, now));
+    match result {
+        Ok(done) => bool_response(done),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}
+
+async fn kv_delete(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let key = match key_from_path(request.uri().path()) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let recurse = has(&params, "recurse");
+    let cas = match parse_u64_param(&params, "cas") {
+        Ok(cas) => cas,
+        Err(response) => return response,
+    };
+    if recurse && cas.is_some() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Conflicting flags: cas and recurse exclude each other",
+        );
+    }
+    if key.is_empty() && !recurse {
+        return text(StatusCode::BAD_REQUEST, "Missing key name");
+    }
+    let done = shared.mutate(|store, index, _| store.delete(&key, recurse, cas, index));
+    bool_response(done)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions (the dispatch lives in `txn.rs`)
+
+impl Shared {
+    pub(crate) fn max_txn_ops(&self) -> usize {
+        self.config.txn_max_ops
+    }
+
+    /// Runs `f` on a copy of the store and commits the copy only when `f` succeeds.
+    pub(crate) fn transact<T, E>(
+        &self,
+        f: impl FnOnce(&mut Store, u64, Instant) -> Result<T, E>,
+    ) -> Result<(u64, T), E> {
+        self.mutate(|store, index, now| {
+            let mut copy = store.clone();
+            let out = f(&mut copy, index, now)?;
+            *store = copy;
+            Ok((store.data.index, out))
+        })
+    }
+}
+
+pub(crate) fn decode_base64(value: &str) -> Option<Vec<u8>> {
+    BASE64.decode(value).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+fn lock_delay_from_json(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::Number(n) => {
+            let n = n.as_u64().ok_or_else(|| format!("invalid LockDelay {n}"))?;
+            // A number below 1000 is seconds, anything larger nanoseconds.
+            Ok(if n < 1000 { n * 1_000_000_000 } else { n })
+        }
+        Value::String(s) => parse_go_duration(s)
+            .map(|d| d.as_nanos() as u64)
+            .ok_or_else(|| format!("invalid LockDelay {s:?}")),
+        Value::Null => Ok(15_000_000_000),
+        other => Err(format!("invalid LockDelay {other}")),
+    }
+}
+
+fn string_list(value: Option<&Value>) -> Option<Vec<String>> {
+    value.and_then(Value::as_array).map(|items| {
+        items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+async fn session_create(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Request decode failed: {e}"),
+                );
+            }
+        }
+    };
+
+    let lock_delay_ns = match lock_delay_from_json(request.get("LockDelay").unwrap_or(&Value::Null))
+    {
+        Ok(ns) => ns,
+        Err(message) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("Request decode failed: {message}"),
+            );
+        }
+    };
+    let behavior = match request
+        .get("Behavior")
+        .and_then(Value::as_str)
+        .unwrap_or("release")
+    {
+        "" | "release" => Behavior::Release,
+        "delete" => Behavior::Delete,
+        other => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid Behavior setting '{other}'"),
+            );
+        }
+    };
+    let ttl = request
+        .get("TTL")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let ttl_duration = if ttl.is_empty() {
+        None
+    } else {
+        match parse_go_duration(&ttl) {
+            Some(d) if d >= shared.config.min_session_ttl && d <= MAX_SESSION_TTL => Some(d),
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "Invalid Session TTL '{ttl}', must be between [{:?}={:?}]",
+                        shared.config.min_session_ttl, MAX_SESSION_TTL
+                    ),
+                );
+            }
+        }
+    };
+
+    // Naming `Checks` at all replaces the default serfHealth check.
+    let node_checks = string_list(request.get("NodeChecks"))
+        .or_else(|| string_list(request.get("Checks")))
+        .unwrap_or_else(|| vec!["serfHealth".to_string()]);
+    let session = Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: request
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        node: request
+            .get("Node")
+            .and_then(Value::as_str)
+            .unwrap_or(&shared.config.node_name)
+            .to_string(),
+        lock_delay_ns,
+        behavior,
+        ttl,
+        ttl_duration,
+        node_checks,
+        service_checks: string_list(request.get("ServiceChecks")),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let multiplier = shared.config.session_ttl_multiplier;
+    let id = shared.mutate(|store, index, now| {
+        let mut session = session;
+        session.create_index = index;
+        session.modify_index = index;
+        if let Some(ttl) = session.ttl_duration {
+            store
+                .session_deadlines
+                .insert(session.id.clone(), now + ttl * multiplier);
+        }
+        let id = session.id.clone();
+        store.data.sessions.insert(id.clone(), session);
+        store.data.index = index;
+        id
+    });
+    let index = lock(&shared.store).data.index;
+    json_with_index(StatusCode::OK, index, &json!({ "ID": id }))
+}
+
+async fn session_renew(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let multiplier = shared.config.session_ttl_multiplier;
+    let mut store = lock(&shared.store);
+    let Some(session) = store.data.sessions.get(&id).cloned() else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("Session id '{id}' not found"),
+        );
+    };
+    if let Some(ttl) = session.ttl_duration {
+        store
+            .session_deadlines
+            .insert(id, Instant::now() + ttl * multiplier);
+    }
+    let index = store.data.index;
+    json_with_index(StatusCode::OK, index, &json!([session_json(&session)]))
+}
+
+async fn session_destroy(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    shared.mutate(|store, index, now| store.invalidate_session(&id, index, now));
+    bool_response(true)
+}
+
+async fn session_info(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let blocking = match blocking_params(&params) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let (index, sessions) = shared
+        .block(blocking.index, blocking.wait, |store| {
+            let list: Vec<Value> = store
+                .data
+                .sessions
+                .get(&id)
+                .map(session_json)
+                .into_iter()
+                .collect();
+            (store.session_table_index(), list)
+        })
+        .await;
+    json_with_index(StatusCode::OK, index, &Value::Array(sessions))
+}
+
+async fn session_list(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let blocking = match blocking_params(&params) {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let (index, sessions) = shared
+        .block(blocking.index, blocking.wait, |store| {
+            let list: Vec<Value> = store.data.sessions.values().map(session_json).collect();
+            (store.session_table_index(), list)
+        })
+        .await;
+    json_with_index(StatusCode::OK, index, &Value::Array(sessions))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+async fn status_leader() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "\"127.0.0.1:8300\"",
+    )
+        .into_response()
+}
+
+async fn status_peers() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "[\"127.0.0.1:8300\"]",
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection
+
+async fn sim_unavailable(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let seconds = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("seconds").and_then(Value::as_f64));
+    let Some(seconds) = seconds.filter(|s| s.is_finite() && *s >= 0.0) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "invalid body: expected {\"seconds\": N} with N a non-negative number",
+        );
+    };
+    *lock(&shared.unavailable_until) = Some(Instant::now() + Duration::from_secs_f64(seconds));
+    tracing::info!(seconds, "consul emulator unavailable");
+    bool_response(true)
+}
+
+async fn sim_snapshot(State(shared): State<Arc<Shared>>) -> Response {
+    let data = lock(&shared.store).data.clone();
+    let index = data.index;
+    *lock(&shared.snapshot) = Some(data);
+    json_with_index(StatusCode::OK, index, &json!({ "Index": index }))
+}
+
+async fn sim_restore(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(data) = lock(&shared.snapshot).clone() else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "no snapshot saved: POST /_sim/snapshot first",
+        );
+    };
+    let index = data.index;
+    {
+        let mut store = lock(&shared.store);
+        *store = Store::from_data(data, Instant::now(), shared.config.session_ttl_multiplier);
+        shared.persist(&store.data);
+    }
+    shared.abandoned.send_modify(|generation| *generation += 1);
+    shared.changed.send_modify(|generation| *generation += 1);
+    tracing::info!(index, "consul emulator restored a snapshot");
+    json_with_index(StatusCode::OK, index, &json!({ "Index": index }))
+}
+
+async fn sim_reap_tombstones(State(shared): State<Arc<Shared>>) -> Response {
+    lock(&shared.store).reap_tombstones();
+    bool_response(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_go_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("soon"), None);
+    }
+
+    #[test]
+    fn key_paths_clean_and_reject() {
+        assert_eq!(
+            key_from_path("/v1/kv/foo//bar").ok(),
+            Some("foo/bar".to_string())
+        );
+        assert_eq!(key_from_path("/v1/kv/a/b/").ok(), Some("a/b/".to_string()));
+        assert_eq!(key_from_path("/v1/kv/a%2Fb").ok(), Some("a/b".to_string()));
+        assert!(key_from_path("/v1/kv/a/../b").is_err());
+        assert!(key_from_path("/v1/kv/a/%2e%2e/b").is_err());
+        assert!(key_from_path("/v1/kv/%20key").is_err());
+    }
+}

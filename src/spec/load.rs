@@ -1,0 +1,350 @@
+//! Loading objects from files, directories, standard input or text: parse, check against
+//! the JSON Schema, deserialize, then run the semantic checks, collecting every error.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::document::{Document, LoadedDocument};
+use super::error::{ValidationError, ValidationReport};
+use super::parse::{MAX_INPUT_BYTES, ParsedDocument, parse_documents, too_large_message};
+use super::schema;
+use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
+use super::validate::{validate_document, validate_set};
+
+/// The `source` of documents read from standard input.
+pub const STDIN_SOURCE: &str = "<stdin>";
+
+/// Loads every object from `paths`: files, directories (every `*.yaml`, `*.yml` and `*.json`
+/// below them, recursively, in sorted order) or `-` for standard input.
+///
+/// Every document of every file is checked, then the set as a whole (two pools that claim one
+/// Nomad job, two objects of one kind with one name). Overrides whose `until` has passed are
+/// rejected, because loading from files is how they are applied.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedDocument>, ValidationReport> {
+    let mut inputs: Vec<(String, Result<String, String>)> = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            inputs.push((
+                STDIN_SOURCE.to_owned(),
+                read_limited(std::io::stdin().lock()),
+            ));
+            continue;
+        }
+        if path.is_dir() {
+            match list_directory(path) {
+                Ok(files) if files.is_empty() => inputs.push((
+                    path.display().to_string(),
+                    Err("directory holds no *.yaml, *.yml or *.json file".to_owned()),
+                )),
+                Ok(files) => {
+                    for file in files {
+                        let text = read_file(&file);
+                        inputs.push((file.display().to_string(), text));
+                    }
+                }
+                Err(message) => inputs.push((path.display().to_string(), Err(message))),
+            }
+            continue;
+        }
+        inputs.push((path.display().to_string(), read_file(path)));
+    }
+
+    let now = jiff::Timestamp::now();
+    let mut errors = Vec::new();
+    let mut checked = Vec::new();
+    for (source, text) in inputs {
+        match text {
+            Ok(text) => checked.extend(check_text(&text, &source, Some(now), &mut errors)),
+            Err(message) => errors.push(file_error(&source, message)),
+        }
+    }
+    finish(checked, errors)
+}
+
+/// Loads every object from `text` (YAML or JSON, one or more `---`-separated documents).
+/// `source` names the text in errors. Overrides whose `until` has passed are rejected.
+pub fn parse_str(text: &str, source: &str) -> Result<Vec<LoadedDocument>, ValidationReport> {
+    let mut errors = Vec::new();
+    let checked = check_text(text, source, Some(jiff::Timestamp::now()), &mut errors);
+    finish(checked, errors)
+}
+
+/// Loads one object read back from storage such as Consul KV: like [`parse_str`], but an
+/// override whose `until` has passed still loads (it is then reported as expired).
+pub fn parse_stored(text: &str, source: &str) -> Result<Vec<LoadedDocument>, ValidationReport> {
+    let mut errors = Vec::new();
+    let checked = check_text(text, source, None, &mut errors);
+    finish(checked, errors)
+}
+
+/// A document that passed its own checks, with what is needed to place set-wide errors.
+struct Checked {
+    loaded: LoadedDocument,
+    parsed: ParsedDocument,
+}
+
+fn finish(
+    checked: Vec<Checked>,
+    mut errors: Vec<ValidationError>,
+) -> Result<Vec<LoadedDocument>, ValidationReport> {
+    for (index, error) in validate_set(checked.iter().map(|c| &c.loaded.document)) {
+        let item = &checked[index];
+        errors.push(locate(error, &item.loaded.source, &item.parsed));
+    }
+
+    if errors.is_empty() {
+        Ok(checked.into_iter().map(|c| c.loaded).collect())
+    } else {
+        Err(ValidationReport { errors })
+    }
+}
+
+/// Checks every document of one text, pushing errors to `errors` and returning the documents
+/// that passed.
+fn check_text(
+    text: &str,
+    source: &str,
+    now: Option<jiff::Timestamp>,
+    errors: &mut Vec<ValidationError>,
+) -> Vec<Checked> {
+    let documents = match parse_documents(text) {
+        Ok(documents) => documents,
+        Err(syntax) => {
+            errors.push(ValidationError {
+                source: source.to_owned(),
+                line: syntax.position.map(|p| p.line),
+                column: syntax.position.map(|p| p.column),
+                path: String::new(),
+                message: syntax.message,
+            });
+            return Vec::new();
+        }
+    };
+    if documents.is_empty() {
+        errors.push(file_error(
+            source,
+            "holds no document: write a WorkerPool or Override object".to_owned(),
+        ));
+        return Vec::new();
+    }
+
+    let mut checked = Vec::new();
+    for (index, parsed) in documents.into_iter().enumerate() {
+        let before = errors.len();
+        let document = check_document(&parsed, source, now, errors);
+        if let Some(document) = document
+            && errors.len() == before
+        {
+            checked.push(Checked {
+                loaded: LoadedDocument {
+                    source: source.to_owned(),
+                    index,
+                    document,
+                },
+                parsed,
+            });
+        }
+    }
+    checked
+}
+
+/// Checks one document and returns it typed when it could be deserialized (it may still
+/// have errors, which are pushed to `errors`).
+fn check_document(
+    parsed: &ParsedDocument,
+    source: &str,
+    now: Option<jiff::Timestamp>,
+    errors: &mut Vec<ValidationError>,
+) -> Option<Document> {
+    let value = &parsed.value;
+    if !value.is_object() {
+        errors.push(locate(
+            ValidationError::new(
+                "",
+                format!(
+                    "expected an object with apiVersion, kind, metadata and spec, found {}",
+                    schema::describe_value(Some(value))
+                ),
+            ),
+            source,
+            parsed,
+        ));
+        return None;
+    }
+
+    let kind = match value.get("kind") {
+        Some(Value::String(kind)) if kind == KIND_WORKER_POOL || kind == KIND_OVERRIDE => {
+            kind.as_str()
+        }
+        found => {
+            errors.push(locate(
+                ValidationError::new(
+                    "kind",
+                    format!(
+                        "must be `{KIND_WORKER_POOL}` or `{KIND_OVERRIDE}`, found {}",
+                        schema::describe_value(found)
+                    ),
+                ),
+                source,
+                parsed,
+            ));
+            return None;
+        }
+    };
+
+    // Schema violations come first; a semantic error on a field that already has one is
+    // left out, since it would describe the same mistake twice.
+    let violations = schema::check(kind, value);
+    let mut reported: Vec<String> = Vec::new();
+    let mut cleaned = value.clone();
+    let mut document_errors = Vec::new();
+    for violation in violations {
+        if let Some(pointer) = &violation.unknown_field {
+            remove_pointer(&mut cleaned, pointer);
+        }
+        reported.push(violation.path.clone());
+        document_errors.push(locate(
+            ValidationError::new(violation.path, violation.message),
+            source,
+            parsed,
+        ));
+    }
+
+    // Unknown fields are dropped before deserializing, so that a typo does not hide the
+    // semantic errors in the rest of the document.
+    let document = match kind {
+        KIND_WORKER_POOL => serde_json::from_value::<WorkerPool>(cleaned)
+            .map(Document::WorkerPool)
+            .map_err(|e| e.to_string()),
+        _ => serde_json::from_value::<Override>(cleaned)
+            .map(Document::Override)
+            .map_err(|e| e.to_string()),
+    };
+    let document = match document {
+        Ok(document) => Some(document),
+        Err(message) => {
+            if reported.is_empty() {
+                // NOTE: serde_json names no field here; the schema normally catches the
+                // problem first with its path, so this is a fallback.
+                document_errors.push(locate(
+                    ValidationError::new("", format!("invalid {kind}: {message}")),
+                    source,
+                    parsed,
+                ));
+            }
+            None
+        }
+    };
+
+    if let Some(document) = &document {
+        for error in validate_document(document, now) {
+            let duplicate = reported
+                .iter()
+                .any(|path| error.path == *path || error.path.starts_with(&format!("{path}.")));
+            if !duplicate {
+                document_errors.push(locate(error, source, parsed));
+            }
+        }
+    }
+
+    document_errors.sort_by_key(|e| (e.line, e.column));
+    errors.extend(document_errors);
+    document
+}
+
+/// Removes the field at a JSON pointer, if present.
+fn remove_pointer(value: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(map)) = value.pointer_mut(parent) {
+        map.remove(&key);
+    }
+}
+/// Adds the source and the line and column of the error's path.
+fn locate(mut error: ValidationError, source: &str, parsed: &ParsedDocument) -> ValidationError {
+    error.source = source.to_owned();
+    if let Some(position) = parsed.position_of(&error.path) {
+        error.line = Some(position.line);
+        error.column = Some(position.column);
+    }
+    error
+}
+
+fn file_error(source: &str, message: String) -> ValidationError {
+    ValidationError {
+        source: source.to_owned(),
+        line: None,
+        column: None,
+        path: String::new(),
+        message,
+    }
+}
+
+/// Reads a file, rejecting it before reading when it exceeds [`MAX_INPUT_BYTES`].
+fn read_file(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read file: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read file: {e}"))?
+        .len();
+    if len > MAX_INPUT_BYTES as u64 {
+        return Err(too_large_message(
+            usize::try_from(len).unwrap_or(usize::MAX),
+        ));
+    }
+    read_limited(file)
+}
+
+/// Reads at most [`MAX_INPUT_BYTES`] + 1 bytes, so an endless stream cannot fill memory.
+fn read_limited(reader: impl Read) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read input: {e}"))?;
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(too_large_message(bytes.len()));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "input is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Lists the `*.yaml`, `*.yml` and `*.json` files below `dir`, sorted by path.
+fn list_directory(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current)
+            .map_err(|e| format!("cannot read directory {}: {e}", current.display()))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| format!("cannot read directory {}: {e}", current.display()))?;
+            let path = entry.path();
+            let file_type = entry
+                .file_type()
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if file_type.is_dir() {
+                pending.push(path);
+            } else if has_object_extension(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn has_object_extension(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
