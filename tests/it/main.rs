@@ -1,3 +1,4 @@
 //! Integration tests: one binary, one module per area, so the crate is linked once.
 mod consul;
 mod spec;
+mod nomad_client;

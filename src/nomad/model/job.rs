@@ -59,6 +59,12 @@ pub struct Job {
     pub task_groups: Option<Vec<TaskGroup>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateStrategy>,
+    /// Job-level `migrate` block, merged into each group when the job is canonicalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<MigrateStrategy>,
+    /// Job-level `reschedule` block, merged into each group when the job is canonicalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reschedule: Option<ReschedulePolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiregion: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +83,9 @@ pub struct Job {
     pub consul_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault_namespace: Option<String>,
+    /// Vault token field that older Nomad API clients send with the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_token: Option<String>,
     #[serde(
         rename = "NomadTokenID",
         default,
