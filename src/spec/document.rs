@@ -108,3 +108,40 @@ fn to_yaml_text<T: serde::Serialize>(value: &T) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_stored;
+
+    #[test]
+    fn ambiguous_strings_round_trip() {
+        let mut item = Override::new(
+            "face-match",
+            OverrideSpec {
+                workers: 3,
+                reason: "true".to_owned(),
+                until: "2026-12-05T18:00:00Z".parse().expect("valid timestamp"),
+                by: Some("1.0".to_owned()),
+                force: false,
+            },
+        );
+        for text in [
+            "null", "0755", "yes", "~", "1e3", "0x1F", "", " padded ", "a: b", "#x",
+        ] {
+            item.metadata
+                .labels
+                .insert(format!("k{}", text.len()), text.to_owned());
+            item.metadata
+                .annotations
+                .insert("note".to_owned(), text.to_owned());
+            let yaml = item.to_yaml();
+            let loaded = parse_stored(&yaml, "test").unwrap_or_else(|r| panic!("{r}\n{yaml}"));
+            assert_eq!(
+                loaded[0].document,
+                Document::Override(item.clone()),
+                "{yaml}"
+            );
+        }
+    }
+}

@@ -118,17 +118,63 @@ pub(crate) fn too_large_message(len: usize) -> String {
     )
 }
 
-/// Returns the first line of serde-saphyr's message, without its own position prefix and
-/// source snippet, because the caller prints the position itself.
+/// Describes a parse failure without serde-saphyr's own position prefix and source snippet,
+/// because the caller prints the position itself.
 fn syntax_message(error: &serde_saphyr::Error) -> String {
+    // The budget error may be wrapped with alias locations or a source snippet.
+    let mut inner = error;
+    loop {
+        match inner {
+            serde_saphyr::Error::Budget { breach, .. } => return budget_message(breach),
+            serde_saphyr::Error::AliasError { error, .. }
+            | serde_saphyr::Error::WithSnippet { error, .. } => inner = error,
+            _ => break,
+        }
+    }
     let text = error.to_string();
     let first = text.lines().next().unwrap_or_default().trim();
-    let without_position = strip_position_prefix(first);
-    format!("invalid YAML or JSON: {without_position}")
+    if first.contains("recursion limit exceeded") {
+        return depth_message();
+    }
+    format!("invalid YAML or JSON: {}", strip_position(first))
 }
 
-/// Strips serde-saphyr's `error:` and `line L column C:` prefixes, if present.
-fn strip_position_prefix(text: &str) -> &str {
+fn depth_message() -> String {
+    format!(
+        "input nests mappings or sequences deeper than {MAX_DEPTH} levels; no valid object \
+         needs that many"
+    )
+}
+
+/// Describes an exceeded parser limit and why the limit exists.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+
+    match breach {
+        BudgetBreach::Nodes { .. } => format!(
+            "input expands to more than {MAX_NODES} YAML nodes (aliases count once per use); \
+             rejected to bound memory, as an alias bomb would exceed it. Write the values out \
+             or use fewer aliases"
+        ),
+        BudgetBreach::Depth { .. } => depth_message(),
+        BudgetBreach::Documents { .. } => {
+            format!("input holds more than {MAX_DOCUMENTS} documents; split it into several files")
+        }
+        BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
+            too_large_message(MAX_INPUT_BYTES + 1)
+        }
+        BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => {
+            "input uses too many aliases for its anchors, the shape of an alias bomb; write \
+             the values out or use fewer aliases"
+                .to_owned()
+        }
+        other => format!("input exceeds a parser limit ({other:?}); simplify the document"),
+    }
+}
+
+/// Strips serde-saphyr's `error:` and `line L column C:` prefixes and its trailing
+/// `at line L, column C`, if present.
+fn strip_position(text: &str) -> &str {
     let mut rest = text.strip_prefix("error: ").unwrap_or(text);
     for prefix in ["line ", "at line "] {
         if rest.starts_with(prefix)
@@ -137,6 +183,11 @@ fn strip_position_prefix(text: &str) -> &str {
             rest = &rest[index + 2..];
             break;
         }
+    }
+    if let Some(index) = rest.rfind(" at line ")
+        && rest[index..].contains(", column ")
+    {
+        rest = &rest[..index];
     }
     rest
 }

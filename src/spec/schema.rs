@@ -160,7 +160,7 @@ fn describe(
             path,
             message: format!(
                 "must be {}, found {}",
-                expected_value.as_ref(),
+                list_values(std::slice::from_ref(expected_value.as_ref())),
                 describe_value(found)
             ),
             unknown_field: None,

@@ -36,8 +36,10 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkerPool {
     /// Always `steward/v1`.
+    #[schemars(extend("const" = "steward/v1"))]
     pub api_version: String,
     /// Always `WorkerPool`.
+    #[schemars(extend("const" = "WorkerPool"))]
     pub kind: String,
     pub metadata: ObjectMeta,
     pub spec: WorkerPoolSpec,
@@ -161,9 +163,11 @@ pub struct Autoscaling {
     #[serde(default = "default_lookback")]
     pub lookback: Duration,
     /// Requests per second one worker serves within its latency target; greater than 0.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub capacity_per_worker: f64,
     /// Extra capacity on top of the prediction, as a fraction (0.2 = 20 %); 0 to 10.
     #[serde(default = "default_headroom")]
+    #[schemars(range(min = 0, max = 10))]
     pub headroom: f64,
     /// How long a new worker takes to serve traffic (image pull, model load).
     #[serde(default = "default_startup_time")]
@@ -386,8 +390,10 @@ pub enum AnalysisCondition {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Override {
     /// Always `steward/v1`.
+    #[schemars(extend("const" = "steward/v1"))]
     pub api_version: String,
     /// Always `Override`.
+    #[schemars(extend("const" = "Override"))]
     pub kind: String,
     pub metadata: ObjectMeta,
     pub spec: OverrideSpec,
@@ -402,7 +408,7 @@ pub struct OverrideSpec {
     /// Why the count is pinned; required.
     pub reason: String,
     /// When the override expires (RFC 3339).
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub until: jiff::Timestamp,
     /// Who set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
