@@ -1,0 +1,332 @@
+//! An emulator of Nomad's HTTP API (`steward dev nomad`): nodes, jobs, a scheduler,
+//! allocation lifecycle with image pulls and health, deployments with canaries, drains,
+//! blocking queries and fault injection under `/_sim/`.
+//!
+//! Time is simulated ([`clock::SimClock`]): at `speed` N, N simulated seconds pass per wall
+//! second. A ticker advances the state machine every [`TICK`] of wall time.
+
+pub mod clock;
+pub mod http;
+pub mod jobs;
+pub mod lifecycle;
+pub mod nodes;
+pub mod placement;
+pub mod render;
+pub mod scheduler;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use clock::SimClock;
+pub use http::Shared;
+pub use nodes::NodeSpec;
+pub use state::Cluster;
+
+/// Wall time between two ticks of the state machine.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Errors starting the emulator. Both are permanent for the given configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The listen address could not be bound (in use, or not a local address).
+    #[error("failed to bind the Nomad emulator to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is invalid; the message names the value and the fix.
+    #[error("invalid Nomad emulator configuration: {0}")]
+    Config(String),
+}
+
+/// How to build the emulated cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NomadEmulatorConfig {
+    /// Listen address; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Datacenter names; `nodes_per_dc` nodes are created in each.
+    pub datacenters: Vec<String>,
+    pub nodes_per_dc: usize,
+    /// Extra nodes with their own shapes, added after the uniform ones.
+    pub node_specs: Vec<NodeSpec>,
+    /// Simulated seconds per wall second; must be positive.
+    pub speed: f64,
+    /// `nvidia/gpu` devices per node.
+    pub gpus: i64,
+    /// CPU cores per node.
+    pub cores: i64,
+    pub memory_mb: i64,
+    /// CPU per node in MHz.
+    pub cpu_mhz: i64,
+    /// Seed of the ID generator.
+    pub seed: u64,
+}
+
+impl Default for NomadEmulatorConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4646)),
+            datacenters: vec!["dc1".to_owned()],
+            nodes_per_dc: 3,
+            node_specs: Vec::new(),
+            speed: 1.0,
+            gpus: 0,
+            cores: 16,
+            memory_mb: 65_536,
+            cpu_mhz: 32_000,
+            seed: 1,
+        }
+    }
+}
+
+/// Builds the cluster a configuration describes, without starting a server.
+pub fn build_cluster(config: &NomadEmulatorConfig, now_ns: i64) -> Result<Cluster, EmulatorError> {
+    if !(config.speed.is_finite() && config.speed > 0.0) {
+        return Err(EmulatorError::Config(format!(
+            "speed {} must be a positive number, such as 60",
+            config.speed
+        )));
+    }
+    if config.datacenters.iter().any(String::is_empty) {
+        return Err(EmulatorError::Config(
+            "a datacenter name is empty: list names such as dc-a,dc-b".to_owned(),
+        ));
+    }
+    let mut cluster = Cluster::new(config.seed);
+    for datacenter in &config.datacenters {
+        for _ in 0..config.nodes_per_dc {
+            let spec = NodeSpec {
+                datacenter: datacenter.clone(),
+                node_class: String::new(),
+                node_pool: "default".to_owned(),
+                meta: BTreeMap::new(),
+                cpu_mhz: config.cpu_mhz,
+                memory_mb: config.memory_mb,
+                cores: config.cores,
+                gpus: config.gpus,
+            };
+            nodes::add_node(&mut cluster, &spec, now_ns);
+        }
+    }
+    for spec in &config.node_specs {
+        nodes::add_node(&mut cluster, spec, now_ns);
+    }
+    Ok(cluster)
+}
+
+/// The emulator's entry point.
+pub struct NomadEmulator;
+
+impl NomadEmulator {
+    /// Builds the cluster, binds the listener and starts the HTTP server and the ticker.
+    pub async fn start(config: NomadEmulatorConfig) -> Result<RunningNomad, EmulatorError> {
+        let clock = SimClock::start(config.speed);
+        let cluster = build_cluster(&config, clock.now_ns())?;
+        let shared = Arc::new(Shared::new(cluster, clock));
+
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let cancel = CancellationToken::new();
+
+        let server_cancel = cancel.clone();
+        let app = http::router(Arc::clone(&shared));
+        let server = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(server_cancel.cancelled_owned())
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "nomad emulator server stopped");
+            }
+        });
+
+        let ticker_shared = Arc::clone(&shared);
+        let ticker_cancel = cancel.clone();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(TICK);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    // Shutdown requested.
+                    () = ticker_cancel.cancelled() => break,
+                    // Next step of the state machine.
+                    _ = interval.tick() => {
+                        ticker_shared.write(lifecycle::tick);
+                    }
+                }
+            }
+        });
+
+        tracing::info!(%addr, speed = config.speed, "nomad emulator started");
+        Ok(RunningNomad {
+            addr,
+            shared,
+            cancel,
+            tasks: vec![server, ticker],
+        })
+    }
+}
+
+/// A running emulator. Dropping it without [`RunningNomad::shutdown`] leaves the tasks
+/// running until the runtime stops.
+pub struct RunningNomad {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNomad {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, such as `http://127.0.0.1:4646`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Direct access to the cluster state, for tests and the live view.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Returns a summary of the cluster (what `GET /_sim/state` serves).
+    pub fn state(&self) -> StateSummary {
+        state_summary(&self.shared.lock(), self.shared.clock.now_ns())
+    }
+
+    /// Adds a node, as a new client joining the cluster, and returns its ID.
+    pub fn add_node(&self, spec: &NodeSpec) -> String {
+        self.shared.write(|cluster, now| nodes::add_node(cluster, spec, now))
+    }
+
+    /// Stops the server and the ticker and waits for them.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "nomad emulator task ended abnormally");
+            }
+        }
+    }
+}
+
+/// A compact view of the cluster for tests and `steward dev`'s live view.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StateSummary {
+    /// Simulated Unix time in nanoseconds.
+    pub now_ns: i64,
+    pub index: u64,
+    pub nodes: Vec<NodeSummary>,
+    pub jobs: Vec<JobSummaryView>,
+    pub allocations_by_status: BTreeMap<String, u64>,
+    pub active_deployments: u64,
+    pub blocked_evaluations: u64,
+}
+
+/// One node in [`StateSummary`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummary {
+    pub id: String,
+    pub name: String,
+    pub datacenter: String,
+    pub status: String,
+    pub eligibility: String,
+    pub draining: bool,
+    pub live_allocations: u64,
+    pub cached_images: Vec<String>,
+}
+
+/// One job in [`StateSummary`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSummaryView {
+    pub id: String,
+    pub namespace: String,
+    pub version: u64,
+    pub status: String,
+    pub running: u64,
+    pub pending: u64,
+}
+
+/// Summarizes the cluster.
+pub fn state_summary(cluster: &Cluster, now_ns: i64) -> StateSummary {
+    let mut allocations_by_status = BTreeMap::new();
+    for alloc in cluster.allocs.values() {
+        *allocations_by_status
+            .entry(alloc.client_status.as_str().to_owned())
+            .or_default() += 1;
+    }
+    let nodes = cluster
+        .nodes
+        .values()
+        .map(|node| {
+            let mut cached_images: Vec<String> = node.image_cache.iter().cloned().collect();
+            cached_images.sort();
+            NodeSummary {
+                id: node.id.clone(),
+                name: node.name.clone(),
+                datacenter: node.datacenter.clone(),
+                status: node.status.clone(),
+                eligibility: node.eligibility.clone(),
+                draining: node.drain.is_some(),
+                live_allocations: cluster.node_allocs(&node.id).filter(|a| a.is_live()).count()
+                    as u64,
+                cached_images,
+            }
+        })
+        .collect();
+    let jobs = cluster
+        .jobs
+        .iter()
+        .map(|(key, entry)| {
+            let allocs: Vec<_> = cluster.job_allocs(key).filter(|a| a.is_live()).collect();
+            JobSummaryView {
+                id: key.1.clone(),
+                namespace: key.0.clone(),
+                version: entry.job.version.unwrap_or(0),
+                status: entry.job.status.clone().unwrap_or_default(),
+                running: allocs
+                    .iter()
+                    .filter(|a| a.client_status == state::ClientStatus::Running)
+                    .count() as u64,
+                pending: allocs
+                    .iter()
+                    .filter(|a| a.client_status == state::ClientStatus::Pending)
+                    .count() as u64,
+            }
+        })
+        .collect();
+    StateSummary {
+        now_ns,
+        index: cluster.raft_index,
+        nodes,
+        jobs,
+        allocations_by_status,
+        active_deployments: cluster
+            .deployments
+            .values()
+            .filter(|d| d.status.is_active())
+            .count() as u64,
+        blocked_evaluations: cluster.blocked_jobs.len() as u64,
+    }
+}
