@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod controller;
 pub mod schema;
+pub mod status;
 pub mod validate;
 
 /// An error at the command line's edge, with the exit status it maps to.
@@ -59,6 +61,10 @@ pub enum Command {
     Schema(schema::Args),
     /// Check WorkerPool and Override files without contacting Consul or Nomad.
     Validate(validate::Args),
+    /// Run the controller.
+    Controller(Box<controller::Args>),
+    /// Show the status of pools as the controller wrote it.
+    Status(status::Args),
 }
 
 impl Cli {
@@ -67,6 +73,8 @@ impl Cli {
         let result: CliResult = match self.command {
             Command::Schema(args) => schema::run(args).await,
             Command::Validate(args) => validate::run(args).await,
+            Command::Controller(args) => controller::run(*args).await,
+            Command::Status(args) => status::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -2,3 +2,4 @@
 mod consul;
 mod spec;
 mod nomad_client;
+mod controller;
