@@ -11,15 +11,15 @@ use super::plan::{Action, Plan};
 use super::render::JobKey;
 use crate::nomad::Job;
 
-/// How many times a plan is re-made after a conflicting job modify index. Each conflict
-/// means someone else wrote the job in between; three in a row points at a writer that
-/// fights Steward, which the work queue's backoff handles better than a tight loop.
+/// Maximum re-plans after a conflicting job modify index. Each conflict means another writer
+/// changed the job in between. Three in a row point at a writer that fights Steward, and the
+/// work queue's backoff handles that better than a tight loop.
 pub const MAX_CONFLICT_RETRIES: u32 = 3;
 
 /// A failed write to Nomad.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
-    /// The job's `JobModifyIndex` is no longer `expected` (Nomad answers 500 with
+    /// The job's `JobModifyIndex` is no longer `expected` (Nomad returns 500 with
     /// "Enforcing job modify index"). Retryable after re-reading the job.
     #[error("job modify index {expected} is stale: {message}")]
     Conflict { expected: u64, message: String },
@@ -32,7 +32,7 @@ pub enum ExecError {
     #[error("job not found")]
     NotFound,
 
-    /// Nomad could not be reached or answered 5xx. Retryable.
+    /// Nomad could not be reached or returned 5xx. Retryable.
     #[error("Nomad unavailable: {0}")]
     Unavailable(String),
 
@@ -48,12 +48,12 @@ pub enum ExecError {
 }
 
 impl ExecError {
-    /// Whether retrying later may succeed.
+    /// Returns whether retrying later may succeed.
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Rejected(_))
     }
 
-    /// A short label for metrics.
+    /// Returns a short label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Conflict { .. } => "conflict",
@@ -67,6 +67,10 @@ impl ExecError {
 }
 
 /// The Nomad operations a plan needs. The Nomad client implements it; tests use fakes.
+///
+/// Implementations map Nomad's responses onto [`ExecError`]: a 500 whose body contains
+/// "Enforcing job modify index" is [`ExecError::Conflict`], and a 400 with "job scaling
+/// blocked due to active deployment" is [`ExecError::DeploymentActive`].
 pub trait Executor: Send + Sync {
     /// Reads the job, `None` when it does not exist.
     fn get_job(

@@ -68,7 +68,7 @@ fn to_yaml(status: &Status) -> Result<String, FormatError> {
     })
 }
 
-/// The pool table: NAME, PHASE, DESIRED, RUNNING, HEALTHY, ZONES (`zone=running/desired`),
+/// Formats the pool table: NAME, PHASE, DESIRED, RUNNING, HEALTHY, ZONES (`zone=running/desired`),
 /// SOURCE, LAST DECISION and AGE (time since the status was last written).
 pub fn table(statuses: &[Status], now: Timestamp) -> String {
     let mut table = Table::new();
@@ -126,7 +126,7 @@ pub fn table(statuses: &[Status], now: Timestamp) -> String {
     out
 }
 
-/// The detailed view of one pool.
+/// Formats the detailed view of one pool.
 pub fn detail(status: &Status, now: Timestamp) -> String {
     let mut out = String::new();
 

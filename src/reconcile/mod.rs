@@ -3,8 +3,10 @@
 //! [`plan::plan_with`] is pure: it reads a pool, its override, the autoscaler's
 //! recommendation and the [`observed::Observed`] cluster, and returns the writes to make and
 //! the status to report. [`executor::apply`] performs a plan through an [`executor::Executor`]
-//! and re-plans when Nomad reports a conflicting job modify index.
+//! and re-plans when Nomad reports a conflicting job modify index. [`driver::reconcile_pool`]
+//! runs both and builds the status to store.
 
+pub mod driver;
 pub mod executor;
 pub mod format;
 pub mod observed;
@@ -14,6 +16,7 @@ pub mod sizing;
 pub mod split;
 pub mod status;
 
+pub use driver::{ReconcileInput, ReconcileOutcome, reconcile_pool};
 pub use executor::{ExecError, Executor, apply};
 pub use observed::*;
 pub use plan::{Action, Plan, PlanInput, plan, plan_delete, plan_with};
@@ -56,7 +59,7 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] RenderError),
 
-    /// A write to Nomad failed; [`ExecError::is_retryable`] tells whether to retry.
+    /// A write to Nomad failed. [`ExecError::is_retryable`] decides whether to retry.
     #[error("job {job}: {source}")]
     Nomad {
         job: JobKey,
@@ -71,7 +74,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the reconcile later may succeed.
+    /// Returns whether retrying the reconcile later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Render(_) => false,
@@ -80,7 +83,8 @@ impl Error {
         }
     }
 
-    /// A short label for metrics: `render`, `conflict`, `nomad`.
+    /// Returns a short label for metrics: `render`, `conflict`, or the [`ExecError::kind`]
+    /// of a failed write.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Render(_) => "render",

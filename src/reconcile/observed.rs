@@ -1,4 +1,4 @@
-//! The observed cluster as the planner sees it: the owned job, its allocations, the nodes and
+//! The observed cluster as the planner reads it: the owned job, its allocations, the nodes and
 //! the latest deployment. The watch layer maps the Nomad client's models into these types.
 
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ impl DesiredStatus {
     }
 }
 
-/// `DeploymentStatus.Healthy` of an allocation, which is null until Nomad knows.
+/// `DeploymentStatus.Healthy` of an allocation, which is null until Nomad has a health result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocHealth {
@@ -135,17 +135,17 @@ pub struct ObservedAllocation {
 }
 
 impl ObservedAllocation {
-    /// Whether Nomad intends this allocation to run.
+    /// Returns whether Nomad intends this allocation to run.
     pub fn wants_to_run(&self) -> bool {
         self.desired_status == DesiredStatus::Run
     }
 
-    /// Whether the allocation is running and meant to keep running.
+    /// Returns whether the allocation is running and meant to keep running.
     pub fn is_running(&self) -> bool {
         self.wants_to_run() && self.client_status == ClientStatus::Running
     }
 
-    /// Whether the allocation is on its way to running (placed, not yet started).
+    /// Returns whether the allocation is on its way to running (placed, not yet started).
     pub fn is_starting(&self) -> bool {
         self.wants_to_run() && self.client_status == ClientStatus::Pending
     }
@@ -194,7 +194,7 @@ pub struct ObservedNode {
 }
 
 impl ObservedNode {
-    /// Whether the scheduler may place new allocations on the node.
+    /// Returns whether the scheduler may place new allocations on the node.
     pub fn accepts_work(&self) -> bool {
         self.status == NodeStatus::Ready && self.eligible && !self.draining
     }
@@ -297,17 +297,172 @@ impl Observed {
         counts
     }
 
-    /// Whether the zone has at least one node that accepts work.
+    /// Returns whether the zone has at least one node that accepts work.
     pub fn zone_available(&self, zone: &Zone) -> bool {
         self.nodes
             .iter()
             .any(|node| node.in_zone(zone) && node.accepts_work())
     }
 
-    /// Whether the latest deployment is still in progress.
+    /// Returns whether the latest deployment is still in progress.
     pub fn deployment_active(&self) -> bool {
         self.deployment
             .as_ref()
             .is_some_and(|deployment| deployment.status.is_active())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ZoneConstraint;
+
+    fn node(datacenter: &str) -> ObservedNode {
+        ObservedNode {
+            id: "n1".to_owned(),
+            datacenter: datacenter.to_owned(),
+            meta: BTreeMap::from([("zone".to_owned(), "a".to_owned())]),
+            attributes: BTreeMap::from([(
+                "platform.aws.placement.availability-zone".to_owned(),
+                "eu-west-1a".to_owned(),
+            )]),
+            status: NodeStatus::Ready,
+            eligible: true,
+            draining: false,
+        }
+    }
+
+    fn zone(datacenter: Option<&str>, constraint: Option<(&str, &str)>) -> Zone {
+        Zone {
+            name: "a".to_owned(),
+            datacenter: datacenter.map(str::to_owned),
+            constraint: constraint.map(|(attribute, value)| ZoneConstraint {
+                attribute: attribute.to_owned(),
+                value: value.to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn resolve_node_targets() {
+        let node = node("dc1");
+        assert_eq!(node.resolve("${meta.zone}"), Some("a"));
+        assert_eq!(
+            node.resolve("${attr.platform.aws.placement.availability-zone}"),
+            Some("eu-west-1a")
+        );
+        assert_eq!(node.resolve("${node.datacenter}"), Some("dc1"));
+        assert_eq!(node.resolve("${node.unique.id}"), Some("n1"));
+        assert_eq!(node.resolve("${meta.missing}"), None);
+        assert_eq!(node.resolve("meta.zone"), None);
+    }
+
+    #[test]
+    fn node_zone_membership() {
+        let node = node("dc1");
+        assert!(node.in_zone(&zone(Some("dc1"), None)));
+        assert!(!node.in_zone(&zone(Some("dc2"), None)));
+        assert!(node.in_zone(&zone(None, Some(("${meta.zone}", "a")))));
+        assert!(!node.in_zone(&zone(None, Some(("${meta.zone}", "b")))));
+        assert!(!node.in_zone(&zone(None, None)));
+    }
+
+    #[test]
+    fn zone_unavailable_when_no_node_accepts_work() {
+        let zone = zone(Some("dc1"), None);
+        let mut observed = Observed {
+            nodes: vec![node("dc1")],
+            ..Observed::default()
+        };
+        assert!(observed.zone_available(&zone));
+
+        observed.nodes[0].draining = true;
+        assert!(!observed.zone_available(&zone), "draining");
+
+        observed.nodes[0].draining = false;
+        observed.nodes[0].eligible = false;
+        assert!(!observed.zone_available(&zone), "ineligible");
+
+        observed.nodes[0].eligible = true;
+        observed.nodes[0].status = NodeStatus::Down;
+        assert!(!observed.zone_available(&zone), "down");
+
+        observed.nodes.push(node("dc2"));
+        assert!(
+            !observed.zone_available(&zone),
+            "a node elsewhere does not count"
+        );
+    }
+
+    #[test]
+    fn zone_counts_by_status() {
+        let allocation =
+            |id: &str, client: ClientStatus, desired: DesiredStatus, health| ObservedAllocation {
+                id: id.to_owned(),
+                task_group: "a".to_owned(),
+                node_id: "n1".to_owned(),
+                job_version: 1,
+                client_status: client,
+                desired_status: desired,
+                health,
+                canary: false,
+            };
+        let observed = Observed {
+            allocations: vec![
+                allocation(
+                    "1",
+                    ClientStatus::Running,
+                    DesiredStatus::Run,
+                    AllocHealth::Healthy,
+                ),
+                allocation(
+                    "2",
+                    ClientStatus::Running,
+                    DesiredStatus::Run,
+                    AllocHealth::Unknown,
+                ),
+                allocation(
+                    "3",
+                    ClientStatus::Pending,
+                    DesiredStatus::Run,
+                    AllocHealth::Unknown,
+                ),
+                allocation(
+                    "4",
+                    ClientStatus::Running,
+                    DesiredStatus::Stop,
+                    AllocHealth::Healthy,
+                ),
+                allocation(
+                    "5",
+                    ClientStatus::Failed,
+                    DesiredStatus::Run,
+                    AllocHealth::Unhealthy,
+                ),
+            ],
+            ..Observed::default()
+        };
+
+        let counts = observed.zone_counts("a");
+        assert_eq!(counts.running, 2);
+        assert_eq!(counts.starting, 1);
+        assert_eq!(counts.healthy, 1);
+        assert_eq!(observed.zone_counts("b"), ZoneCounts::default());
+    }
+
+    #[test]
+    fn wire_values_parse() {
+        assert_eq!(ClientStatus::from_nomad("running"), ClientStatus::Running);
+        assert_eq!(ClientStatus::from_nomad("bogus"), ClientStatus::Unknown);
+        assert_eq!(DesiredStatus::from_nomad("evict"), DesiredStatus::Evict);
+        assert_eq!(
+            NodeStatus::from_nomad("disconnected"),
+            NodeStatus::Disconnected
+        );
+        assert_eq!(AllocHealth::from_nomad(None), AllocHealth::Unknown);
+        assert!(DeploymentStatus::from_nomad("paused").is_active());
+        assert!(DeploymentStatus::from_nomad("bogus").is_active());
+        assert!(!DeploymentStatus::from_nomad("successful").is_active());
+        assert!(!DeploymentStatus::from_nomad("cancelled").is_active());
     }
 }

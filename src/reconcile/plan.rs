@@ -17,8 +17,8 @@ use super::status::{
 use crate::nomad::Job;
 use crate::spec::{Override, WorkerPool};
 
-/// How soon a pool is looked at again after a write or a deferred scale. Watches usually
-/// requeue it earlier; this bounds the wait when no event arrives.
+/// Delay before a pool is reconciled again after a write or a deferred scale. Watches usually
+/// requeue it earlier, so this only bounds the wait when no event arrives.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(30);
 
 /// One write to Nomad.
@@ -218,7 +218,11 @@ pub fn plan_with(input: &PlanInput<'_>) -> Plan {
             );
         }
         Some((live, current)) => {
-            let differences = template_differences(&rendered, &live.job);
+            let mut differences = template_differences(&rendered, &live.job);
+            if live.job.stop == Some(true) {
+                // A stopped job keeps its spec; registering it again starts it.
+                differences.push("Stop".to_owned());
+            }
             if differences.is_empty() {
                 planner.plan_scales(input, &sizing, current, &counts, &target, &available);
             } else {
@@ -273,7 +277,12 @@ struct Planner {
 
 impl Planner {
     fn decide(&mut self, action: &str, reason: String) {
-        tracing::debug!(action, reason = %reason, "decision");
+        // A converged pool decides "no change" on every reconcile, so only changes log at info.
+        if action == "no change" {
+            tracing::debug!(action, %reason, "decision");
+        } else {
+            tracing::info!(action, %reason, "decision");
+        }
         self.decisions.push(decision(action, reason));
     }
 
@@ -395,9 +404,9 @@ impl Planner {
             let zone = &zones[zone_index];
             let from = current[zone_index];
             let to = counts[zone_index];
-            let why = self.scale_reason(input, sizing, zone_index, from, to, target, available);
-            let message = format!("steward: zone {} {from} -> {to}: {why}", zone.name);
-            self.decide(&format!("scale zone {} {from} -> {to}", zone.name), why);
+            let reason = self.scale_reason(input, sizing, zone_index, from, to, target, available);
+            let message = format!("steward: zone {} {from} -> {to}: {reason}", zone.name);
+            self.decide(&format!("scale zone {} {from} -> {to}", zone.name), reason);
             self.actions.push(Action::Scale {
                 group: zone.name.clone(),
                 count: to,

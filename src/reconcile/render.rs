@@ -54,10 +54,10 @@ impl std::fmt::Display for JobKey {
 
 /// Renders the pool's Nomad job with `counts[i]` workers in zone i.
 ///
-/// The job is a `service` job with one task group per zone, named after the zone, built from
-/// `spec.template` with the zone's constraint, `spec.version` as the image (or as the
-/// `STEWARD_VERSION` environment variable and `steward.version` task meta for drivers without
-/// an image) and an `Update` block from `spec.rollout`.
+/// The job is a `service` job with one task group per zone, named after the zone. Each group
+/// is `spec.template` plus the zone's constraint and an `Update` block from `spec.rollout`.
+/// `spec.version` becomes the image, or for drivers without an image the `STEWARD_VERSION`
+/// environment variable and `steward.version` task meta.
 pub fn render_job(pool: &WorkerPool, counts: &[u32]) -> Result<Job, RenderError> {
     let name = &pool.metadata.name;
     let spec = &pool.spec;
@@ -153,8 +153,8 @@ fn render_group(pool: &WorkerPool, zone: &Zone, count: u32) -> Result<TaskGroup,
 ///
 /// `ProgressDeadline` must be greater than `HealthyDeadline` (Nomad rejects the job
 /// otherwise), so it is set to `HealthyDeadline` plus `MinHealthyTime` plus one minute.
-// TODO: the golden-first rollout sets `Canary` and `AutoPromote`; until then both stay at
-// Nomad's defaults (0 and false), so a version change replaces workers in place.
+// TODO: the golden-first rollout must set `Canary` and `AutoPromote`. Until it does, both stay
+// at Nomad's defaults (0 and false), so a version change replaces workers in place.
 fn render_update(pool: &WorkerPool) -> UpdateStrategy {
     let rollout = &pool.spec.rollout;
     let healthy_deadline = NomadDuration::from_std(rollout.healthy_deadline.get());
@@ -196,7 +196,7 @@ fn set_version(task: &mut Task, version: &str) {
 /// present in `rendered` must be present and equal in `live`. An empty operand in a rendered
 /// constraint matches `=`, which is how Nomad reads it.
 // NOTE: a field removed from `spec.template` is not detected, because the live job still
-// carries it and nothing rendered points at it; changing `spec.version` re-registers anyway.
+// carries it and the rendered job has nothing to compare it with.
 pub fn template_differences(rendered: &Job, live: &Job) -> Vec<String> {
     let mut differences = Vec::new();
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::{Override, WorkerPool};
 
-/// What set the desired worker count.
+/// The origin of the desired worker count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SizingSource {
@@ -30,8 +30,7 @@ pub enum SizingSource {
     Hold,
 }
 
-/// What the autoscaler recommends for one pool. The autoscaler fills it in; the planner only
-/// bounds it.
+/// The autoscaler's recommendation for one pool. The planner only bounds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalerRecommendation {

@@ -43,8 +43,8 @@ pub fn failover_split(total: u32, available: &[bool]) -> Vec<u32> {
 /// - A zone that is unavailable drops to its target at once (its workers cannot run), and
 ///   its share is added to the zones that gained, so failover is immediate.
 /// - Moving workers between available zones (a recovered zone taking its share back) goes
-///   one worker at a time: first one more worker in a zone below target; once every zone
-///   at or below target runs all its workers, one fewer in the zone furthest above target.
+///   one worker at a time. First a zone below target gets one more worker. Once every zone
+///   at or below target runs all its workers, the zone furthest above target gets one fewer.
 ///
 /// `running` is the per-zone count of running allocations. All slices have one entry per
 /// zone.
@@ -103,7 +103,7 @@ pub fn step_toward(
     next
 }
 
-/// Returns the zone where `selects(target, next)` holds with the largest difference, the
+/// Returns the zone where `selects(target, next)` is true with the largest difference, the
 /// lowest index on ties.
 fn largest_gap(target: &[u32], next: &[u32], selects: impl Fn(u32, u32) -> bool) -> Option<usize> {
     (0..target.len())
@@ -197,7 +197,7 @@ mod tests {
         let available = [true, true];
         let target = [2, 2];
 
-        // Zone b recovered while zone a holds all 4: add one in b first.
+        // Zone b recovered while zone a runs all 4: add one in b first.
         let first = step_toward(&target, &[4, 0], &[4, 0], &available);
         assert_eq!(first, vec![4, 1]);
 

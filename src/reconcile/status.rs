@@ -2,7 +2,7 @@
 //!
 //! The planner produces a [`StatusReport`] (what it observed and decided); [`Status::next`]
 //! merges it into the previously stored status, keeping condition transition times and the
-//! last [`MAX_DECISIONS`] decisions. [`Status::differs_from`] tells whether the result is worth
+//! last [`MAX_DECISIONS`] decisions. [`Status::differs_from`] decides whether the result is worth
 //! writing.
 
 use jiff::Timestamp;
@@ -94,7 +94,7 @@ pub struct ConditionReport {
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub time: Timestamp,
-    /// What was decided, such as `scale zone a 2 -> 3` or `no change`.
+    /// The decided action, such as `scale zone a 2 -> 3` or `no change`.
     pub action: String,
     pub reason: String,
 }
@@ -126,7 +126,7 @@ pub struct ZoneStatus {
     pub workers: WorkerCounts,
 }
 
-/// What the planner observed and decided in one reconcile.
+/// The planner's observations and decisions of one reconcile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusReport {
     pub phase: Phase,
@@ -176,7 +176,7 @@ impl Status {
     ///
     /// A condition keeps its `lastTransitionTime` while its status stays the same. A decision
     /// is appended only when it differs from the newest stored one, so a converged pool does
-    /// not churn its status; the oldest decisions drop beyond [`MAX_DECISIONS`]. The rollout
+    /// not churn its status. Beyond [`MAX_DECISIONS`], the oldest decisions are dropped. The rollout
     /// progress is carried over from `previous`.
     pub fn next(
         pool: &str,

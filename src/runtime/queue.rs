@@ -10,7 +10,7 @@
 //! - A failed reconcile is retried after an exponential backoff per pool (`backoff_base`
 //!   doubled per consecutive failure, capped at `backoff_max`), reset by a success.
 //! - Every successful reconcile is followed by a safety requeue after at most
-//!   `safety_requeue`, sooner when the reconcile asks for it.
+//!   `safety_requeue`, sooner when the reconcile requests it.
 //!
 //! Each queued pool moves through these states:
 //!
@@ -22,7 +22,8 @@
 //!      │                                        or request while running
 //! ```
 //!
-//! A pool leaves the queue only at shutdown: every reconcile ends in a requeue.
+//! Every reconcile ends in a requeue. A pool leaves the queue only through
+//! [`WorkQueue::forget`] (its object was deleted) or at shutdown.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::{Debug, Display};
@@ -45,13 +46,13 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// Quiet time after a change notification before the pool runs.
     pub debounce: Duration,
-    /// Longest a burst of notifications may delay a pool; at least `debounce`.
+    /// Maximum delay of a pool by a burst of notifications; at least `debounce`.
     pub max_debounce: Duration,
     /// Delay after the first consecutive failure.
     pub backoff_base: Duration,
-    /// Longest delay after repeated failures; at least `backoff_base`.
+    /// Maximum delay after repeated failures; at least `backoff_base`.
     pub backoff_max: Duration,
-    /// Longest time between two reconciles of a pool without any event.
+    /// Maximum time between two reconciles of a pool without any event.
     pub safety_requeue: Duration,
 }
 
@@ -151,6 +152,8 @@ struct State<K> {
     /// Earliest time requested for a pool while it was running.
     requested_while_running: HashMap<K, Instant>,
     failures: HashMap<K, u32>,
+    /// Running pools that are not requeued when their reconcile ends.
+    forgotten: HashSet<K>,
     next_seq: u64,
 }
 
@@ -178,6 +181,7 @@ where
     /// Requests `key` at `at`, keeping an earlier request. Returns whether the queue changed.
     fn request(&mut self, key: K, at: Instant) -> bool {
         if self.running.contains(&key) {
+            self.forgotten.remove(&key);
             let slot = self.requested_while_running.entry(key).or_insert(at);
             *slot = (*slot).min(at);
             return false;
@@ -218,6 +222,7 @@ where
                     running: HashSet::new(),
                     requested_while_running: HashMap::new(),
                     failures: HashMap::new(),
+                    forgotten: HashSet::new(),
                     next_seq: 0,
                 }),
                 wake: Notify::new(),
@@ -277,12 +282,26 @@ where
         }
     }
 
+    /// Removes `key` from the queue and clears its failure count. A running reconcile of it
+    /// finishes but is not requeued. A later request queues it again.
+    pub fn forget(&self, key: &K) {
+        let mut state = self.state();
+        if let Some(entry) = state.queued.remove(key) {
+            state.order.remove(&(entry.at, entry.seq, key.clone()));
+        }
+        state.failures.remove(key);
+        state.requested_while_running.remove(key);
+        if state.running.contains(key) {
+            state.forgotten.insert(key.clone());
+        }
+    }
+
     /// Returns the number of queued pools, running ones excluded.
     pub fn len(&self) -> usize {
         self.state().queued.len()
     }
 
-    /// Whether no pool is queued.
+    /// Returns whether no pool is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -396,6 +415,10 @@ where
         let now = Instant::now();
         let mut state = self.state();
         state.running.remove(&key);
+        if state.forgotten.remove(&key) {
+            debug!(pool = %key, "pool forgotten while running, not requeued");
+            return;
+        }
 
         let mut at = match result {
             Ok(requeue_after) => {
@@ -419,7 +442,7 @@ where
     }
 }
 
-/// What a reconcile task returns: its pool, and the requested requeue delay or the error text.
+/// Output of a reconcile task: its pool, and the requested requeue delay or the error text.
 type TaskOutput<K> = (K, Result<Option<Duration>, String>);
 
 async fn sleep_until_opt(at: Option<Instant>) {

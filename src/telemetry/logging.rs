@@ -53,7 +53,16 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), Loggin
 }
 
 /// Opens the span of one reconcile: `pool`, the `reason` it was queued for, the pool key's
-/// `spec_index` (Consul ModifyIndex) and a `reconcile_id` unique per reconcile.
+/// `spec_index` (Consul ModifyIndex) and a `reconcile_id` unique per reconcile. The empty
+/// `job` and `version` fields are recorded with `Span::record` once the pool is read.
 pub fn reconcile_span(pool: &str, reason: &str, spec_index: u64, reconcile_id: &str) -> Span {
-    tracing::info_span!("reconcile", pool, reason, spec_index, reconcile_id)
+    tracing::info_span!(
+        "reconcile",
+        pool,
+        reason,
+        spec_index,
+        reconcile_id,
+        job = tracing::field::Empty,
+        version = tracing::field::Empty,
+    )
 }

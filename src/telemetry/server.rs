@@ -43,7 +43,7 @@ impl Readiness {
         self.0.store(ready, Ordering::Release);
     }
 
-    /// Whether the flag is set.
+    /// Returns whether the flag is set.
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }

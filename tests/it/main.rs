@@ -3,3 +3,5 @@ mod consul;
 mod spec;
 mod nomad_client;
 mod controller;
+mod reconcile;
+mod runtime;

@@ -1,0 +1,4 @@
+//! The runtime: work queue and the telemetry endpoints.
+
+mod queue;
+mod telemetry;
