@@ -8,6 +8,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod controller;
+pub mod apply;
+pub mod delete;
+pub mod dev;
+pub mod dev_consul;
+pub mod get;
+mod objects;
+pub mod override_cmd;
 pub mod schema;
 pub mod status;
 pub mod validate;
@@ -65,6 +72,16 @@ pub enum Command {
     Controller(Box<controller::Args>),
     /// Show the status of pools as the controller wrote it.
     Status(status::Args),
+    /// Write WorkerPool and Override files to Consul KV.
+    Apply(apply::Args),
+    /// Show the pools stored in Consul KV.
+    Get(get::Args),
+    /// Delete a pool from Consul KV.
+    Delete(delete::Args),
+    /// Set or clear a manual override of a pool's worker count.
+    Override(override_cmd::Args),
+    /// Run emulated servers for local work.
+    Dev(dev::Args),
 }
 
 impl Cli {
@@ -75,6 +92,11 @@ impl Cli {
             Command::Validate(args) => validate::run(args).await,
             Command::Controller(args) => controller::run(*args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Apply(args) => apply::run(args).await,
+            Command::Get(args) => get::run(args).await,
+            Command::Delete(args) => delete::run(args).await,
+            Command::Override(args) => override_cmd::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -16,7 +16,7 @@ use super::keys::{encode_key_path, validate_key};
 /// per endpoint without this module depending on it.
 pub trait RequestObserver: Send + Sync {
     /// `endpoint` is a fixed label such as `kv`, `txn` or `session/renew`; `status` is `None`
-    /// when no answer arrived.
+    /// when no response arrived.
     fn observe(
         &self,
         endpoint: &'static str,
@@ -109,7 +109,7 @@ impl TryFrom<WireKvPair> for KvPair {
     }
 }
 
-/// How a KV write must match the stored entry.
+/// The condition a KV write must meet to be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum WriteMode {
     /// Write unconditionally (locks are advisory and do not stop it).
@@ -244,7 +244,7 @@ struct TxnResult {
     kv: Option<WireKvPair>,
 }
 
-/// What happens to a session's locks when it is invalidated.
+/// The fate of a session's locks when the session is invalidated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionBehavior {
@@ -299,7 +299,7 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
-    /// The TTL as a duration, if the session has one and it parses.
+    /// Returns the TTL as a duration, if the session has one and it parses.
     pub fn ttl_duration(&self) -> Option<Duration> {
         crate::sim::consul::parse_go_duration(&self.ttl)
     }
@@ -335,7 +335,7 @@ fn install_crypto_provider() {
     });
 }
 
-/// The parts of an answer the callers need.
+/// The parts of a response that callers need.
 struct Answer {
     status: StatusCode,
     meta: QueryMeta,
@@ -383,12 +383,12 @@ impl ConsulClient {
         self
     }
 
-    /// The base URL.
+    /// Returns the base URL.
     pub fn base_url(&self) -> &str {
         &self.config.base_url
     }
 
-    /// The largest transaction this client sends at once.
+    /// Returns the largest number of operations this client sends in one transaction.
     pub fn txn_max_ops(&self) -> usize {
         self.config.txn_max_ops
     }
@@ -478,7 +478,7 @@ impl ConsulClient {
             s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
                 let text = message();
                 if text.contains("invalid key name") {
-                    // Consul 1.21.5 answered 500 for key names it rejected.
+                    // Consul 1.21.5 returned 500 for key names it rejected.
                     return Err(Error::InvalidKey {
                         key: path.to_string(),
                         message: text,
@@ -645,9 +645,22 @@ impl ConsulClient {
             WriteMode::Acquire(session) => query.push(("acquire", session.clone())),
             WriteMode::Release(session) => query.push(("release", session.clone())),
         }
-        let answer = self
+        let sent = self
             .send(Method::PUT, "kv", &path, &query, Some(value.to_vec()), None)
-            .await?;
+            .await;
+        let answer = match (sent, mode) {
+            // Consul returns 500 "invalid session" when the acquiring or releasing session
+            // does not exist; that is permanent for this session id.
+            (
+                Err(Error::Unavailable { message, .. }),
+                WriteMode::Acquire(session) | WriteMode::Release(session),
+            ) if message.contains("invalid session") => {
+                return Err(Error::SessionNotFound {
+                    id: session.clone(),
+                });
+            }
+            (sent, _) => sent?,
+        };
         decode_bool(&path, key, answer)
     }
 
@@ -747,12 +760,23 @@ impl ConsulClient {
     }
 
     /// Runs `ops` in consecutive transactions of at most [`ConsulClient::txn_max_ops`]
-    /// operations. NOTE: only each batch is atomic, so put operations that must apply
-    /// together in one call to [`ConsulClient::txn`] instead.
+    /// operations, halving a batch that the server still rejects as too large (HTTP 413).
+    /// NOTE: only each batch is atomic, so put operations that must apply together in one
+    /// call to [`ConsulClient::txn`] instead.
     pub async fn txn_batched(&self, ops: &[TxnOp]) -> Result<Vec<KvPair>> {
         let mut pairs = Vec::new();
-        for batch in ops.chunks(self.config.txn_max_ops.max(1)) {
-            pairs.extend(self.txn(batch).await?);
+        let mut pending: Vec<&[TxnOp]> = ops.chunks(self.config.txn_max_ops.max(1)).rev().collect();
+        while let Some(batch) = pending.pop() {
+            match self.txn(batch).await {
+                Ok(results) => pairs.extend(results),
+                Err(Error::TooLarge { message, .. }) if batch.len() > 1 => {
+                    tracing::debug!(ops = batch.len(), %message, "consul transaction too large; splitting it");
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    pending.push(second);
+                    pending.push(first);
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(pairs)
     }

@@ -15,6 +15,7 @@ pub struct ConsulArgs {
     /// Consul HTTP address, `host:port` or a URL with `http://` or `https://`.
     #[arg(
         long = "consul-addr",
+        value_name = "ADDR",
         env = "CONSUL_HTTP_ADDR",
         default_value = "127.0.0.1:8500"
     )]
@@ -29,27 +30,44 @@ pub struct ConsulArgs {
     pub token: Option<String>,
 
     /// File that contains the ACL token (used when no token is given).
-    #[arg(long = "consul-token-file", env = "CONSUL_HTTP_TOKEN_FILE")]
+    #[arg(
+        long = "consul-token-file",
+        value_name = "FILE",
+        env = "CONSUL_HTTP_TOKEN_FILE"
+    )]
     pub token_file: Option<PathBuf>,
 
     /// PEM file of the CA that signed Consul's certificate.
-    #[arg(long = "consul-cacert", env = "CONSUL_CACERT")]
+    #[arg(long = "consul-cacert", value_name = "FILE", env = "CONSUL_CACERT")]
     pub ca_cert: Option<PathBuf>,
 
     /// PEM client certificate for mutual TLS.
-    #[arg(long = "consul-client-cert", env = "CONSUL_CLIENT_CERT")]
+    #[arg(
+        long = "consul-client-cert",
+        value_name = "FILE",
+        env = "CONSUL_CLIENT_CERT"
+    )]
     pub client_cert: Option<PathBuf>,
 
     /// PEM private key of the client certificate.
-    #[arg(long = "consul-client-key", env = "CONSUL_CLIENT_KEY")]
+    #[arg(
+        long = "consul-client-key",
+        value_name = "FILE",
+        env = "CONSUL_CLIENT_KEY"
+    )]
     pub client_key: Option<PathBuf>,
 
-    /// Use HTTPS when the address has no scheme (`true` or `false`).
-    #[arg(long = "consul-http-ssl", env = "CONSUL_HTTP_SSL")]
+    /// Use HTTPS when the address has no scheme (`true`, `false`, `1` or `0`).
+    #[arg(long = "consul-http-ssl", value_name = "BOOL", env = "CONSUL_HTTP_SSL", value_parser = clap::builder::BoolishValueParser::new())]
     pub http_ssl: Option<bool>,
 
     /// Key prefix under which Steward keeps its objects.
-    #[arg(long = "prefix", env = "STEWARD_PREFIX", default_value = "steward/")]
+    #[arg(
+        long = "prefix",
+        value_name = "PREFIX",
+        env = "STEWARD_PREFIX",
+        default_value = "steward/"
+    )]
     pub prefix: String,
 }
 
@@ -139,7 +157,7 @@ impl ConsulArgs {
         ConsulClient::new(self.to_config()?)
     }
 
-    /// The key layout under `--prefix`.
+    /// Returns the key layout under `--prefix`.
     pub fn keys(&self) -> Result<Keys, Error> {
         Keys::new(&self.prefix)
     }
@@ -252,9 +270,9 @@ mod tests {
     fn debug_output_redacts_token() {
         let mut args = ConsulArgs::for_addr("127.0.0.1:8500");
         args.token = Some("s3cr3t-value".to_string());
-        let shown = format!("{args:?} {:?}", args.to_config().unwrap());
-        assert!(!shown.contains("s3cr3t-value"), "{shown}");
-        assert!(shown.contains("redacted"));
+        let debug_output = format!("{args:?} {:?}", args.to_config().unwrap());
+        assert!(!debug_output.contains("s3cr3t-value"), "{debug_output}");
+        assert!(debug_output.contains("redacted"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub struct TxnError {
     pub what: String,
 }
 
-/// A failed Consul call. [`Error::is_retryable`] tells whether trying again can help.
+/// A failed Consul call. [`Error::is_retryable`] returns whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The key does not exist (permanent).
@@ -48,7 +48,7 @@ pub enum Error {
     #[error("consul session {id} not found; it expired or was destroyed")]
     SessionNotFound { id: String },
 
-    /// Consul could not be reached, or answered 429 or 5xx (retryable).
+    /// Consul could not be reached, or returned 429 or 5xx (retryable).
     #[error("consul unavailable at {endpoint}: {message}")]
     Unavailable {
         endpoint: String,
@@ -56,7 +56,7 @@ pub enum Error {
         message: String,
     },
 
-    /// The request got no answer within its timeout (retryable).
+    /// The request got no response within its timeout (retryable).
     #[error("request to consul {endpoint} timed out after {timeout:?}")]
     Timeout {
         endpoint: String,
@@ -71,8 +71,9 @@ pub enum Error {
         message: String,
     },
 
-    /// The answer could not be decoded (permanent: the server does not speak Consul's API).
-    #[error("failed to decode consul answer from {endpoint}: {message}")]
+    /// The response could not be decoded (permanent, because the server does not speak
+    /// Consul's API).
+    #[error("failed to decode consul response from {endpoint}: {message}")]
     Decode { endpoint: String, message: String },
 
     /// The connection settings are invalid (permanent).
@@ -89,12 +90,12 @@ fn describe_txn_errors(errors: &[TxnError]) -> String {
 }
 
 impl Error {
-    /// Whether the same request may succeed later without any change by the caller.
+    /// Returns whether the same request may succeed later without any change by the caller.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
     }
 
-    /// Whether another writer changed the data first (a CAS failure or a rolled-back
+    /// Returns whether another writer changed the data first (a CAS failure or a rolled-back
     /// transaction whose check failed).
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::CasConflict { .. } | Self::TxnRollback { .. })

@@ -74,7 +74,7 @@ impl Keys {
         Ok(Self { prefix })
     }
 
-    /// The prefix, ending with `/`.
+    /// Returns the prefix, ending with `/`.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -114,12 +114,12 @@ impl Keys {
         format!("{}leader", self.prefix)
     }
 
-    /// The pool name in a key under [`Keys::pools_prefix`], if `key` is one.
+    /// Returns the pool name in a key under [`Keys::pools_prefix`], if `key` is one.
     pub fn pool_name<'k>(&self, key: &'k str) -> Option<&'k str> {
         Self::name_under(key, &self.pools_prefix())
     }
 
-    /// The pool name in a key under [`Keys::overrides_prefix`], if `key` is one.
+    /// Returns the pool name in a key under [`Keys::overrides_prefix`], if `key` is one.
     pub fn override_name<'k>(&self, key: &'k str) -> Option<&'k str> {
         Self::name_under(key, &self.overrides_prefix())
     }

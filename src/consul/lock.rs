@@ -2,8 +2,9 @@
 //!
 //! A [`LeaderLock`] creates a session with a TTL and a lock delay, tries to acquire the leader
 //! key with the holder's identity as value, renews the session at TTL/2 and watches the key.
-//! It counts as leader only while the key shows its session and the last renewal is younger
-//! than the TTL. When the session is lost, a new one is created and the acquire starts over.
+//! It counts as leader only while the key shows its session and the last renewal succeeded
+//! less than one TTL ago. A failed renewal ends leadership until a renewal succeeds. When the
+//! session is lost, a new one is created and the acquire starts over.
 //!
 //! ```text
 //!   Follower ── acquire returns true ──► Leader
@@ -68,6 +69,8 @@ struct Shared {
     state: Mutex<LockState>,
     leader_tx: watch::Sender<bool>,
     session_changed: tokio::sync::Notify,
+    /// Wakes the renewal task to create a new session at once.
+    session_lost: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -124,6 +127,7 @@ impl LeaderLock {
             state: Mutex::new(LockState::default()),
             leader_tx: watch::channel(false).0,
             session_changed: tokio::sync::Notify::new(),
+            session_lost: tokio::sync::Notify::new(),
         });
         let session = create_session(&client, &config).await?;
         {
@@ -155,13 +159,14 @@ impl LeaderLock {
         })
     }
 
-    /// Whether this process leads now: the key shows its session and the session was renewed
-    /// less than one TTL ago. Check it right before every write that only the leader may do.
+    /// Returns whether this process leads now: the key shows its session, and the last renewal
+    /// succeeded less than one TTL ago. Check it right before every write that only the leader
+    /// may do.
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader()
     }
 
-    /// A receiver that changes when leadership is gained or lost. NOTE: a TTL that runs out
+    /// Returns a receiver that changes when leadership is gained or lost. NOTE: a TTL that runs out
     /// without a failed renewal shows here only after the next renewal attempt, while
     /// [`LeaderLock::is_leader`] turns false at once.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
@@ -175,12 +180,12 @@ impl LeaderLock {
         let _ = rx.wait_for(|leader| *leader).await;
     }
 
-    /// The current session id, if one exists.
+    /// Returns the current session id, if one exists.
     pub fn session_id(&self) -> Option<String> {
         self.shared.lock().session.clone()
     }
 
-    /// The holder value stored in the key, if any: who leads now.
+    /// Reads the holder value stored in the key, which names the current leader, if any.
     pub async fn current_holder(&self) -> Result<Option<String>> {
         let pair = self.client.kv_get(&self.config.key).await?;
         Ok(pair
@@ -245,7 +250,10 @@ async fn renew_loop(
         tokio::select! {
             // Shutdown releases the key itself.
             _ = cancel.cancelled() => return,
+            // Time to renew, or to retry after a failure.
             _ = tokio::time::sleep(delay) => {}
+            // The acquire task found the session gone: replace it now.
+            _ = shared.session_lost.notified() => {}
         }
 
         let session = shared.lock().session.clone();
@@ -280,6 +288,9 @@ async fn renew_loop(
                 delay = Duration::ZERO;
             }
             Err(error) => {
+                // Without a renewal this process cannot prove that its session is alive, so
+                // it stops leading until a renewal succeeds again.
+                shared.lock().renewed_until = None;
                 delay = backoff.next_delay();
                 tracing::warn!(key = %config.key, %error, ?delay, "failed to renew leader session");
             }
@@ -366,6 +377,19 @@ async fn acquire_loop(
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(config.retry_interval) => {}
                     }
+                }
+                Err(Error::SessionNotFound { id }) => {
+                    tracing::warn!(key = %config.key, session = %id, "leader session is gone; creating a new one");
+                    let mut state = shared.lock();
+                    if state.session.as_deref() == Some(id.as_str()) {
+                        state.session = None;
+                        state.holds_key = false;
+                        state.renewed_until = None;
+                    }
+                    drop(state);
+                    shared.publish(&config.key);
+                    shared.session_lost.notify_one();
+                    index = 0;
                 }
                 Err(error) => {
                     tracing::warn!(key = %config.key, %error, "failed to acquire the leader key");

@@ -5,6 +5,7 @@ mod config;
 mod error;
 pub mod keys;
 mod lock;
+mod metrics;
 mod watch;
 
 pub use client::{
@@ -15,4 +16,5 @@ pub use config::{ClientConfig, ConsulArgs, Token};
 pub use error::{Error, Result, TxnError};
 pub use keys::Keys;
 pub use lock::{LeaderLock, LeaderLockConfig};
+pub use metrics::{ConsulMetrics, RequestLabels};
 pub use watch::{KvSnapshot, KvWatch, WatchConfig, WatchTarget};

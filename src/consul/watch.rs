@@ -1,9 +1,9 @@
 //! Watches of a key or prefix built on blocking queries, yielding full snapshots.
 //!
-//! The loop follows Consul's blocking-query rules: the first read does not block, the next
-//! index is never below 1, an index that goes backwards resets to 0 and forces a full re-read,
-//! a token bucket (burst 2) limits the loop, failures back off with jitter per failure
-//! episode, and a wakeup whose data equals the last snapshot yields nothing.
+//! The loop follows Consul's blocking-query rules. The first read does not block, and the
+//! next index is never below 1. An index that goes backwards resets to 0 and forces a full
+//! re-read. A token bucket (burst 2) limits the loop, and failures back off with jitter per
+//! failure episode. A wakeup whose data equals the last snapshot yields nothing.
 //!
 //! ```text
 //!   Resync (index 0, non-blocking read)
@@ -33,7 +33,7 @@ pub struct KvSnapshot {
     pub pairs: Vec<KvPair>,
 }
 
-/// What a watch follows.
+/// The key or prefix a watch follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchTarget {
     Key(String),
@@ -124,7 +124,7 @@ impl Backoff {
         }
     }
 
-    /// The delay before the next attempt.
+    /// Returns the delay before the next attempt and counts the failure.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let exp = self
             .base
@@ -145,7 +145,7 @@ impl Backoff {
     }
 }
 
-/// Where the watch loop stands.
+/// The position of the watch loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum WatchState {
     /// The next read is a full non-blocking read at index 0.
@@ -182,7 +182,7 @@ impl KvWatch {
     }
 
     /// Waits for the next snapshot that differs from the last one returned. Retryable errors
-    /// are retried with backoff and logged; a permanent error (such as a denied token) is
+    /// are logged and retried with backoff. A permanent error (such as a denied token) is
     /// returned, and the next call starts over with a full read.
     pub async fn next(&mut self) -> Result<KvSnapshot> {
         loop {

@@ -914,7 +914,7 @@ async fn watch_survives_unavailable_and_restore() {
         .unwrap();
     assert_eq!(grown.pairs.len(), 2);
 
-    // While the server answers 503, the watch retries; it then sees the write made after.
+    // While the server returns 503, the watch retries, and then it sees the later write.
     let outage = post(
         &format!("{}/_sim/unavailable", consul.url()),
         r#"{"seconds": 1}"#,
@@ -1026,7 +1026,7 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
         assert_eq!(sessions[0].lock_delay, 15_000_000_000, "{name}");
     }
 
-    // The emulator's answers carry the fixtures' field names.
+    // The emulator's responses carry the fixtures' field names.
     let id = client
         .session_create(&SessionRequest {
             ttl: Some(Duration::from_secs(30)),
@@ -1061,6 +1061,38 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
             .unwrap();
     assert_eq!(field_names(&emu_session[0]), field_names(&real_session[0]));
 
+    let renewed: serde_json::Value = reqwest::Client::new()
+        .put(format!("{}/v1/session/renew/{id}", consul.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let real_renewed: serde_json::Value =
+        serde_json::from_str(&fixture("session-renew-response.json")).unwrap();
+    assert_eq!(field_names(&renewed[0]), field_names(&real_renewed[0]));
+    let listed: serde_json::Value = reqwest::get(format!("{}/v1/session/list", consul.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let real_listed: serde_json::Value =
+        serde_json::from_str(&fixture("session-list-no-ttl.json")).unwrap();
+    assert_eq!(field_names(&listed[0]), field_names(&real_listed[0]));
+
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/kv/web/bar", consul.url()))
+        .body("x")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(put, fixture("kv-put-response.json").trim());
+
     let request_minimal = fixture("session-create-request-minimal.json");
     let request_full = fixture("session-create-request.json");
     for body in [request_minimal, request_full] {
@@ -1076,4 +1108,289 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
         assert_eq!(field_names(&created), field_names(&real));
     }
     consul.shutdown().await;
+}
+
+/// Counts KV requests so a test can see that a watch woke up without yielding.
+#[derive(Default)]
+struct KvRequestCounter(std::sync::atomic::AtomicUsize);
+
+impl steward::consul::RequestObserver for KvRequestCounter {
+    fn observe(&self, endpoint: &'static str, _: &reqwest::Method, _: Option<u16>, _: Duration) {
+        if endpoint == "kv" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_ignores_index_churn() {
+    let (consul, client) = start().await;
+    let counter = std::sync::Arc::new(KvRequestCounter::default());
+    let watched = client.clone().with_observer(counter.clone());
+    let mut watch = KvWatch::new(watched, WatchTarget::Prefix("empty/".into()), fast_watch());
+    let first = tokio::time::timeout(GUARD, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.pairs.is_empty());
+
+    // An empty prefix reports the whole table's index, so writes elsewhere wake the watch
+    // with unchanged data. It must keep waiting instead of yielding a snapshot.
+    let next = tokio::spawn(async move { tokio::time::timeout(GUARD, watch.next()).await });
+    for i in 0..3 {
+        let before = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+        client
+            .kv_put(&format!("churn/{i}"), b"x", None, &WriteMode::Plain)
+            .await
+            .unwrap();
+        tokio::time::timeout(GUARD, async {
+            while counter.0.load(std::sync::atomic::Ordering::SeqCst) <= before {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    assert!(
+        !next.is_finished(),
+        "index churn alone must not yield a snapshot"
+    );
+
+    client
+        .kv_put("empty/real", b"1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let snapshot = next.await.unwrap().unwrap().unwrap();
+    let keys: Vec<&str> = snapshot.pairs.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["empty/real"]);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn batched_txn_splits_on_too_large() {
+    let (old, _) = start_with(ConsulEmulatorConfig {
+        txn_max_ops: 64,
+        ..Default::default()
+    })
+    .await;
+    // A client that assumes Consul 1.14 or later (128 ops) against a server that takes 64.
+    let mut config = steward::consul::ClientConfig::new(old.url());
+    config.txn_max_ops = 128;
+    let client = ConsulClient::new(config).unwrap();
+    let ops: Vec<TxnOp> = (0..100)
+        .map(|i| TxnOp::Set {
+            key: format!("split/{i}"),
+            value: b"v".to_vec(),
+            flags: 0,
+        })
+        .collect();
+    let results = client.txn_batched(&ops).await.unwrap();
+    assert_eq!(results.len(), 100);
+    assert_eq!(
+        client
+            .kv_keys("split/", None, &QueryOptions::default())
+            .await
+            .unwrap()
+            .0
+            .len(),
+        100
+    );
+    old.shutdown().await;
+}
+
+#[tokio::test]
+async fn acquire_with_unknown_session_is_permanent() {
+    let (consul, client) = start().await;
+    let error = client
+        .kv_put(
+            "lk",
+            b"v",
+            None,
+            &WriteMode::Acquire("00000000-0000-0000-0000-000000000000".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::SessionNotFound { .. }), "{error:?}");
+    assert!(!error.is_retryable());
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn leader_lock_steps_down_when_renewal_fails() {
+    let (consul, client) = start_with(fast_sessions()).await;
+    let config = LeaderLockConfig {
+        ttl: Duration::from_secs(2),
+        lock_delay: Duration::ZERO,
+        wait: Duration::from_secs(5),
+        retry_interval: Duration::from_millis(50),
+        ..LeaderLockConfig::new("steward/leader", "solo")
+    };
+    let lock = LeaderLock::start(client.clone(), config).await.unwrap();
+    tokio::time::timeout(GUARD, lock.wait_for_leadership())
+        .await
+        .unwrap();
+    let mut events = lock.subscribe();
+
+    // The outage outlasts TTL/2, so at least one renewal fails inside it.
+    post(
+        &format!("{}/_sim/unavailable", consul.url()),
+        r#"{"seconds": 3}"#,
+    )
+    .await;
+    tokio::time::timeout(GUARD, events.wait_for(|leader| !*leader))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!lock.is_leader(), "a failed renewal ends leadership");
+
+    // After the outage the lock renews or replaces its session and leads again.
+    tokio::time::timeout(GUARD, lock.wait_for_leadership())
+        .await
+        .unwrap();
+    assert!(lock.is_leader());
+    let holder = lock.current_holder().await.unwrap();
+    assert_eq!(holder.as_deref(), Some("solo"));
+    lock.shutdown().await.unwrap();
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn key_watch_streams_changes() {
+    use futures::StreamExt as _;
+
+    let (consul, client) = start().await;
+    let watch = KvWatch::new(
+        client.clone(),
+        WatchTarget::Key("one/key".into()),
+        fast_watch(),
+    );
+    let mut stream = Box::pin(watch.into_stream());
+
+    let absent = tokio::time::timeout(GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(absent.pairs.is_empty());
+
+    client
+        .kv_put("one/key", b"v1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let written = tokio::time::timeout(GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(written.pairs.len(), 1);
+    assert_eq!(written.pairs[0].value, b"v1");
+
+    client.kv_delete("one/key", None).await.unwrap();
+    let deleted = tokio::time::timeout(GUARD, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(deleted.pairs.is_empty());
+    assert!(deleted.index > written.index);
+    consul.shutdown().await;
+}
+
+/// Serves one HTTPS request on loopback with the test certificates, requiring a client
+/// certificate signed by the test CA, and replies as `/v1/status/leader` does.
+async fn serve_one_tls_request() -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/consul_tls");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
+            .build()
+            .unwrap();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = tls.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "the client closed the connection early");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        let body = "\"127.0.0.1:8300\"";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(response.as_bytes()).await.unwrap();
+        tls.shutdown().await.unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn tls_settings_verify_server_and_present_client_cert() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/consul_tls");
+    let (addr, server) = serve_one_tls_request().await;
+
+    // The address has no scheme, so CONSUL_HTTP_SSL selects https.
+    let mut args = steward::consul::ConsulArgs::for_addr(addr.to_string());
+    args.http_ssl = Some(true);
+    args.ca_cert = Some(dir.join("ca.pem"));
+    args.client_cert = Some(dir.join("client.pem"));
+    args.client_key = Some(dir.join("client.key"));
+    args.token = Some("tls-token".into());
+    let client = args.client().unwrap();
+    assert!(client.base_url().starts_with("https://"));
+
+    let leader = tokio::time::timeout(GUARD, client.status_leader())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(leader, "127.0.0.1:8300");
+    let request = server.await.unwrap();
+    assert!(request.starts_with("GET /v1/status/leader "), "{request}");
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("x-consul-token: tls-token"),
+        "{request}"
+    );
+}
+
+#[tokio::test]
+async fn tls_without_ca_rejects_unknown_server() {
+    let (addr, server) = serve_one_tls_request().await;
+    let client = ConsulClient::for_url(format!("https://{addr}")).unwrap();
+    let error = tokio::time::timeout(GUARD, client.status_leader())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Unavailable { status: None, .. }),
+        "{error:?}"
+    );
+    server.abort();
 }

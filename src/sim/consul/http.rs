@@ -25,13 +25,16 @@ use super::{ConsulEmulatorConfig, StartError};
 /// Largest KV value and transaction body: Consul's `kv_max_value_size` default, 512 KiB.
 pub(crate) const MAX_VALUE_SIZE: usize = 512 * 1024;
 
-/// Longest blocking wait, Consul's `max_query_time` default.
+/// Maximum blocking wait, Consul's `max_query_time` default.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// Blocking wait when the request gives `index` without `wait`.
 const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
-/// Longest session TTL Consul accepts.
+/// Maximum lock delay; Consul clamps longer ones to this.
+const MAX_LOCK_DELAY_NS: u64 = 60_000_000_000;
+
+/// Maximum session TTL that Consul accepts.
 const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
 
 /// State shared by the handlers.
@@ -141,12 +144,12 @@ impl Shared {
             tokio::select! {
                 // Any commit may have moved this query's index.
                 _ = changed.changed() => {}
-                // A restore abandons the old state: answer at once with whatever is there.
+                // A restore abandons the old state, so return at once with whatever is there.
                 _ = abandoned.changed() => {
                     let (index, value) = read(&lock(&self.store));
                     return (index.max(1), value);
                 }
-                // The wait ran out: answer with the unchanged result.
+                // The wait ran out, so return the unchanged result.
                 _ = tokio::time::sleep_until(deadline) => return (index, value),
                 // The server is stopping: let graceful shutdown finish.
                 _ = self.cancel.cancelled() => return (index, value),
@@ -260,12 +263,16 @@ pub(crate) fn text(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// The headers every Consul read carries.
+/// Builds the headers that every Consul read carries.
 pub(crate) fn meta_headers(index: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("x-consul-index", HeaderValue::from(index));
     headers.insert("x-consul-knownleader", HeaderValue::from_static("true"));
     headers.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+    headers.insert(
+        "x-consul-effective-consistency",
+        HeaderValue::from_static("leader"),
+    );
     headers
 }
 
@@ -278,7 +285,7 @@ pub(crate) fn json_with_index(status: StatusCode, index: u64, body: &Value) -> R
     (status, headers, body.to_string()).into_response()
 }
 
-/// An entry in Consul's JSON form. `with_value: false` gives `"Value": null`, as txn results
+/// Converts an entry to Consul's JSON form. `with_value: false` gives `"Value": null`, as txn results
 /// do for every verb except `get` and `get-tree`.
 pub(crate) fn entry_json(entry: &Entry, with_value: bool) -> Value {
     let value = if with_value && !entry.value.is_empty() {
@@ -362,24 +369,27 @@ struct BlockingParams {
     wait: Duration,
 }
 
-fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, Response> {
+/// A 400 response with Consul's plain-text message.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        text(StatusCode::BAD_REQUEST, &self.0)
+    }
+}
+
+fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, BadRequest> {
     let index = match params.get("index") {
         None => None,
-        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid index: \"{raw}\" is not a number"),
-            )
-        })?),
+        Some(raw) => Some(
+            raw.parse::<u64>()
+                .map_err(|_| BadRequest(format!("Invalid index: \"{raw}\" is not a number")))?,
+        ),
     };
     let wait = match params.get("wait") {
         None => DEFAULT_WAIT,
-        Some(raw) => parse_go_duration(raw).ok_or_else(|| {
-            text(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid wait time: \"{raw}\""),
-            )
-        })?,
+        Some(raw) => parse_go_duration(raw)
+            .ok_or_else(|| BadRequest(format!("Invalid wait time: \"{raw}\"")))?,
     };
     // Consul clamps the wait to max_query_time and adds up to wait/16 so that many
     // watchers do not return at the same instant.
@@ -399,22 +409,21 @@ fn blocking_params(params: &HashMap<String, String>) -> Result<BlockingParams, R
 /// Extracts and cleans the key from the raw request path, as Consul's HTTP layer does:
 /// percent-decoding, then collapsing `//`. Returns a 400 for traversal segments or leading or
 /// trailing spaces (Consul 1.21.6 and later with key validation on, the default).
-fn key_from_path(path: &str) -> Result<String, Response> {
+fn key_from_path(path: &str) -> Result<String, BadRequest> {
     let raw = path
         .strip_prefix("/v1/kv")
         .unwrap_or(path)
         .trim_start_matches('/');
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
-        .map_err(|_| text(StatusCode::BAD_REQUEST, "Invalid key: not valid UTF-8"))?
+        .map_err(|_| BadRequest("Invalid key: not valid UTF-8".to_string()))?
         .into_owned();
     let mut cleaned = String::with_capacity(decoded.len());
     for (i, segment) in decoded.split('/').enumerate() {
         if segment == ".." || segment == "." {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid key name {decoded:?}: path traversal is not allowed"),
-            ));
+            return Err(BadRequest(format!(
+                "invalid key name {decoded:?}: path traversal is not allowed"
+            )));
         }
         if segment.is_empty() && i > 0 {
             continue;
@@ -428,10 +437,9 @@ fn key_from_path(path: &str) -> Result<String, Response> {
         cleaned.push('/');
     }
     if cleaned.starts_with(' ') || cleaned.ends_with(' ') {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid key name {decoded:?}: leading or trailing spaces are not allowed"),
-        ));
+        return Err(BadRequest(format!(
+            "invalid key name {decoded:?}: leading or trailing spaces are not allowed"
+        )));
     }
     Ok(cleaned)
 }
@@ -440,14 +448,16 @@ fn has(params: &HashMap<String, String>, name: &str) -> bool {
     params.contains_key(name)
 }
 
-fn parse_u64_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
+fn parse_u64_param(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, BadRequest> {
     match params.get(name) {
         None => Ok(None),
         Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid {name}: \"{raw}\" is not an unsigned integer"),
-            )
+            BadRequest(format!(
+                "Invalid {name}: \"{raw}\" is not an unsigned integer"
+            ))
         }),
     }
 }
@@ -469,8 +479,14 @@ async fn kv_get(
 ) -> Response {
     let key = match key_from_path(request.uri().path()) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
+    if has(&params, "stale") && has(&params, "consistent") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Cannot specify ?stale with ?consistent, conflicting semantics.",
+        );
+    }
     let keys = has(&params, "keys");
     let recurse = has(&params, "recurse") || keys;
     if key.is_empty() && !recurse {
@@ -478,7 +494,7 @@ async fn kv_get(
     }
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let raw = has(&params, "raw");
     let separator = params
@@ -564,7 +580,7 @@ async fn kv_put(
 ) -> Response {
     let key = match key_from_path(request.uri().path()) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let body = match axum::body::to_bytes(request.into_body(), usize::MAX).await {
         Ok(body) => body,
@@ -589,11 +605,11 @@ async fn kv_put(
     }
     let flags = match parse_u64_param(&params, "flags") {
         Ok(flags) => flags.unwrap_or(0),
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let cas = match parse_u64_param(&params, "cas") {
         Ok(cas) => cas,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let acquire = params.get("acquire").cloned();
     let release = params.get("release").cloned();
@@ -627,12 +643,12 @@ async fn kv_delete(
 ) -> Response {
     let key = match key_from_path(request.uri().path()) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let recurse = has(&params, "recurse");
     let cas = match parse_u64_param(&params, "cas") {
         Ok(cas) => cas,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     if recurse && cas.is_some() {
         return text(
@@ -681,10 +697,10 @@ fn lock_delay_from_json(value: &Value) -> Result<u64, String> {
         Value::Number(n) => {
             let n = n.as_u64().ok_or_else(|| format!("invalid LockDelay {n}"))?;
             // A number below 1000 is seconds, anything larger nanoseconds.
-            Ok(if n < 1000 { n * 1_000_000_000 } else { n })
+            Ok(if n < 1000 { n * 1_000_000_000 } else { n }.min(MAX_LOCK_DELAY_NS))
         }
         Value::String(s) => parse_go_duration(s)
-            .map(|d| d.as_nanos() as u64)
+            .map(|d| (d.as_nanos() as u64).min(MAX_LOCK_DELAY_NS))
             .ok_or_else(|| format!("invalid LockDelay {s:?}")),
         Value::Null => Ok(15_000_000_000),
         other => Err(format!("invalid LockDelay {other}")),
@@ -835,7 +851,7 @@ async fn session_info(
 ) -> Response {
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let (index, sessions) = shared
         .block(blocking.index, blocking.wait, |store| {
@@ -858,7 +874,7 @@ async fn session_list(
 ) -> Response {
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let (index, sessions) = shared
         .block(blocking.index, blocking.wait, |store| {

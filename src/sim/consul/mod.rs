@@ -1,6 +1,6 @@
 //! An emulator of the Consul HTTP API: KV, transactions, sessions and blocking queries.
 //!
-//! It answers the calls Steward makes with Consul's paths, JSON field names, headers and
+//! It serves the calls Steward makes with Consul's paths, JSON field names, headers and
 //! status codes, so the same client works against it and against a real Consul 1.x agent.
 //! Fault injection lives under `/_sim/`:
 //!
@@ -84,12 +84,12 @@ pub struct RunningConsul {
 }
 
 impl RunningConsul {
-    /// The bound address.
+    /// Returns the bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The base URL, such as `http://127.0.0.1:8500`.
+    /// Returns the base URL, such as `http://127.0.0.1:8500`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -109,7 +109,7 @@ impl RunningConsul {
         }
     }
 
-    /// A token that stops the server when cancelled.
+    /// Returns a token that stops the server when cancelled.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }

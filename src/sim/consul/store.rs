@@ -21,7 +21,7 @@ pub(crate) struct Entry {
     pub(crate) session: Option<String>,
 }
 
-/// What happens to the locks a session holds when the session is invalidated.
+/// The fate of a session's locks when the session is invalidated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Behavior {
@@ -46,7 +46,7 @@ pub(crate) struct Session {
     pub(crate) modify_index: u64,
 }
 
-/// How a KV write must match the stored entry.
+/// The condition a KV write must meet to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum WriteMode {
     Plain,
@@ -115,7 +115,7 @@ impl Store {
         store
     }
 
-    /// The highest index of the KV and tombstone tables.
+    /// Returns the highest index of the KV and tombstone tables.
     pub(crate) fn kv_table_index(&self) -> u64 {
         let kv = self.data.kv.values().map(|e| e.modify_index).max();
         let tomb = self.data.tombstones.values().copied().max();

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -34,8 +34,8 @@ struct KvOp {
     session: String,
 }
 
-/// Runs one op on `store`. Returns the result entries (`Some(with_value)` tells whether the
-/// value is shown) or the `What` text of the failure.
+/// Runs one operation on `store`. Returns the result entries, each with a flag that is true
+/// when the value is shown, or the `What` text of the failure.
 fn apply(
     store: &mut Store,
     op: &KvOp,
@@ -221,10 +221,12 @@ pub(crate) async fn txn(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
             index.max(1),
             &json!({"Results": results, "Errors": null}),
         ),
-        Err(errors) => json_with_index(
+        // A rolled-back transaction reads nothing, so it carries no index header.
+        Err(errors) => (
             StatusCode::CONFLICT,
-            0,
-            &json!({"Results": null, "Errors": errors}),
-        ),
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"Results": null, "Errors": errors}).to_string(),
+        )
+            .into_response(),
     }
 }

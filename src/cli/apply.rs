@@ -1,0 +1,258 @@
+//! `steward apply -f FILE|DIR [-f …] [--dry-run] [--prune]`: writes WorkerPool and Override
+//! objects to Consul KV with check-and-set, all in one transaction.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+
+use super::objects::{self, Stored};
+use super::{CliError, CliResult};
+use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, TxnOp};
+use crate::spec::{self, Document, LoadedDocument};
+
+/// Apply WorkerPool and Override files to Consul KV. Every document is validated first; if
+/// any is invalid, nothing is written (exit status 2). Each object is written with
+/// check-and-set on the ModifyIndex read just before, so a concurrent apply fails with a
+/// conflict (exit status 1) instead of overwriting.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// A file, a directory (every *.yaml, *.yml and *.json below it) or `-` for standard
+    /// input. Repeat to apply several together.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR",
+        required = true
+    )]
+    pub paths: Vec<PathBuf>,
+
+    /// Print what would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Delete pools that exist in Consul but not in the input. Overrides are never pruned.
+    #[arg(long)]
+    pub prune: bool,
+
+    #[command(flatten)]
+    pub consul: ConsulArgs,
+}
+
+/// The effect of applying one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Configured => "configured",
+            Self::Unchanged => "unchanged",
+            Self::Pruned => "pruned",
+        }
+    }
+}
+
+/// One planned change: the object label (`pool/web`), the action and the txn op if any.
+struct Change {
+    label: String,
+    action: Action,
+    op: Option<TxnOp>,
+}
+
+/// Validates, plans and applies; see [`Args`].
+pub async fn run(args: Args) -> CliResult {
+    let documents = match spec::load_paths(&args.paths) {
+        Ok(documents) => documents,
+        Err(report) => {
+            for error in &report.errors {
+                eprintln!("{error}");
+            }
+            return Err(CliError::usage(anyhow::anyhow!(
+                "{} found; nothing was applied",
+                plural(report.errors.len(), "error")
+            )));
+        }
+    };
+    let (client, keys) = objects::connect(&args.consul)?;
+
+    let plan = plan(&client, &keys, &documents, args.prune).await?;
+    if !args.dry_run {
+        execute(&client, &plan).await?;
+    }
+    for line in plan.lines(args.dry_run) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The writes one apply makes, each checked against the ModifyIndex read when planning.
+pub struct Plan {
+    changes: Vec<Change>,
+}
+
+impl Plan {
+    /// Formats one line per object, kubectl style: `pool/web created`.
+    pub fn lines(&self, dry_run: bool) -> Vec<String> {
+        let suffix = if dry_run { " (dry run)" } else { "" };
+        self.changes
+            .iter()
+            .map(|c| format!("{} {}{suffix}", c.label, c.action.verb()))
+            .collect()
+    }
+
+    fn ops(&self) -> Vec<TxnOp> {
+        self.changes.iter().filter_map(|c| c.op.clone()).collect()
+    }
+}
+
+/// Reads the stored objects and plans the writes for `documents`: create with CAS index 0,
+/// update with CAS on the stored ModifyIndex, skip unchanged objects, and with `prune`
+/// delete pools missing from `documents`.
+pub async fn plan(
+    client: &ConsulClient,
+    keys: &Keys,
+    documents: &[LoadedDocument],
+    prune: bool,
+) -> anyhow::Result<Plan> {
+    let pools = objects::read_pools(client, keys).await?;
+    let overrides = objects::read_overrides(client, keys).await?;
+
+    let mut changes = Vec::new();
+    let mut applied_pools = BTreeSet::new();
+    for loaded in documents {
+        let text = spec::to_yaml(&loaded.document).into_bytes();
+        let name = loaded.document.name().to_string();
+        let (label, key, stored) = match &loaded.document {
+            Document::WorkerPool(_) => {
+                applied_pools.insert(name.clone());
+                (
+                    format!("pool/{name}"),
+                    keys.pool(&name),
+                    pools.get(&name).map(as_unit),
+                )
+            }
+            Document::Override(_) => (
+                format!("override/{name}"),
+                keys.override_(&name),
+                overrides.get(&name).map(as_unit),
+            ),
+        };
+        changes.push(plan_write(label, key, text, stored));
+    }
+
+    if prune {
+        for (name, stored) in &pools {
+            if !applied_pools.contains(name) {
+                changes.push(Change {
+                    label: format!("pool/{name}"),
+                    action: Action::Pruned,
+                    op: Some(TxnOp::DeleteCas {
+                        key: stored.key.clone(),
+                        index: stored.modify_index,
+                    }),
+                });
+            }
+        }
+    }
+    Ok(Plan { changes })
+}
+
+fn as_unit<T>(stored: &Stored<T>) -> Stored<()> {
+    Stored {
+        key: stored.key.clone(),
+        modify_index: stored.modify_index,
+        text: stored.text.clone(),
+        object: Ok(()),
+    }
+}
+
+/// Plans one write: skipped when the stored bytes already equal the new ones, because an
+/// unchanged write moves no index in Consul and would only hide real changes.
+fn plan_write(label: String, key: String, text: Vec<u8>, stored: Option<Stored<()>>) -> Change {
+    match stored {
+        Some(stored) if stored.text == text => Change {
+            label,
+            action: Action::Unchanged,
+            op: None,
+        },
+        Some(stored) => Change {
+            label,
+            action: Action::Configured,
+            op: Some(TxnOp::Cas {
+                key,
+                value: text,
+                flags: 0,
+                index: stored.modify_index,
+            }),
+        },
+        None => Change {
+            label,
+            action: Action::Created,
+            op: Some(TxnOp::Cas {
+                key,
+                value: text,
+                flags: 0,
+                index: 0,
+            }),
+        },
+    }
+}
+
+/// Sends the planned writes in one transaction so that they apply together or not at all.
+/// A write whose key changed since [`plan`] read it rolls everything back (exit status 1).
+pub async fn execute(client: &ConsulClient, plan: &Plan) -> CliResult {
+    let ops = plan.ops();
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let single = ops.len() <= client.txn_max_ops();
+    // NOTE: more writes than fit in one transaction go out in several transactions, and only
+    // each batch is atomic then. Every write still checks its ModifyIndex.
+    let result = if single {
+        client.txn(&ops).await
+    } else {
+        client.txn_batched(&ops).await
+    };
+    match result {
+        Ok(_) => Ok(()),
+        Err(ConsulError::TxnRollback { errors }) => {
+            let labels: Vec<&str> = plan
+                .changes
+                .iter()
+                .filter(|c| c.op.is_some())
+                .map(|c| c.label.as_str())
+                .collect();
+            // Operation indexes name objects only when everything went in one transaction.
+            let conflicted: Vec<String> = errors
+                .iter()
+                .map(|e| match labels.get(e.op_index) {
+                    Some(label) if single => (*label).to_string(),
+                    _ => e.what.clone(),
+                })
+                .collect();
+            Err(CliError::failure(anyhow::anyhow!(
+                "conflict: {} changed in Consul since this apply read {}; nothing was applied; run apply again",
+                conflicted.join(", "),
+                if conflicted.len() == 1 { "it" } else { "them" }
+            )))
+        }
+        Err(error) => Err(CliError::failure(
+            anyhow::Error::new(error).context("failed to write to Consul"),
+        )),
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}

@@ -1,0 +1,566 @@
+//! `steward apply/get/delete/override` and `steward dev consul` against an emulator started
+//! by each test.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use steward::cli::apply;
+use steward::consul::{ConsulClient, Keys};
+use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
+use steward::spec;
+
+async fn start() -> (RunningConsul, ConsulClient) {
+    let config = ConsulEmulatorConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..ConsulEmulatorConfig::default()
+    };
+    let consul = ConsulEmulator::start(config).await.unwrap();
+    let client = ConsulClient::for_url(consul.url()).unwrap();
+    (consul, client)
+}
+
+/// Returns the example pool, renamed to `name` and set to `version`.
+fn pool_yaml(name: &str, version: &str) -> String {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pools/face-match.yaml"),
+    )
+    .unwrap();
+    example
+        .replace("name: face-match", &format!("name: {name}"))
+        .replace("id: face-match", &format!("id: {name}"))
+        .replace("registry.example.com/vision/face-match:1.4.2", version)
+}
+
+fn write_file(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `steward ARGS` against `consul` on a blocking thread, with no Consul settings
+/// inherited from the environment.
+async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
+    let addr = consul.addr().to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("steward")
+            .unwrap()
+            .args(&args)
+            .env("CONSUL_HTTP_ADDR", addr)
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .env_remove("CONSUL_HTTP_TOKEN_FILE")
+            .env_remove("STEWARD_PREFIX")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_creates_skips_and_configures() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:1"));
+    let file = file.to_str().unwrap();
+
+    let first = steward(&consul, &["apply", "-f", file]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout(&first), "pool/web created\n");
+    let stored = client.kv_get("steward/pools/web").await.unwrap().unwrap();
+    assert!(
+        String::from_utf8(stored.value.clone())
+            .unwrap()
+            .contains("img:1")
+    );
+
+    let second = steward(&consul, &["apply", "-f", file]).await;
+    assert_eq!(stdout(&second), "pool/web unchanged\n");
+    let after = client.kv_get("steward/pools/web").await.unwrap().unwrap();
+    assert_eq!(
+        after.modify_index, stored.modify_index,
+        "an unchanged pool is not written"
+    );
+
+    write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:2"));
+    let third = steward(&consul, &["apply", "-f", file]).await;
+    assert_eq!(stdout(&third), "pool/web configured\n");
+    let updated = client.kv_get("steward/pools/web").await.unwrap().unwrap();
+    assert!(String::from_utf8(updated.value).unwrap().contains("img:2"));
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_invalid_input_writes_nothing() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "a.yaml", &pool_yaml("good", "img:1"));
+    write_file(
+        dir.path(),
+        "b.yaml",
+        &pool_yaml("bad", "img:1").replace("max: 24", "max: many"),
+    );
+
+    let output = steward(&consul, &["apply", "-f", dir.path().to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("b.yaml"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("nothing was applied"));
+    let (pairs, _) = client
+        .kv_list("steward/", &Default::default())
+        .await
+        .unwrap();
+    assert!(pairs.is_empty(), "no key may be written: {pairs:?}");
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_dry_run_and_prune() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("both");
+    std::fs::create_dir(&both).unwrap();
+    write_file(&both, "a.yaml", &pool_yaml("alpha", "img:1"));
+    write_file(&both, "b.yaml", &pool_yaml("beta", "img:1"));
+
+    let dry = steward(
+        &consul,
+        &["apply", "--dry-run", "-f", both.to_str().unwrap()],
+    )
+    .await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains("pool/alpha created (dry run)"));
+    assert_eq!(client.kv_get("steward/pools/alpha").await.unwrap(), None);
+
+    let applied = steward(&consul, &["apply", "-f", both.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    let only = write_file(dir.path(), "alpha.yaml", &pool_yaml("alpha", "img:1"));
+    let pruned = steward(&consul, &["apply", "--prune", "-f", only.to_str().unwrap()]).await;
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert_eq!(stdout(&pruned), "pool/alpha unchanged\npool/beta pruned\n");
+    assert_eq!(client.kv_get("steward/pools/beta").await.unwrap(), None);
+    assert!(
+        client
+            .kv_get("steward/pools/alpha")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_apply_loses_nothing() {
+    let (consul, client) = start().await;
+    let keys = Keys::new("steward/").unwrap();
+    let first = spec::parse_str(&pool_yaml("race", "img:first"), "first.yaml").unwrap();
+    let second = spec::parse_str(&pool_yaml("race", "img:second"), "second.yaml").unwrap();
+
+    // Both pipelines read before either writes.
+    let plan_first = apply::plan(&client, &keys, &first, false).await.unwrap();
+    let plan_second = apply::plan(&client, &keys, &second, false).await.unwrap();
+    apply::execute(&client, &plan_first).await.unwrap();
+    let loser = apply::execute(&client, &plan_second).await.unwrap_err();
+    assert_eq!(loser.code, 1);
+    let message = format!("{:#}", loser.error);
+    assert!(
+        message.contains("conflict") && message.contains("pool/race"),
+        "{message}"
+    );
+    let stored = client.kv_get("steward/pools/race").await.unwrap().unwrap();
+    assert!(
+        String::from_utf8(stored.value)
+            .unwrap()
+            .contains("img:first"),
+        "the winner's write is kept"
+    );
+
+    // The same race between processes: each run either applies or fails with a conflict,
+    // and the stored pool is one that a successful run wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..4)
+        .map(|i| {
+            write_file(
+                dir.path(),
+                &format!("p{i}.yaml"),
+                &pool_yaml("proc", &format!("img:{i}")),
+            )
+            .to_str()
+            .unwrap()
+            .to_string()
+        })
+        .collect();
+    let runs = futures::future::join_all(
+        files
+            .iter()
+            .map(|f| async { steward(&consul, &["apply", "-f", f]).await }),
+    )
+    .await;
+    let mut winners = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        match run.status.code() {
+            Some(0) => winners.push(format!("img:{i}")),
+            Some(1) => assert!(stderr(run).contains("conflict"), "{}", stderr(run)),
+            other => panic!("unexpected exit status {other:?}: {}", stderr(run)),
+        }
+    }
+    assert!(!winners.is_empty());
+    let stored = String::from_utf8(
+        client
+            .kv_get("steward/pools/proc")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+    )
+    .unwrap();
+    assert!(
+        winners.iter().any(|w| stored.contains(w.as_str())),
+        "stored pool comes from a successful run"
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_prints_table_yaml_and_json() {
+    let (consul, _client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:7"));
+    assert!(
+        steward(&consul, &["apply", "-f", file.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+
+    let table = stdout(&steward(&consul, &["get"]).await);
+    let header = table.lines().next().unwrap();
+    for column in [
+        "NAME",
+        "VERSION",
+        "MIN",
+        "MAX",
+        "ZONES",
+        "AUTOSCALING",
+        "OVERRIDE",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(table.contains("web") && table.contains("img:7"), "{table}");
+
+    let yaml = stdout(&steward(&consul, &["get", "web", "-o", "yaml"]).await);
+    let reparsed = spec::parse_stored(&yaml, "get.yaml").unwrap();
+    assert_eq!(reparsed[0].document.name(), "web");
+
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &steward(&consul, &["get", "web", "-o", "json"]).await,
+    ))
+    .unwrap();
+    assert_eq!(json["metadata"]["name"], "web");
+    assert_eq!(json["spec"]["version"], "img:7");
+
+    let missing = steward(&consul, &["get", "nope"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("not found"));
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn override_set_validates_and_clear_removes() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:1"));
+    assert!(
+        steward(&consul, &["apply", "-f", file.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+
+    let unknown = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "ghost",
+            "--workers",
+            "2",
+            "--for",
+            "1h",
+            "--reason",
+            "test",
+        ],
+    )
+    .await;
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("not found"));
+
+    let above = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "30",
+            "--for",
+            "1h",
+            "--reason",
+            "peak",
+        ],
+    )
+    .await;
+    assert_eq!(above.status.code(), Some(2));
+    assert!(stderr(&above).contains("--force"), "{}", stderr(&above));
+
+    let past = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "3",
+            "--until",
+            "2020-01-01T00:00:00Z",
+            "--reason",
+            "old",
+        ],
+    )
+    .await;
+    assert_eq!(past.status.code(), Some(2));
+    assert!(stderr(&past).contains("not in the future"));
+
+    let both = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "3",
+            "--for",
+            "1h",
+            "--until",
+            "2099-01-01T00:00:00Z",
+            "--reason",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--for and --until exclude each other"
+    );
+
+    let forced = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "30",
+            "--for",
+            "2h",
+            "--reason",
+            "launch",
+            "--force",
+            "--by",
+            "ops",
+        ],
+    )
+    .await;
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    let stored = client
+        .kv_get("steward/overrides/web")
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(stored.value).unwrap();
+    let parsed = spec::parse_stored(&text, "override").unwrap();
+    match &parsed[0].document {
+        spec::Document::Override(item) => {
+            assert_eq!(item.spec.workers, 30);
+            assert!(item.spec.force);
+            assert_eq!(item.spec.by.as_deref(), Some("ops"));
+            let remaining = item.spec.until.duration_since(jiff::Timestamp::now());
+            assert!(
+                remaining > jiff::SignedDuration::from_mins(110),
+                "{remaining:?}"
+            );
+        }
+        other => panic!("expected an override, got {other:?}"),
+    }
+    assert!(stdout(&steward(&consul, &["get"]).await).contains("30 until"));
+
+    let cleared = steward(&consul, &["override", "clear", "web"]).await;
+    assert!(cleared.status.success(), "{}", stderr(&cleared));
+    assert_eq!(client.kv_get("steward/overrides/web").await.unwrap(), None);
+    let again = steward(&consul, &["override", "clear", "web"]).await;
+    assert_eq!(again.status.code(), Some(1));
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_reports_remaining_override() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:1"));
+    assert!(
+        steward(&consul, &["apply", "-f", file.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    let set = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "4",
+            "--for",
+            "30m",
+            "--reason",
+            "hold",
+        ],
+    )
+    .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    let deleted = steward(&consul, &["delete", "web"]).await;
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(stdout(&deleted).contains("pool/web deleted"));
+    assert!(stdout(&deleted).contains("override/web remains"));
+    assert_eq!(client.kv_get("steward/pools/web").await.unwrap(), None);
+    assert!(
+        client
+            .kv_get("steward/overrides/web")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let missing = steward(&consul, &["delete", "web"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_exit_with_usage_status() {
+    let (consul, _client) = start().await;
+    let output = tokio::task::spawn_blocking(|| {
+        assert_cmd::Command::cargo_bin("steward")
+            .unwrap()
+            .args(["get", "--consul-addr", "ftp://127.0.0.1:1"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("unsupported scheme"),
+        "{}",
+        stderr(&output)
+    );
+
+    let bad_name = steward(&consul, &["delete", "Not_A_Label"]).await;
+    assert_eq!(bad_name.status.code(), Some(2));
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_consul_serves_kv() {
+    let bin = assert_cmd::cargo::cargo_bin("steward");
+    let mut child = std::process::Command::new(bin)
+        .args(["dev", "consul", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+
+    let client = ConsulClient::for_url(&url).unwrap();
+    let written = client
+        .kv_put("dev/check", b"ok", None, &steward::consul::WriteMode::Plain)
+        .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(written.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_settings_come_from_environment() {
+    let config = ConsulEmulatorConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        acl_token: Some("mgmt-token".into()),
+        ..ConsulEmulatorConfig::default()
+    };
+    let consul = ConsulEmulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write_file(dir.path(), "token", "mgmt-token\n");
+
+    let run = |envs: Vec<(&'static str, String)>| {
+        let addr = consul.addr().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut command = assert_cmd::Command::cargo_bin("steward").unwrap();
+            command
+                .args(["get"])
+                .env("CONSUL_HTTP_ADDR", format!("http://{addr}"))
+                .env_remove("CONSUL_HTTP_TOKEN")
+                .env_remove("CONSUL_HTTP_TOKEN_FILE");
+            for (name, value) in envs {
+                command.env(name, value);
+            }
+            command.output().unwrap()
+        })
+    };
+
+    let denied = run(vec![]).await.unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        stderr(&denied).contains("permission denied"),
+        "{}",
+        stderr(&denied)
+    );
+
+    let with_token = run(vec![("CONSUL_HTTP_TOKEN", "mgmt-token".to_string())])
+        .await
+        .unwrap();
+    assert!(with_token.status.success(), "{}", stderr(&with_token));
+
+    let with_file = run(vec![(
+        "CONSUL_HTTP_TOKEN_FILE",
+        token_file.to_str().unwrap().to_string(),
+    )])
+    .await
+    .unwrap();
+    assert!(with_file.status.success(), "{}", stderr(&with_file));
+    assert!(
+        !stderr(&with_file).contains("mgmt-token"),
+        "the token is never printed"
+    );
+    consul.shutdown().await;
+}
