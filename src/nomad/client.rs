@@ -66,7 +66,7 @@ pub struct QueryMeta {
     pub index: u64,
     /// `X-Nomad-KnownLeader`.
     pub known_leader: bool,
-    /// `X-Nomad-LastContact`: how stale the answering server may be (0 on the leader).
+    /// `X-Nomad-LastContact`: how stale the responding server may be (0 on the leader).
     pub last_contact: Duration,
 }
 

@@ -13,6 +13,9 @@ use super::Error;
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4646";
 
 /// Nomad connection flags, flattened into the commands that talk to Nomad.
+///
+/// NOTE: `NOMAD_CAPATH`, `NOMAD_SKIP_VERIFY`, `NOMAD_TLS_SERVER_NAME` and `NOMAD_HTTP_AUTH`
+/// of the official CLI are not read yet.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NomadArgs {
     /// Nomad HTTP API address, such as `http://127.0.0.1:4646` or `https://nomad.example:4646`.
@@ -31,15 +34,15 @@ pub struct NomadArgs {
     #[arg(long = "nomad-region", env = "NOMAD_REGION")]
     pub region: Option<String>,
 
-    /// PEM file of the CA that signed Nomad's certificate; replaces the system roots.
+    /// PEM file of the CA that signed Nomad's certificate. It replaces the system roots.
     #[arg(long = "nomad-cacert", env = "NOMAD_CACERT")]
     pub ca_cert: Option<PathBuf>,
 
-    /// PEM client certificate for mutual TLS; needs `--nomad-client-key`.
+    /// PEM client certificate for mutual TLS, used together with `--nomad-client-key`.
     #[arg(long = "nomad-client-cert", env = "NOMAD_CLIENT_CERT")]
     pub client_cert: Option<PathBuf>,
 
-    /// PEM private key of the client certificate; needs `--nomad-client-cert`.
+    /// PEM private key of the client certificate, used together with `--nomad-client-cert`.
     #[arg(long = "nomad-client-key", env = "NOMAD_CLIENT_KEY")]
     pub client_key: Option<PathBuf>,
 }
@@ -100,7 +103,7 @@ pub struct Config {
     pub ca_cert: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
-    /// Timeout of a request that does not block; blocking queries get `wait` plus a margin.
+    /// Timeout of a request that does not block. Blocking queries get `wait` plus a margin.
     pub request_timeout: Duration,
     /// Timeout of connection setup.
     pub connect_timeout: Duration,
@@ -138,7 +141,7 @@ impl Config {
             )
     }
 
-    /// Sets the ACL token; an empty or blank token means none.
+    /// Sets the ACL token. An empty or blank token means none.
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token
             .map(SecretToken::new)
@@ -146,13 +149,13 @@ impl Config {
         self
     }
 
-    /// Sets the namespace; an empty one means Nomad's default.
+    /// Sets the namespace. An empty one means Nomad's default.
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
         self.namespace = namespace.filter(|namespace| !namespace.is_empty());
         self
     }
 
-    /// Sets the region; an empty one means the agent's region.
+    /// Sets the region. An empty one means the agent's region.
     pub fn with_region(mut self, region: Option<String>) -> Self {
         self.region = region.filter(|region| !region.is_empty());
         self

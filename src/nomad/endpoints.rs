@@ -49,7 +49,7 @@ impl Client {
         Ok(self.execute(call).await?.value)
     }
 
-    /// Stops a job (`DELETE /v1/job/:id`); with `purge` Nomad also removes it.
+    /// Stops a job (`DELETE /v1/job/:id`). With `purge`, Nomad also removes it.
     pub async fn deregister_job(
         &self,
         job_id: &str,
@@ -116,8 +116,8 @@ impl Client {
         .await
     }
 
-    /// Reads a job's latest deployment (`GET /v1/job/:id/deployment`); `None` when it has
-    /// none, which Nomad sends as the body `null`.
+    /// Reads a job's latest deployment (`GET /v1/job/:id/deployment`). It is `None` when the
+    /// job has none, which Nomad sends as the body `null`.
     pub async fn latest_deployment(
         &self,
         job_id: &str,

@@ -20,7 +20,7 @@ pub enum Error {
     /// The job changed since it was read: its `JobModifyIndex` no longer matches the one sent
     /// with `EnforceIndex` (or the job exists when creation was requested). Nomad sends this as
     /// HTTP 500. Permanent as sent: re-read the job, recompute and retry with the new index.
-    #[error("conflict on {path}: the job changed since it was read ({body}); re-read it and retry")]
+    #[error("conflict on {path}: the job changed since it was read ({body}). Re-read it and retry")]
     Conflict {
         path: String,
         status: StatusCode,
@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// The token lacks a capability, or is unknown or expired (HTTP 403). Permanent.
-    #[error("permission denied on {path} ({status}): {body}; check NOMAD_TOKEN and its policies")]
+    #[error("permission denied on {path} ({status}): {body}. Check NOMAD_TOKEN and its policies")]
     PermissionDenied {
         path: String,
         status: StatusCode,

@@ -125,7 +125,7 @@ pub struct Watch<T, F> {
     index: u64,
     last: Option<T>,
     limiter: RateLimiter,
-    /// The backoff of the current failure episode; `None` while requests succeed.
+    /// The backoff of the current failure episode, or `None` while requests succeed.
     backoff: Option<ExponentialBackoff>,
     failures: u32,
 }
@@ -262,7 +262,7 @@ mod tests {
     type Seen = Arc<Mutex<Vec<QueryOptions>>>;
     type Reply = futures::future::Ready<Result<Response<Vec<&'static str>>, Error>>;
 
-    /// A fake query that plays back scripted results and records the options it received.
+    /// Builds a fake query that plays back scripted results and records the options it receives.
     fn scripted(
         results: Vec<Result<(u64, Vec<&'static str>), Error>>,
     ) -> (Script, Seen, impl FnMut(QueryOptions) -> Reply) {

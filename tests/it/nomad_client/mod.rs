@@ -1,3 +1,5 @@
 //! Nomad models and client: fixture round trips, request shapes against an in-test server.
 
+mod client;
+mod e2e;
 mod models;

@@ -21,7 +21,7 @@ fn read_fixture(name: &str) -> String {
         .unwrap_or_else(|error| panic!("cannot read fixture {}: {error}", path.display()))
 }
 
-/// Key paths of a JSON value; list elements share the path segment `[]`.
+/// Key paths of a JSON value, where list elements share the path segment `[]`.
 #[derive(Default)]
 struct KeyPaths {
     all: BTreeSet<String>,
