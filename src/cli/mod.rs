@@ -67,6 +67,10 @@ pub enum Command {
     /// Print the JSON Schema of an object kind.
     Schema(schema::Args),
     /// Check WorkerPool and Override files without contacting Consul or Nomad.
+    ///
+    /// Checks syntax, the JSON Schema, and the rules Steward and Nomad enforce. Prints one
+    /// line per valid document and exits with 0. Otherwise prints each error on stderr as
+    /// `FILE:LINE:COL: field.path: message` and exits with 2.
     Validate(validate::Args),
     /// Run the controller.
     Controller(Box<controller::Args>),

@@ -14,7 +14,7 @@ pub enum Kind {
     Override,
 }
 
-/// Print the JSON Schema (draft 2020-12) of an object kind.
+/// Print the JSON Schema (draft-07) of an object kind.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// The kind whose schema to print.

@@ -8,14 +8,12 @@ use clap::Args as ClapArgs;
 use super::{CliError, CliResult};
 use crate::spec::{self, Document, LoadedDocument};
 
-/// Check WorkerPool and Override files: syntax, schema, and the rules Steward and Nomad
-/// enforce. Prints one line per valid document; on errors, prints each as
-/// `FILE:LINE:COL: field.path: message` on stderr and exits with status 2.
+/// Options of `steward validate`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// A file, a directory (every *.yaml, *.yml and *.json below it, recursively) or `-` for
-    /// standard input. Repeat to check several; all are checked together, so two pools that
-    /// claim the same Nomad job are caught across files.
+    /// standard input. Repeat it to check several. They are checked together, so two pools
+    /// that claim the same Nomad job are caught across files.
     #[arg(
         short = 'f',
         long = "filename",
@@ -25,7 +23,7 @@ pub struct Args {
     pub paths: Vec<PathBuf>,
 }
 
-/// Loads and checks every document; see [`Args`].
+/// Loads and checks every document, printing a summary or the errors.
 pub async fn run(args: Args) -> CliResult {
     match spec::load_paths(&args.paths) {
         Ok(documents) => {
@@ -52,15 +50,16 @@ pub async fn run(args: Args) -> CliResult {
     }
 }
 
-/// One line describing a valid document.
+/// Formats one line that describes a valid document.
 fn summary(loaded: &LoadedDocument) -> String {
     let detail = match &loaded.document {
         Document::WorkerPool(pool) => {
             let zones: Vec<&str> = pool.spec.zones.iter().map(|z| z.name.as_str()).collect();
             let sizing = match &pool.spec.autoscaling {
                 Some(autoscaling) => format!(
-                    "autoscaling every {} ({:?})",
-                    autoscaling.interval, autoscaling.predictor
+                    "autoscaling every {} with {}",
+                    autoscaling.interval,
+                    predictor_name(autoscaling.predictor)
                 ),
                 None => "fixed at min".to_owned(),
             };
@@ -81,11 +80,23 @@ fn summary(loaded: &LoadedDocument) -> String {
             if item.spec.force { " (force)" } else { "" }
         ),
     };
+    // Only later documents of a file get a number, so the common one-object file reads plainly.
+    let location = if loaded.index == 0 {
+        loaded.source.clone()
+    } else {
+        format!("{} (document {})", loaded.source, loaded.index + 1)
+    };
     format!(
-        "{}#{}: {} {}: ok ({detail})",
-        loaded.source,
-        loaded.index,
+        "{location}: {} {} is valid ({detail})",
         loaded.document.kind(),
         loaded.document.name()
     )
+}
+
+/// Returns the predictor's name as written in objects, such as `linear-slope`.
+fn predictor_name(predictor: crate::spec::Predictor) -> String {
+    match serde_json::to_value(predictor) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{predictor:?}"),
+    }
 }

@@ -13,8 +13,8 @@ pub struct ValidationError {
     pub line: Option<usize>,
     /// 1-based column of the offending field, when known.
     pub column: Option<usize>,
-    /// Dotted field path such as `spec.workers.min` or `spec.zones[1].datacenter`; empty for
-    /// the document as a whole.
+    /// Dotted field path such as `spec.workers.min` or `spec.zones[1].datacenter`, or empty
+    /// for the document as a whole.
     pub path: String,
     /// What is wrong and what would be valid.
     pub message: String,

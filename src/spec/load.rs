@@ -36,7 +36,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedDocument>, ValidationRe
             match list_directory(path) {
                 Ok(files) if files.is_empty() => inputs.push((
                     path.display().to_string(),
-                    Err("directory holds no *.yaml, *.yml or *.json file".to_owned()),
+                    Err("directory contains no *.yaml, *.yml or *.json file".to_owned()),
                 )),
                 Ok(files) => {
                     for file in files {
@@ -71,8 +71,8 @@ pub fn parse_str(text: &str, source: &str) -> Result<Vec<LoadedDocument>, Valida
     finish(checked, errors)
 }
 
-/// Loads one object read back from storage such as Consul KV: like [`parse_str`], but an
-/// override whose `until` has passed still loads (it is then reported as expired).
+/// Loads objects read back from storage such as Consul KV. Unlike [`parse_str`], it accepts
+/// an override whose `until` has passed, which the caller then reports as expired.
 pub fn parse_stored(text: &str, source: &str) -> Result<Vec<LoadedDocument>, ValidationReport> {
     let mut errors = Vec::new();
     let checked = check_text(text, source, None, &mut errors);
@@ -125,7 +125,7 @@ fn check_text(
     if documents.is_empty() {
         errors.push(file_error(
             source,
-            "holds no document: write a WorkerPool or Override object".to_owned(),
+            "contains no document: write a WorkerPool or Override object".to_owned(),
         ));
         return Vec::new();
     }
@@ -179,14 +179,18 @@ fn check_document(
             kind.as_str()
         }
         found => {
-            errors.push(locate(
-                ValidationError::new(
-                    "kind",
-                    format!(
-                        "must be `{KIND_WORKER_POOL}` or `{KIND_OVERRIDE}`, found {}",
-                        schema::describe_value(found)
-                    ),
+            let message = match found {
+                None => format!(
+                    "missing required field `kind`: set it to `{KIND_WORKER_POOL}` or \
+                     `{KIND_OVERRIDE}`"
                 ),
+                Some(found) => format!(
+                    "must be `{KIND_WORKER_POOL}` or `{KIND_OVERRIDE}`, found {}",
+                    schema::describe_value(Some(found))
+                ),
+            };
+            errors.push(locate(
+                ValidationError::new("kind", message),
                 source,
                 parsed,
             ));
@@ -194,8 +198,8 @@ fn check_document(
         }
     };
 
-    // Schema violations come first; a semantic error on a field that already has one is
-    // left out, since it would describe the same mistake twice.
+    // Schema violations come first. A semantic error on a field that already has one is left
+    // out, because it would describe the same mistake twice.
     let violations = schema::check(kind, value);
     let mut reported: Vec<String> = Vec::new();
     let mut cleaned = value.clone();
@@ -226,8 +230,8 @@ fn check_document(
         Ok(document) => Some(document),
         Err(message) => {
             if reported.is_empty() {
-                // NOTE: serde_json names no field here; the schema normally catches the
-                // problem first with its path, so this is a fallback.
+                // NOTE: serde_json names no field here. The schema normally catches the
+                // problem first with its path, so this is only a fallback.
                 document_errors.push(locate(
                     ValidationError::new("", format!("invalid {kind}: {message}")),
                     source,
@@ -238,6 +242,9 @@ fn check_document(
         }
     };
 
+    // NOTE: semantic checks need the typed object, so a document with a schema error other
+    // than an unknown field (a wrong type, a missing field) reports only its schema errors.
+    // Its semantic errors show up on the next run, once the schema errors are fixed.
     if let Some(document) = &document {
         for error in validate_document(document, now) {
             let duplicate = reported

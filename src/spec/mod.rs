@@ -1,8 +1,10 @@
 //! The declared objects: `WorkerPool` and `Override` (`apiVersion: steward/v1`).
 //!
 //! [`load_paths`] and [`parse_str`] read them from files or text and report every problem at
-//! once as a [`ValidationReport`]; [`validate_pool`] and [`validate_override`] re-check
-//! objects from other sources; [`to_yaml`] writes them back.
+//! once as a [`ValidationReport`]. [`parse_stored`] reads objects back from Consul KV, where
+//! an override may have expired since it was written. [`validate_pool`] and
+//! [`validate_override`] re-check objects from other sources, and [`to_yaml`] writes them
+//! back.
 
 mod document;
 mod duration;
@@ -22,5 +24,5 @@ pub use schema::{override_schema, schema_for_kind, workerpool_schema};
 pub use types::*;
 pub use validate::{
     MAX_HEADROOM, MAX_JOB_ID_LEN, MIN_INTERVAL, MIN_MEMORY_MB, dns_label_problem,
-    validate_document, validate_override, validate_pool, validate_set,
+    validate_document, validate_override, validate_override_for_pool, validate_pool, validate_set,
 };

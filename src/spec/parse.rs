@@ -11,20 +11,20 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use serde_saphyr::Spanned;
 
-/// Largest input accepted, in bytes. A Consul KV value cannot exceed 512 KiB, so a pool
+/// Maximum input size, in bytes. A Consul KV value cannot exceed 512 KiB, so a pool
 /// file beyond this size is a mistake or an attack.
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Deepest nesting of mappings and sequences accepted. The deepest field of a pool (a check
-/// header inside a service inside a task of the template) sits at depth 10; free-form driver
-/// configuration gets the rest.
+/// Maximum nesting depth of mappings and sequences. The deepest modeled field of a pool (a
+/// check header of a task's service in the template) sits about a dozen levels down, and
+/// free-form driver configuration gets the rest.
 pub const MAX_DEPTH: usize = 48;
 
-/// Most YAML nodes accepted in one input, counting every node an alias expands to. It stops
+/// Maximum number of YAML nodes in one input, counting every node an alias expands to. It stops
 /// alias bombs ("billion laughs") long before they use much memory.
 pub const MAX_NODES: usize = 200_000;
 
-/// Most YAML documents accepted in one input.
+/// Maximum number of YAML documents in one input.
 pub const MAX_DOCUMENTS: usize = 1_000;
 
 /// 1-based line and column of a field in the text.
@@ -59,7 +59,7 @@ impl ParsedDocument {
     }
 }
 
-/// A syntax error or an exceeded limit; the input as a whole is rejected.
+/// A syntax error or an exceeded limit, which rejects the input as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
     pub position: Option<Position>,
@@ -158,7 +158,9 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         ),
         BudgetBreach::Depth { .. } => depth_message(),
         BudgetBreach::Documents { .. } => {
-            format!("input holds more than {MAX_DOCUMENTS} documents; split it into several files")
+            format!(
+                "input contains more than {MAX_DOCUMENTS} documents; split it into several files"
+            )
         }
         BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
             too_large_message(MAX_INPUT_BYTES + 1)

@@ -10,14 +10,66 @@ use serde_json::Value;
 use super::parse::pointer_to_path;
 use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
 
-/// Returns the JSON Schema (draft 2020-12) of a `WorkerPool`.
+/// Returns the JSON Schema (draft-07) of a `WorkerPool`.
 pub fn workerpool_schema() -> Value {
-    schemars::schema_for!(WorkerPool).to_value()
+    let mut schema = generator().into_root_schema_for::<WorkerPool>().to_value();
+    add_integer_bounds(&mut schema);
+    schema
 }
 
-/// Returns the JSON Schema (draft 2020-12) of an `Override`.
+/// Returns the JSON Schema (draft-07) of an `Override`.
 pub fn override_schema() -> Value {
-    schemars::schema_for!(Override).to_value()
+    let mut schema = generator().into_root_schema_for::<Override>().to_value();
+    add_integer_bounds(&mut schema);
+    schema
+}
+
+/// Adds the `minimum` and `maximum` of each integer `format` that schemars writes
+/// (`uint32`, `int64`…) where the schema has none. Validators treat these formats as
+/// annotations, so without the bounds a count of 2^40 would pass the schema and fail only in
+/// deserialization, which names no field.
+fn add_integer_bounds(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let bounds: Option<(i128, i128)> = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0, u8::MAX.into())),
+                Some("uint16") => Some((0, u16::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                Some("uint64") => Some((0, u64::MAX.into())),
+                Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+                Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((min, max)) = bounds {
+                for (keyword, bound) in [("minimum", min), ("maximum", max)] {
+                    if !map.contains_key(keyword)
+                        && let Some(number) = integer_value(bound)
+                    {
+                        map.insert(keyword.to_owned(), number);
+                    }
+                }
+            }
+            map.values_mut().for_each(add_integer_bounds);
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_integer_bounds),
+        _ => {}
+    }
+}
+
+fn integer_value(number: i128) -> Option<Value> {
+    if let Ok(signed) = i64::try_from(number) {
+        return Some(Value::from(signed));
+    }
+    u64::try_from(number).ok().map(Value::from)
+}
+
+/// Draft-07, because editors check YAML with it: the VS Code YAML extension
+/// (yaml-language-server) validates instances with draft-07 and supports later drafts only in
+/// part.
+fn generator() -> schemars::SchemaGenerator {
+    schemars::generate::SchemaSettings::draft07().into_generator()
 }
 
 /// Returns the JSON Schema of the kind named `kind` (`WorkerPool` or `Override`).
@@ -60,7 +112,7 @@ pub(crate) struct SchemaViolation {
 }
 
 /// Validates `instance` against the schema of `kind` and returns every violation. A kind
-/// without a schema returns no violation; the caller reports the kind itself.
+/// without a schema returns no violation, because the caller reports the kind itself.
 pub(crate) fn check(kind: &str, instance: &Value) -> Vec<SchemaViolation> {
     let compiled: &CompiledSchema = match kind {
         KIND_WORKER_POOL => &WORKER_POOL,
@@ -116,10 +168,10 @@ fn describe(
         }
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
-                jsonschema::error::TypeKind::Single(single) => single.to_string(),
+                jsonschema::error::TypeKind::Single(single) => yaml_type_name(&single.to_string()),
                 jsonschema::error::TypeKind::Multiple(set) => set
                     .iter()
-                    .map(|t| t.to_string())
+                    .map(|t| yaml_type_name(&t.to_string()))
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
@@ -271,6 +323,39 @@ fn describe_alternatives(
         return;
     }
 
+    // No constant either: the value has the wrong type for every branch, so list the types.
+    let mut types = Vec::new();
+    for error in branches.iter().flatten() {
+        if let ValidationErrorKind::Type { kind } = error.kind()
+            && error.instance_path().as_str() == pointer
+        {
+            let names: Vec<String> = match kind {
+                jsonschema::error::TypeKind::Single(single) => vec![single.to_string()],
+                jsonschema::error::TypeKind::Multiple(set) => {
+                    set.iter().map(|t| t.to_string()).collect()
+                }
+            };
+            for name in names {
+                let name = yaml_type_name(&name);
+                if name != "null" && !types.contains(&name) {
+                    types.push(name);
+                }
+            }
+        }
+    }
+    if !types.is_empty() {
+        out.push(SchemaViolation {
+            path: path.to_owned(),
+            message: format!(
+                "expected {}, found {}",
+                types.join(" or "),
+                describe_value(found)
+            ),
+            unknown_field: None,
+        });
+        return;
+    }
+
     out.push(SchemaViolation {
         path: path.to_owned(),
         message: format!(
@@ -369,7 +454,7 @@ fn object_branches<'a>(root_schema: &'a Value, schema: &'a Value, value: &Value)
     branches
 }
 
-/// Follows a local `$ref` such as `#/$defs/Zone`.
+/// Follows a local `$ref` such as `#/definitions/Zone`.
 fn resolve<'a>(root_schema: &'a Value, schema: &'a Value) -> &'a Value {
     let mut current = schema;
     // Bounded because a `$ref` chain longer than this would be a cycle.
@@ -445,6 +530,19 @@ fn list_values(values: &[Value]) -> String {
         .join(", ")
 }
 
+/// Returns the YAML name of a JSON Schema type: `object` is a mapping, `array` a sequence.
+fn yaml_type_name(json_type: &str) -> String {
+    match json_type {
+        "object" => "a mapping".to_owned(),
+        "array" => "a sequence".to_owned(),
+        "integer" => "an integer".to_owned(),
+        "number" => "a number".to_owned(),
+        "string" => "a string".to_owned(),
+        "boolean" => "a boolean".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// Describes a found value for a message: its JSON type and, for scalars, the value.
 pub(crate) fn describe_value(value: Option<&Value>) -> String {
     match value {
@@ -453,11 +551,11 @@ pub(crate) fn describe_value(value: Option<&Value>) -> String {
         Some(Value::Bool(b)) => format!("boolean {b}"),
         Some(Value::Number(n)) => format!("number {n}"),
         Some(Value::String(s)) => {
-            let shown: String = s.chars().take(60).collect();
-            if shown.len() < s.len() {
-                format!("string {shown:?}…")
+            let preview: String = s.chars().take(60).collect();
+            if preview.len() < s.len() {
+                format!("string {preview:?}…")
             } else {
-                format!("string {shown:?}")
+                format!("string {preview:?}")
             }
         }
         Some(Value::Array(_)) => "a sequence".to_owned(),

@@ -25,8 +25,11 @@ pub struct ObjectMeta {
     /// A DNS label: at most 63 characters of `a-z`, `0-9` and `-`, starting and ending with
     /// a letter or digit.
     pub name: String,
+    /// Free-form string pairs for selecting and grouping objects, such as `team: vision`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Free-form string pairs for notes that tools and people read, such as an owner's
+    /// address.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -63,11 +66,13 @@ pub struct WorkerPoolSpec {
     /// Availability zones the workers are spread over, in order: worker i goes to zone
     /// i mod zones.
     pub zones: Vec<Zone>,
+    /// How workers are spread over the zones.
     #[serde(default)]
     pub split: Split,
     /// Predictive sizing. Without it the pool runs at `workers.min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
+    /// How a new `version` is rolled out.
     #[serde(default)]
     pub rollout: Rollout,
     /// Stop acting on this pool but keep reporting its status.
@@ -91,7 +96,9 @@ pub struct JobRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkerBounds {
+    /// Minimum worker count, whatever the autoscaler predicts. At most `max`.
     pub min: u32,
+    /// Maximum worker count, unless an override sets `force: true`.
     pub max: u32,
 }
 
@@ -102,6 +109,7 @@ pub struct WorkerBounds {
 pub struct Zone {
     /// The zone's name; also the name of its task group in the Nomad job.
     pub name: String,
+    /// The Nomad datacenter whose nodes form this zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +123,7 @@ pub struct Zone {
 pub struct ZoneConstraint {
     /// A Nomad interpolation such as `${meta.zone}` or `${attr.platform.aws.placement.availability-zone}`.
     pub attribute: String,
+    /// The attribute's value on this zone's nodes.
     pub value: String,
 }
 
@@ -122,6 +131,7 @@ pub struct ZoneConstraint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Split {
+    /// `odd-even` (the only strategy): worker i goes to zone i mod zones.
     #[serde(default)]
     pub strategy: SplitStrategy,
     /// Move a zone's share to the other zones while it has no eligible node, and back when it
@@ -157,6 +167,7 @@ pub struct Autoscaling {
     pub interval: Duration,
     /// Where the request rate comes from.
     pub metric: MetricSource,
+    /// `linear-slope` (default), `seasonal` or `reactive`.
     #[serde(default)]
     pub predictor: Predictor,
     /// How much history the predictor reads.
@@ -172,8 +183,10 @@ pub struct Autoscaling {
     /// How long a new worker takes to serve traffic (image pull, model load).
     #[serde(default = "default_startup_time")]
     pub startup_time: Duration,
+    /// How fast the pool may shrink.
     #[serde(default)]
     pub scale_down: ScaleDown,
+    /// Scaling up between cycles when live traffic exceeds capacity.
     #[serde(default)]
     pub emergency: Emergency,
     /// Worker count to apply after `fallbackAfter` consecutive failed metric reads.
@@ -192,8 +205,10 @@ pub struct Autoscaling {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AutoscalingMode {
+    /// Resize the pool.
     #[default]
     Act,
+    /// Record each decision in status without resizing the pool.
     ForecastOnly,
 }
 
@@ -268,6 +283,7 @@ impl Default for ScaleDown {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Emergency {
+    /// Check live traffic between cycles and scale up at once when it exceeds capacity.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// How often live traffic is checked between cycles.
@@ -288,8 +304,10 @@ impl Default for Emergency {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rollout {
+    /// `golden-first` (the only strategy).
     #[serde(default)]
     pub strategy: RolloutStrategy,
+    /// Pulling the image onto every node before any worker changes.
     #[serde(default)]
     pub prefetch: Prefetch,
     /// How long the golden worker must stay healthy before the rest are replaced.
@@ -340,6 +358,7 @@ pub enum RolloutStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Prefetch {
+    /// Pull the new image onto every node first, with a `sysbatch` job.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// The prefetch fails when the image is not on every node by then.
@@ -366,6 +385,7 @@ pub struct Analysis {
     pub query: String,
     /// The value must stay below (`max`) or above (`min`) this threshold.
     pub threshold: f64,
+    /// Whether the value must stay at most (`max`) or at least (`min`) the threshold.
     #[serde(default)]
     pub condition: AnalysisCondition,
     /// How often the query is evaluated during the soak.

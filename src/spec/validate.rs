@@ -1,8 +1,8 @@
 //! Semantic checks on typed objects: the rules a JSON Schema cannot express (bounds that
 //! depend on each other, uniqueness, what Nomad would reject in a template).
 //!
-//! These functions work on objects from any source (files, Consul KV), so errors carry only
-//! a field path; the loader adds the file, line and column.
+//! These functions check objects from any source (files, Consul KV), so their errors carry
+//! only a field path. The loader adds the file, line and column.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,7 +17,7 @@ use super::types::{
 };
 use crate::nomad::TaskGroup;
 
-/// Shortest autoscaling interval; a shorter cycle would act on noise and load Nomad.
+/// Shortest autoscaling interval, because a shorter cycle would act on noise and load Nomad.
 pub const MIN_INTERVAL: Duration = Duration::from_mins(1);
 
 /// Largest `headroom` (a fraction: 10 = 1000 % extra capacity).
@@ -75,9 +75,9 @@ pub fn validate_pool(pool: &WorkerPool) -> Vec<ValidationError> {
     errors
 }
 
-/// Checks an override. With `now`, an override whose `until` is not after `now` is rejected
-/// (use this when applying one); without it, an expired override still passes (use this
-/// when reading one back, since it may have expired since it was written).
+/// Checks an override. With `now`, an override whose `until` is not after `now` is rejected:
+/// pass it when applying an override. Without it, an expired override still passes, which
+/// suits reading one back from Consul KV after it may have expired.
 pub fn validate_override(item: &Override, now: Option<Timestamp>) -> Vec<ValidationError> {
     let mut errors = Vec::new();
     check_header(&item.api_version, &item.kind, KIND_OVERRIDE, &mut errors);
@@ -113,7 +113,7 @@ pub fn validate_override(item: &Override, now: Option<Timestamp>) -> Vec<Validat
     errors
 }
 
-/// Checks one document; overrides are checked against `now` when given.
+/// Checks one document, and checks an override's `until` against `now` when given.
 pub fn validate_document(document: &Document, now: Option<Timestamp>) -> Vec<ValidationError> {
     match document {
         Document::WorkerPool(pool) => validate_pool(pool),
@@ -121,15 +121,52 @@ pub fn validate_document(document: &Document, now: Option<Timestamp>) -> Vec<Val
     }
 }
 
-/// Checks rules that span documents: two pools that claim the same Nomad job, and two
-/// objects of one kind with the same name (they would overwrite each other's Consul key).
-/// Returns `(document index, error)` pairs; the error is reported on the later document.
+/// Checks an override against the pool it applies to: more workers than `workers.max` need
+/// `force: true`.
+pub fn validate_override_for_pool(item: &Override, pool: &WorkerPool) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    if item.spec.workers > pool.spec.workers.max && !item.spec.force {
+        errors.push(ValidationError::new(
+            "spec.workers",
+            format!(
+                "{} is more than the pool's spec.workers.max ({}); set `force: true` to \
+                 exceed it on purpose",
+                item.spec.workers, pool.spec.workers.max
+            ),
+        ));
+    }
+    errors
+}
+
+/// Checks rules that span documents: two pools that claim the same Nomad job, two objects
+/// of one kind with the same name (they would overwrite each other's Consul key), and an
+/// override above the max of a pool in the same input.
+/// Returns `(document index, error)` pairs, each reported on the later of the two documents
+/// (for an override, on the override).
 pub fn validate_set<'a>(
     documents: impl IntoIterator<Item = &'a Document>,
 ) -> Vec<(usize, ValidationError)> {
+    let documents: Vec<&Document> = documents.into_iter().collect();
     let mut errors = Vec::new();
     let mut jobs: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     let mut names: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+
+    let pools: BTreeMap<&str, &WorkerPool> = documents
+        .iter()
+        .filter_map(|document| match document {
+            Document::WorkerPool(pool) => Some((pool.metadata.name.as_str(), pool)),
+            Document::Override(_) => None,
+        })
+        .collect();
+    for (index, document) in documents.iter().enumerate() {
+        if let Document::Override(item) = document
+            && let Some(pool) = pools.get(item.metadata.name.as_str())
+        {
+            for error in validate_override_for_pool(item, pool) {
+                errors.push((index, error));
+            }
+        }
+    }
 
     for (index, document) in documents.into_iter().enumerate() {
         let name_key = (document.kind(), document.name().to_owned());
@@ -609,5 +646,131 @@ fn check_http_address(address: &str, path: &str, out: &mut Vec<ValidationError>)
 fn check_not_empty(text: &str, path: &str, out: &mut Vec<ValidationError>) {
     if text.trim().is_empty() {
         out.push(ValidationError::new(path, "must not be empty"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::types::OverrideSpec;
+
+    fn example_pool() -> WorkerPool {
+        serde_saphyr::from_str(include_str!("../../examples/pools/face-match.yaml"))
+            .expect("the example pool parses")
+    }
+
+    fn paths(errors: &[ValidationError]) -> Vec<&str> {
+        errors.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn example_pool_passes() {
+        assert_eq!(validate_pool(&example_pool()), []);
+    }
+
+    #[test]
+    fn dns_label_cases() {
+        for valid in ["a", "face-match", "ocr2", &"a".repeat(63)] {
+            assert_eq!(dns_label_problem(valid), None, "{valid}");
+        }
+        for invalid in ["", "-a", "a-", "Face", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(dns_label_problem(invalid).is_some(), "{invalid:?}");
+        }
+    }
+
+    #[test]
+    fn typed_pool_reports_every_problem() {
+        let mut pool = example_pool();
+        pool.api_version = "steward/v2".to_owned();
+        pool.spec.workers.min = 30;
+        pool.spec.zones[1].datacenter = None;
+        let autoscaling = pool
+            .spec
+            .autoscaling
+            .as_mut()
+            .expect("the example autoscales");
+        autoscaling.capacity_per_worker = f64::NAN;
+        autoscaling.headroom = -0.1;
+        autoscaling.interval = Duration::from_secs(30);
+
+        assert_eq!(
+            paths(&validate_pool(&pool)),
+            [
+                "apiVersion",
+                "spec.workers.min",
+                "spec.zones[1]",
+                "spec.autoscaling.interval",
+                "spec.autoscaling.capacityPerWorker",
+                "spec.autoscaling.headroom",
+            ]
+        );
+    }
+
+    #[test]
+    fn zone_constraint_must_be_interpolation() {
+        let mut pool = example_pool();
+        pool.spec.zones[0].datacenter = None;
+        pool.spec.zones[0].constraint = Some(crate::spec::ZoneConstraint {
+            attribute: "meta.zone".to_owned(),
+            value: "a".to_owned(),
+        });
+        let errors = validate_pool(&pool);
+        assert_eq!(paths(&errors), ["spec.zones[0].constraint.attribute"]);
+        assert!(errors[0].message.contains("${meta.zone}"), "{}", errors[0]);
+    }
+
+    fn override_of(pool: &str, workers: u32, force: bool) -> Override {
+        Override::new(
+            pool,
+            OverrideSpec {
+                workers,
+                reason: "load test".to_owned(),
+                until: "2099-01-01T00:00:00Z".parse().expect("valid timestamp"),
+                by: None,
+                force,
+            },
+        )
+    }
+
+    #[test]
+    fn override_until_checked_only_with_now() {
+        let item = override_of("face-match", 3, false);
+        let after_until: Timestamp = "2100-01-01T00:00:00Z".parse().expect("valid timestamp");
+        assert_eq!(validate_override(&item, None), []);
+        assert_eq!(
+            paths(&validate_override(&item, Some(after_until))),
+            ["spec.until"]
+        );
+        assert!(!item.is_active(after_until));
+        assert!(item.is_active(Timestamp::UNIX_EPOCH));
+    }
+
+    #[test]
+    fn set_rejects_override_above_max_without_force() {
+        let pool = Document::WorkerPool(example_pool());
+        let above = Document::Override(override_of("face-match", 30, false));
+        let forced = Document::Override(override_of("face-match", 30, true));
+        let other_pool = Document::Override(override_of("ocr", 30, false));
+
+        let errors = validate_set([&pool, &above]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, 1);
+        assert_eq!(errors[0].1.path, "spec.workers");
+        assert_eq!(validate_set([&pool, &forced]), []);
+        assert_eq!(validate_set([&pool, &other_pool]), []);
+    }
+
+    #[test]
+    fn set_rejects_duplicate_names_per_kind() {
+        let pool = Document::WorkerPool(example_pool());
+        let mut copy = example_pool();
+        copy.spec.job.id = Some("face-match-copy".to_owned());
+        let copy = Document::WorkerPool(copy);
+        let item = Document::Override(override_of("face-match", 2, false));
+
+        let errors = validate_set([&pool, &item, &copy]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, 2);
+        assert_eq!(errors[0].1.path, "metadata.name");
     }
 }

@@ -47,7 +47,7 @@ fn face_match_example_has_gpu_and_pinned_cores() {
     let documents = spec::load_paths(&[repo_path("examples/pools/face-match.yaml")])
         .unwrap_or_else(|report| panic!("{report}"));
     let Document::WorkerPool(pool) = &documents[0].document else {
-        panic!("face-match.yaml holds a WorkerPool");
+        panic!("face-match.yaml contains a WorkerPool");
     };
     let task = &pool.spec.template.task_list()[0];
     let resources = task.resources.as_ref().expect("the task sets Resources");
@@ -125,6 +125,12 @@ const INVALID_CASES: &[(&str, &str, usize, &str)] = &[
     ("name-too-long.yaml", "metadata.name", 5, "at most 63"),
     ("negative-count.yaml", "spec.workers.min", 9, "at least 0"),
     ("no-zones.yaml", "spec.zones", 11, "at least one zone"),
+    (
+        "override-above-max.yaml",
+        "spec.workers",
+        35,
+        "`force: true`",
+    ),
     (
         "override-empty-reason.yaml",
         "spec.reason",
@@ -218,7 +224,12 @@ const INVALID_CASES: &[(&str, &str, usize, &str)] = &[
         "must be `steward/v1`",
     ),
     ("wrong-kind.yaml", "kind", 3, "`WorkerPool` or `Override`"),
-    ("wrong-type.yaml", "spec.workers.min", 9, "expected integer"),
+    (
+        "wrong-type.yaml",
+        "spec.workers.min",
+        9,
+        "expected an integer",
+    ),
     (
         "zone-datacenter-and-constraint.yaml",
         "spec.zones[1]",
@@ -312,13 +323,48 @@ spec:
 fn report_display_has_one_line_per_error() {
     let text = "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: x\nspec:\n  workers: 1\n  reason: \"\"\n  until: 2099-01-01T00:00:00Z\n  extra: 1\n";
     let report = spec::parse_str(text, "o.yaml").expect_err("the override is invalid");
-    let shown = report.to_string();
-    let lines: Vec<&str> = shown.lines().collect();
-    assert_eq!(lines.len(), 2, "{shown}");
-    assert!(lines[0].starts_with("o.yaml:7:3: spec.reason: "), "{shown}");
+    let printed = report.to_string();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert!(
+        lines[0].starts_with("o.yaml:7:3: spec.reason: "),
+        "{printed}"
+    );
     assert!(
         lines[1].starts_with("o.yaml:9:3: spec.extra: unknown field"),
-        "{shown}"
+        "{printed}"
+    );
+}
+
+#[test]
+fn out_of_range_integer_names_field() {
+    let text = "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: x\nspec:\n  workers: 99999999999\n  reason: r\n  until: 2099-01-01T00:00:00Z\n";
+    let report = spec::parse_str(text, "o.yaml").expect_err("above u32");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "spec.workers");
+    assert_eq!(report.errors[0].line, Some(6));
+    assert!(
+        report.errors[0].message.contains("at most 4294967295"),
+        "{report}"
+    );
+}
+
+#[test]
+fn wrong_type_for_tagged_union() {
+    let pool = std::fs::read_to_string(repo_path("examples/pools/ocr.yaml")).expect("readable");
+    let start = pool
+        .find("    metric:\n")
+        .expect("the example has a metric");
+    let end = pool
+        .find("    predictor:")
+        .expect("the example has a predictor");
+    let text = format!("{}    metric: 5\n{}", &pool[..start], &pool[end..]);
+    let report = spec::parse_str(&text, "ocr.yaml").expect_err("metric is a number");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "spec.autoscaling.metric");
+    assert_eq!(
+        report.errors[0].message,
+        "expected a mapping, found number 5"
     );
 }
 
@@ -357,7 +403,7 @@ fn expired_override_loads_when_stored() {
             .expect("readable");
     let documents = spec::parse_stored(&text, "consul").unwrap_or_else(|r| panic!("{r}"));
     let Document::Override(item) = &documents[0].document else {
-        panic!("the fixture holds an Override");
+        panic!("the fixture contains an Override");
     };
     assert!(!item.is_active(jiff::Timestamp::now()));
     assert!(spec::validate_override(item, None).is_empty());
@@ -404,6 +450,25 @@ fn directory_is_read_recursively_in_order() {
     let documents = spec::load_paths(&[dir.path().to_path_buf()]).unwrap_or_else(|r| panic!("{r}"));
     let names: Vec<&str> = documents.iter().map(|d| d.document.name()).collect();
     assert_eq!(names, ["a", "b", "c"]);
+}
+
+#[test]
+fn empty_and_non_object_inputs_are_rejected() {
+    let report = spec::parse_str("# only a comment\n", "empty.yaml").expect_err("no object");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert!(
+        report.errors[0].message.contains("contains no document"),
+        "{report}"
+    );
+
+    let report = spec::parse_str("- a\n- b\n", "list.yaml").expect_err("not an object");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "");
+    assert_eq!(report.errors[0].line, Some(1));
+    assert!(
+        report.errors[0].message.contains("expected an object"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -588,6 +653,7 @@ prop_compose! {
             "apiVersion: steward/v1\nkind: WorkerPool\nmetadata:\n  name: {name}\nspec:\n  version: x\n  workers: {{min: 0, max: 0}}\n  zones: []\n  template:\n    Tasks:\n      - Name: main\n        Driver: exec\n  autoscaling:\n    metric: {{source: csv, path: trace.csv}}\n    capacityPerWorker: 1\n"
         );
         let mut pool: spec::WorkerPool = serde_saphyr::from_str(&text).expect("base pool parses");
+
         pool.spec.version = version;
         pool.spec.workers = spec::WorkerBounds { min, max: min + extra };
         pool.spec.zones = zones
@@ -601,11 +667,13 @@ prop_compose! {
             .collect();
         pool.metadata.labels.insert("note".to_owned(), label);
         pool.spec.paused = paused;
+
         let autoscaling = pool.spec.autoscaling.as_mut().expect("set above");
         autoscaling.headroom = headroom;
         autoscaling.capacity_per_worker = capacity;
         autoscaling.interval = spec::Duration::from_mins(interval_minutes);
         autoscaling.scale_down.stabilization = spec::Duration::from_mins(interval_minutes * 2);
+
         let task = &mut pool.spec.template.tasks.as_mut().expect("one task")[0];
         task.resources = Some(steward::nomad::Resources {
             cpu: Some(100),
@@ -648,8 +716,14 @@ mod cli {
             .expect("steward runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{stdout}");
-        assert!(stdout.contains("WorkerPool face-match: ok"), "{stdout}");
-        assert!(stdout.contains("WorkerPool ocr: ok"), "{stdout}");
+        assert!(
+            stdout.contains("face-match.yaml: WorkerPool face-match is valid"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("ocr.yaml: WorkerPool ocr is valid"),
+            "{stdout}"
+        );
         assert!(stdout.contains("2 valid documents"), "{stdout}");
     }
 

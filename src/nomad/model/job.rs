@@ -147,7 +147,9 @@ impl Job {
 #[schemars(deny_unknown_fields)]
 pub struct TaskGroup {
     /// The group's name; Steward sets it to the zone name.
-    #[serde(default)]
+    // Left out when empty, so that a pool template (which has no name) is written back without
+    // `Name: ""`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Desired number of allocations; Steward sets it from the zone split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
