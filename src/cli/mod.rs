@@ -12,6 +12,7 @@ pub mod apply;
 pub mod delete;
 pub mod dev;
 pub mod dev_consul;
+pub mod dev_nomad;
 pub mod get;
 mod objects;
 pub mod override_cmd;

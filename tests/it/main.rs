@@ -6,3 +6,4 @@ mod nomad_client;
 mod controller;
 mod reconcile;
 mod runtime;
+mod nomad_emu;

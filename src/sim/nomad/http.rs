@@ -23,7 +23,7 @@ use super::render;
 use super::state::{Cluster, DeploymentStatus, ImageBehaviour, JobKey, Table};
 use crate::nomad::model::{Job, parse_go_duration};
 
-/// Longest blocking wait Nomad allows (`MaxBlockingRPCQueryTime`), in seconds.
+/// Maximum blocking wait Nomad allows (`MaxBlockingRPCQueryTime`), in seconds.
 pub const MAX_BLOCKING_SECONDS: u64 = 300;
 
 /// State shared by the HTTP handlers and the ticker.
@@ -136,8 +136,8 @@ fn check_available(shared: &Shared) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Serves a blocking read. `read` computes `(index, body)`; the answer waits while the
-/// index is not above `?index=` and the wait has not run out. Only query parameters count.
+/// Serves a blocking read. `read` computes `(index, body)`, and the response waits while
+/// the index is not above `?index=` and the wait has not run out. Only query parameters count.
 async fn blocking(
     shared: &Shared,
     params: &HashMap<String, String>,
@@ -159,7 +159,10 @@ async fn blocking(
     };
     let simulated = block_duration(wait, &mut rand::rng());
     let deadline = tokio::time::Instant::now() + shared.clock.to_wall(simulated);
-    let mut receivers: Vec<_> = tables.iter().map(|table| shared.subscribe(*table)).collect();
+    let mut receivers: Vec<_> = tables
+        .iter()
+        .map(|table| shared.subscribe(*table))
+        .collect();
 
     loop {
         for receiver in receivers.iter_mut() {
@@ -186,7 +189,7 @@ async fn blocking(
         tokio::select! {
             // A table this read depends on moved: read again.
             _ = futures::future::select_all(changes) => {}
-            // The wait ran out: answer with the unchanged data.
+            // The wait ran out: respond with the unchanged data.
             () = tokio::time::sleep_until(deadline) => {}
         }
     }
@@ -220,16 +223,23 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("Request body is empty"));
     }
-    serde_json::from_slice(body).map_err(|error| ApiError::bad_request(format!("Failed to decode request body: {error}")))
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::bad_request(format!("Failed to decode request body: {error}")))
 }
 
 /// Builds the router for a running emulator.
 pub fn router(shared: AppState) -> Router {
     Router::new()
-        .route("/v1/jobs", get(list_jobs).post(register_job).put(register_job))
+        .route(
+            "/v1/jobs",
+            get(list_jobs).post(register_job).put(register_job),
+        )
         .route(
             "/v1/job/{id}",
-            get(read_job).post(register_job_at).put(register_job_at).delete(delete_job),
+            get(read_job)
+                .post(register_job_at)
+                .put(register_job_at)
+                .delete(delete_job),
         )
         .route("/v1/job/{id}/versions", get(job_versions))
         .route("/v1/job/{id}/allocations", get(job_allocations))
@@ -237,12 +247,22 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/job/{id}/deployments", get(job_deployments))
         .route("/v1/job/{id}/deployment", get(job_latest_deployment))
         .route("/v1/job/{id}/summary", get(job_summary))
-        .route("/v1/job/{id}/scale", get(scale_status).post(scale_job).put(scale_job))
+        .route(
+            "/v1/job/{id}/scale",
+            get(scale_status).post(scale_job).put(scale_job),
+        )
+        .route(
+            "/v1/job/{id}/dispatch",
+            post(dispatch_job).put(dispatch_job),
+        )
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/node/{id}", get(read_node))
         .route("/v1/node/{id}/allocations", get(node_allocations))
         .route("/v1/node/{id}/drain", post(drain_node).put(drain_node))
-        .route("/v1/node/{id}/eligibility", post(node_eligibility).put(node_eligibility))
+        .route(
+            "/v1/node/{id}/eligibility",
+            post(node_eligibility).put(node_eligibility),
+        )
         .route("/v1/allocations", get(list_allocs))
         .route("/v1/allocation/{id}", get(read_alloc))
         .route("/v1/allocation/{id}/stop", post(stop_alloc).put(stop_alloc))
@@ -278,20 +298,28 @@ async fn leader() -> Response {
 async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Response {
     let ns = namespace(&params);
     let prefix = params.get("prefix").cloned().unwrap_or_default();
-    blocking(&shared, &params, &[Table::Jobs, Table::JobSummary], |cluster| {
-        let stubs: Vec<Value> = cluster
-            .jobs
-            .iter()
-            .filter(|((job_ns, id), _)| (ns == "*" || *job_ns == ns) && id.starts_with(&prefix))
-            .map(|(key, entry)| render::job_stub(cluster, key, entry))
-            .collect();
-        let index = cluster.tables.jobs.max(cluster.tables.job_summary);
-        Ok((index, Value::Array(stubs)))
-    })
+    blocking(
+        &shared,
+        &params,
+        &[Table::Jobs, Table::JobSummary],
+        |cluster| {
+            let stubs: Vec<Value> = cluster
+                .jobs
+                .iter()
+                .filter(|((job_ns, id), _)| (ns == "*" || *job_ns == ns) && id.starts_with(&prefix))
+                .map(|(key, entry)| render::job_stub(cluster, key, entry))
+                .collect();
+            let index = cluster.tables.jobs.max(cluster.tables.job_summary);
+            Ok((index, Value::Array(stubs)))
+        },
+    )
     .await
 }
 
-fn register_request(value: Value, params: &HashMap<String, String>) -> Result<RegisterRequest, ApiError> {
+fn register_request(
+    value: Value,
+    params: &HashMap<String, String>,
+) -> Result<RegisterRequest, ApiError> {
     let Some(job_value) = value.get("Job").filter(|job| !job.is_null()) else {
         return Err(ApiError::bad_request("Job must be specified"));
     };
@@ -303,7 +331,12 @@ fn register_request(value: Value, params: &HashMap<String, String>) -> Result<Re
     let namespace = params
         .get("namespace")
         .cloned()
-        .or_else(|| value.get("Namespace").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| {
+            value
+                .get("Namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .filter(|ns| !ns.is_empty())
         .or(job.namespace.clone())
         .unwrap_or_else(|| "default".to_owned());
@@ -312,13 +345,20 @@ fn register_request(value: Value, params: &HashMap<String, String>) -> Result<Re
     Ok(RegisterRequest {
         job,
         enforce_index: flag("EnforceIndex"),
-        job_modify_index: value.get("JobModifyIndex").and_then(Value::as_u64).unwrap_or(0),
+        job_modify_index: value
+            .get("JobModifyIndex")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
         preserve_counts: flag("PreserveCounts"),
         preserve_resources: flag("PreserveResources"),
     })
 }
 
-async fn register_job(State(shared): State<AppState>, Query(params): Params, body: Bytes) -> Response {
+async fn register_job(
+    State(shared): State<AppState>,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
     register_common(&shared, &params, None, &body)
 }
 
@@ -331,7 +371,12 @@ async fn register_job_at(
     register_common(&shared, &params, Some(id), &body)
 }
 
-fn register_common(shared: &Shared, params: &HashMap<String, String>, path_id: Option<String>, body: &Bytes) -> Response {
+fn register_common(
+    shared: &Shared,
+    params: &HashMap<String, String>,
+    path_id: Option<String>,
+    body: &Bytes,
+) -> Response {
     let result = (|| {
         check_available(shared)?;
         let request = register_request(parse_body(body)?, params)?;
@@ -352,24 +397,36 @@ fn job_key(params: &HashMap<String, String>, id: String) -> JobKey {
     (namespace(params), id)
 }
 
-async fn read_job(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn read_job(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
-    blocking(&shared, &params, &[Table::Jobs], |cluster| match cluster.jobs.get(&key) {
-        Some(entry) => Ok((
-            entry.job.modify_index.unwrap_or(0),
-            serde_json::to_value(&*entry.job).unwrap_or(Value::Null),
-        )),
-        None => Err((cluster.tables.jobs, ApiError::not_found("job not found"))),
+    blocking(&shared, &params, &[Table::Jobs], |cluster| {
+        match cluster.jobs.get(&key) {
+            Some(entry) => Ok((
+                entry.job.modify_index.unwrap_or(0),
+                serde_json::to_value(&*entry.job).unwrap_or(Value::Null),
+            )),
+            None => Err((cluster.tables.jobs, ApiError::not_found("job not found"))),
+        }
     })
     .await
 }
 
-async fn delete_job(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn delete_job(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     if let Err(error) = check_available(&shared) {
         return error.into_response();
     }
     let key = job_key(&params, id);
-    let purge = params.get("purge").is_some_and(|value| value == "true" || value.is_empty());
+    let purge = params
+        .get("purge")
+        .is_some_and(|value| value == "true" || value.is_empty());
     match shared.write(|cluster, now| jobs::deregister(cluster, &key, purge, now)) {
         Ok(outcome) => json_response(
             outcome.index,
@@ -382,23 +439,39 @@ async fn delete_job(State(shared): State<AppState>, Path(id): Path<String>, Quer
     }
 }
 
-async fn job_versions(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn job_versions(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
-    blocking(&shared, &params, &[Table::Jobs], |cluster| match cluster.jobs.get(&key) {
-        Some(entry) => {
-            let versions: Vec<Value> = entry
-                .versions
-                .iter()
-                .map(|job| serde_json::to_value(&**job).unwrap_or(Value::Null))
-                .collect();
-            Ok((cluster.tables.jobs, json!({"Versions": versions, "Diffs": null})))
+    blocking(&shared, &params, &[Table::Jobs], |cluster| {
+        match cluster.jobs.get(&key) {
+            Some(entry) => {
+                let versions: Vec<Value> = entry
+                    .versions
+                    .iter()
+                    .map(|job| serde_json::to_value(&**job).unwrap_or(Value::Null))
+                    .collect();
+                Ok((
+                    cluster.tables.jobs,
+                    json!({"Versions": versions, "Diffs": null}),
+                ))
+            }
+            None => Err((
+                cluster.tables.jobs,
+                ApiError::not_found("job versions not found"),
+            )),
         }
-        None => Err((cluster.tables.jobs, ApiError::not_found("job versions not found"))),
     })
     .await
 }
 
-async fn job_allocations(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn job_allocations(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
         let stubs: Vec<Value> = cluster.job_allocs(&key).map(render::alloc_stub).collect();
@@ -407,7 +480,11 @@ async fn job_allocations(State(shared): State<AppState>, Path(id): Path<String>,
     .await
 }
 
-async fn job_evaluations(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn job_evaluations(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
     blocking(&shared, &params, &[Table::Evals], |cluster| {
         let evals: Vec<Value> = cluster
@@ -423,7 +500,11 @@ async fn job_evaluations(State(shared): State<AppState>, Path(id): Path<String>,
     .await
 }
 
-async fn job_deployments(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn job_deployments(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
     blocking(&shared, &params, &[Table::Deployments], |cluster| {
         let mut list: Vec<_> = cluster
@@ -440,25 +521,47 @@ async fn job_deployments(State(shared): State<AppState>, Path(id): Path<String>,
     .await
 }
 
-async fn job_latest_deployment(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn job_latest_deployment(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
     blocking(&shared, &params, &[Table::Deployments], |cluster| {
-        let latest = cluster.latest_deployment(&key).map_or(Value::Null, render::deployment);
+        let latest = cluster
+            .latest_deployment(&key)
+            .map_or(Value::Null, render::deployment);
         Ok((cluster.tables.deployments, latest))
     })
     .await
 }
 
-async fn job_summary(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn job_summary(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
-    blocking(&shared, &params, &[Table::JobSummary], |cluster| match render::job_summary(cluster, &key) {
-        Some(summary) => Ok((cluster.tables.job_summary, summary)),
-        None => Err((cluster.tables.job_summary, ApiError::not_found("job not found"))),
-    })
+    blocking(
+        &shared,
+        &params,
+        &[Table::JobSummary],
+        |cluster| match render::job_summary(cluster, &key) {
+            Some(summary) => Ok((cluster.tables.job_summary, summary)),
+            None => Err((
+                cluster.tables.job_summary,
+                ApiError::not_found("job not found"),
+            )),
+        },
+    )
     .await
 }
 
-async fn scale_status(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn scale_status(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     let key = job_key(&params, id);
     blocking(&shared, &params, &[Table::Jobs, Table::Allocs], |cluster| {
         let Some(entry) = cluster.jobs.get(&key) else {
@@ -526,14 +629,26 @@ async fn scale_job(
         if let Some(ns) = target.get("Namespace").and_then(Value::as_str)
             && ns != key.0
         {
-            return Err(ApiError::bad_request("namespace in payload did not match header"));
+            return Err(ApiError::bad_request(
+                "namespace in payload did not match header",
+            ));
         }
         let request = ScaleRequest {
             count: value.get("Count").and_then(Value::as_i64),
-            group: target.get("Group").and_then(Value::as_str).map(str::to_owned),
-            message: value.get("Message").and_then(Value::as_str).unwrap_or("").to_owned(),
+            group: target
+                .get("Group")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            message: value
+                .get("Message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             error: value.get("Error").and_then(Value::as_bool).unwrap_or(false),
-            job_modify_index: value.get("JobModifyIndex").and_then(Value::as_u64).unwrap_or(0),
+            job_modify_index: value
+                .get("JobModifyIndex")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
         };
         shared.write(|cluster, now| jobs::scale(cluster, &key, request, now))
     })();
@@ -543,25 +658,77 @@ async fn scale_job(
     }
 }
 
+async fn dispatch_job(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    let key = job_key(&params, id);
+    let result = (|| {
+        check_available(&shared)?;
+        let value = if body.is_empty() {
+            json!({})
+        } else {
+            parse_body(&body)?
+        };
+        let payload = value
+            .get("Payload")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let meta: BTreeMap<String, String> = value
+            .get("Meta")
+            .and_then(|meta| serde_json::from_value(meta.clone()).ok())
+            .unwrap_or_default();
+        shared.write(|cluster, now| jobs::dispatch(cluster, &key, payload, meta, now))
+    })();
+    match result {
+        Ok((child_id, outcome)) => json_response(
+            outcome.index,
+            &json!({"Index": outcome.index, "JobCreateIndex": outcome.job_modify_index,
+                "EvalCreateIndex": outcome.eval_create_index, "EvalID": outcome.eval_id,
+                "DispatchedJobID": child_id}),
+            false,
+        ),
+        Err(error) => error.into_response(),
+    }
+}
+
 // ---- nodes ----
 
 async fn list_nodes(State(shared): State<AppState>, Query(params): Params) -> Response {
+    let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Nodes], |cluster| {
-        let stubs: Vec<Value> = cluster.nodes.values().map(render::node_stub).collect();
+        let stubs: Vec<Value> = cluster
+            .nodes
+            .values()
+            .filter(|node| node.id.starts_with(&prefix))
+            .map(render::node_stub)
+            .collect();
         Ok((cluster.tables.nodes, Value::Array(stubs)))
     })
     .await
 }
 
-async fn read_node(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
-    blocking(&shared, &params, &[Table::Nodes], |cluster| match cluster.nodes.get(&id) {
-        Some(node) => Ok((node.modify_index, render::node_full(node))),
-        None => Err((cluster.tables.nodes, ApiError::not_found("node not found"))),
+async fn read_node(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    blocking(&shared, &params, &[Table::Nodes], |cluster| {
+        match cluster.nodes.get(&id) {
+            Some(node) => Ok((node.modify_index, render::node_full(node))),
+            None => Err((cluster.tables.nodes, ApiError::not_found("node not found"))),
+        }
     })
     .await
 }
 
-async fn node_allocations(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn node_allocations(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
         let allocs: Vec<Value> = cluster.node_allocs(&id).map(render::alloc_full).collect();
         Ok((cluster.tables.allocs, Value::Array(allocs)))
@@ -577,7 +744,11 @@ fn node_write_response(index: u64) -> Response {
     )
 }
 
-async fn drain_node(State(shared): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn drain_node(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let result = (|| {
         check_available(&shared)?;
         let value = parse_body(&body)?;
@@ -587,10 +758,15 @@ async fn drain_node(State(shared): State<AppState>, Path(id): Path<String>, body
             .map(|spec| {
                 (
                     spec.get("Deadline").and_then(Value::as_i64).unwrap_or(0),
-                    spec.get("IgnoreSystemJobs").and_then(Value::as_bool).unwrap_or(false),
+                    spec.get("IgnoreSystemJobs")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                 )
             });
-        let mark_eligible = value.get("MarkEligible").and_then(Value::as_bool).unwrap_or(false);
+        let mark_eligible = value
+            .get("MarkEligible")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let meta: BTreeMap<String, String> = value
             .get("Meta")
             .and_then(|meta| serde_json::from_value(meta.clone()).ok())
@@ -603,11 +779,19 @@ async fn drain_node(State(shared): State<AppState>, Path(id): Path<String>, body
     }
 }
 
-async fn node_eligibility(State(shared): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn node_eligibility(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let result = (|| {
         check_available(&shared)?;
         let value = parse_body(&body)?;
-        let eligibility = value.get("Eligibility").and_then(Value::as_str).unwrap_or("").to_owned();
+        let eligibility = value
+            .get("Eligibility")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         shared.write(|cluster, _| nodes::set_eligibility(cluster, &id, &eligibility))
     })();
     match result {
@@ -632,11 +816,23 @@ async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> R
     .await
 }
 
-async fn read_alloc(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
-    blocking(&shared, &params, &[Table::Allocs], |cluster| match cluster.allocs.get(&id) {
-        Some(alloc) => Ok((alloc.modify_index, render::alloc_full(alloc))),
-        None => Err((cluster.tables.allocs, ApiError::not_found("alloc not found"))),
-    })
+async fn read_alloc(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    blocking(
+        &shared,
+        &params,
+        &[Table::Allocs],
+        |cluster| match cluster.allocs.get(&id) {
+            Some(alloc) => Ok((alloc.modify_index, render::alloc_full(alloc))),
+            None => Err((
+                cluster.tables.allocs,
+                ApiError::not_found("alloc not found"),
+            )),
+        },
+    )
     .await
 }
 
@@ -656,23 +852,37 @@ async fn stop_alloc(State(shared): State<AppState>, Path(id): Path<String>) -> R
         Ok((eval_id, index))
     });
     match result {
-        Ok((eval_id, index)) => json_response(index, &json!({"EvalID": eval_id, "Index": index}), false),
+        Ok((eval_id, index)) => {
+            json_response(index, &json!({"EvalID": eval_id, "Index": index}), false)
+        }
         Err(error) => error.into_response(),
     }
 }
 
 async fn list_evals(State(shared): State<AppState>, Query(params): Params) -> Response {
+    let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Evals], |cluster| {
-        let evals: Vec<Value> = cluster.evals.values().map(render::eval).collect();
+        let evals: Vec<Value> = cluster
+            .evals
+            .values()
+            .filter(|eval| eval.id.starts_with(&prefix))
+            .map(render::eval)
+            .collect();
         Ok((cluster.tables.evals, Value::Array(evals)))
     })
     .await
 }
 
-async fn read_eval(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
-    blocking(&shared, &params, &[Table::Evals], |cluster| match cluster.evals.get(&id) {
-        Some(eval) => Ok((eval.modify_index, render::eval(eval))),
-        None => Err((cluster.tables.evals, ApiError::not_found("eval not found"))),
+async fn read_eval(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    blocking(&shared, &params, &[Table::Evals], |cluster| {
+        match cluster.evals.get(&id) {
+            Some(eval) => Ok((eval.modify_index, render::eval(eval))),
+            None => Err((cluster.tables.evals, ApiError::not_found("eval not found"))),
+        }
     })
     .await
 }
@@ -680,22 +890,44 @@ async fn read_eval(State(shared): State<AppState>, Path(id): Path<String>, Query
 // ---- deployments ----
 
 async fn list_deployments(State(shared): State<AppState>, Query(params): Params) -> Response {
+    let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Deployments], |cluster| {
-        let list: Vec<Value> = cluster.deployments.values().map(render::deployment).collect();
+        let list: Vec<Value> = cluster
+            .deployments
+            .values()
+            .filter(|deployment| deployment.id.starts_with(&prefix))
+            .map(render::deployment)
+            .collect();
         Ok((cluster.tables.deployments, Value::Array(list)))
     })
     .await
 }
 
-async fn read_deployment(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
-    blocking(&shared, &params, &[Table::Deployments], |cluster| match cluster.deployments.get(&id) {
-        Some(deployment) => Ok((deployment.modify_index, render::deployment(deployment))),
-        None => Err((cluster.tables.deployments, ApiError::not_found("deployment not found"))),
-    })
+async fn read_deployment(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    blocking(
+        &shared,
+        &params,
+        &[Table::Deployments],
+        |cluster| match cluster.deployments.get(&id) {
+            Some(deployment) => Ok((deployment.modify_index, render::deployment(deployment))),
+            None => Err((
+                cluster.tables.deployments,
+                ApiError::not_found("deployment not found"),
+            )),
+        },
+    )
     .await
 }
 
-async fn deployment_allocs(State(shared): State<AppState>, Path(id): Path<String>, Query(params): Params) -> Response {
+async fn deployment_allocs(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
         let Some(deployment) = cluster.deployments.get(&id) else {
             return Ok((cluster.tables.allocs, Value::Array(Vec::new())));
@@ -773,7 +1005,8 @@ async fn promote(State(shared): State<AppState>, Path(id): Path<String>, body: B
                 }
             }
             if !errors.is_empty() {
-                let lines: Vec<String> = errors.iter().map(|error| format!("\t* {error}")).collect();
+                let lines: Vec<String> =
+                    errors.iter().map(|error| format!("\t* {error}")).collect();
                 return Err(ApiError::internal(format!(
                     "{} error{} occurred:\n{}\n\n",
                     errors.len(),
@@ -836,7 +1069,11 @@ async fn pause(State(shared): State<AppState>, Path(id): Path<String>, body: Byt
             let mut deployment = active_deployment(cluster, &id)?;
             cluster.begin();
             let index = cluster.touch(Table::Deployments);
-            deployment.status = if paused { DeploymentStatus::Paused } else { DeploymentStatus::Running };
+            deployment.status = if paused {
+                DeploymentStatus::Paused
+            } else {
+                DeploymentStatus::Running
+            };
             deployment.status_description = if paused {
                 "Deployment is paused".to_owned()
             } else {
@@ -856,7 +1093,11 @@ async fn pause(State(shared): State<AppState>, Path(id): Path<String>, body: Byt
     }
 }
 
-async fn allocation_health(State(shared): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn allocation_health(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let result = (|| {
         check_available(&shared)?;
         let value = deployment_body(&body, &id)?;
@@ -928,7 +1169,11 @@ async fn sim_fail_dc(State(shared): State<AppState>, Path(dc): Path<String>) -> 
     if changed.is_empty() {
         return ApiError::not_found(format!("datacenter {dc:?} has no nodes")).into_response();
     }
-    json_response(0, &json!({"Datacenter": dc, "Nodes": changed, "Status": "down"}), false)
+    json_response(
+        0,
+        &json!({"Datacenter": dc, "Nodes": changed, "Status": "down"}),
+        false,
+    )
 }
 
 async fn sim_recover_dc(State(shared): State<AppState>, Path(dc): Path<String>) -> Response {
@@ -942,22 +1187,33 @@ async fn sim_recover_dc(State(shared): State<AppState>, Path(dc): Path<String>) 
     if changed.is_empty() {
         return ApiError::not_found(format!("datacenter {dc:?} has no nodes")).into_response();
     }
-    json_response(0, &json!({"Datacenter": dc, "Nodes": changed, "Status": "ready"}), false)
+    json_response(
+        0,
+        &json!({"Datacenter": dc, "Nodes": changed, "Status": "ready"}),
+        false,
+    )
 }
 
 async fn sim_image(State(shared): State<AppState>, body: Bytes) -> Response {
     let result = (|| {
         let value = parse_body(&body)?;
-        let Some(image) = value.get("image").and_then(Value::as_str).map(str::to_owned) else {
+        let Some(image) = value
+            .get("image")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
             return Err(ApiError::bad_request(
                 "missing \"image\": send {\"image\": \"name:tag\", \"healthy\": false} or pullSeconds, sizeMB, pullError",
             ));
         };
         shared.write(|cluster, _| {
-            let behaviour = cluster.images.entry(image.clone()).or_insert(ImageBehaviour {
-                healthy: true,
-                ..ImageBehaviour::default()
-            });
+            let behaviour = cluster
+                .images
+                .entry(image.clone())
+                .or_insert(ImageBehaviour {
+                    healthy: true,
+                    ..ImageBehaviour::default()
+                });
             if let Some(healthy) = value.get("healthy").and_then(Value::as_bool) {
                 behaviour.healthy = healthy;
             }
@@ -984,7 +1240,9 @@ async fn sim_unavailable(State(shared): State<AppState>, body: Bytes) -> Respons
     let result = (|| {
         let value = parse_body(&body)?;
         let Some(seconds) = value.get("seconds").and_then(Value::as_f64) else {
-            return Err(ApiError::bad_request("missing \"seconds\": send {\"seconds\": 30}"));
+            return Err(ApiError::bad_request(
+                "missing \"seconds\": send {\"seconds\": 30}",
+            ));
         };
         shared.write(|cluster, now| {
             cluster.unavailable_until_ns = now + (seconds * 1e9) as i64;
@@ -1001,7 +1259,11 @@ async fn sim_state(State(shared): State<AppState>) -> Response {
     let cluster = shared.lock();
     let summary = super::state_summary(&cluster, shared.clock.now_ns());
     drop(cluster);
-    json_response(0, &serde_json::to_value(summary).unwrap_or(Value::Null), true)
+    json_response(
+        0,
+        &serde_json::to_value(summary).unwrap_or(Value::Null),
+        true,
+    )
 }
 
 #[cfg(test)]
@@ -1009,7 +1271,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_duration_caps_wait_at_five_minutes_plus_jitter() {
+    fn block_duration_caps_long_wait() {
         let mut rng = rand::rng();
         for _ in 0..100 {
             let waited = block_duration(Some(Duration::from_secs(600)), &mut rng);
@@ -1019,10 +1281,11 @@ mod tests {
     }
 
     #[test]
-    fn block_duration_defaults_missing_wait_to_five_minutes() {
+    fn block_duration_defaults_missing_wait() {
         let waited = block_duration(None, &mut rand::rng());
         assert!(waited >= Duration::from_secs(300));
         let short = block_duration(Some(Duration::from_secs(16)), &mut rand::rng());
-        assert!(short >= Duration::from_secs(16) && short <= Duration::from_secs(17));
+        assert!(short >= Duration::from_secs(16));
+        assert!(short <= Duration::from_secs(17));
     }
 }

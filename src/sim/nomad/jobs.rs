@@ -8,7 +8,7 @@ use http::StatusCode;
 use super::state::{Cluster, JobEntry, JobKey, ScalingEvent, TRACKED_VERSIONS, Table};
 use crate::nomad::model::{Job, MigrateStrategy, NomadDuration, Resources, UpdateStrategy};
 
-/// An error answered as plain text with a status code, as Nomad's HTTP layer does.
+/// An error returned as plain text with a status code, as Nomad's HTTP layer does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
 pub struct ApiError {
@@ -17,7 +17,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 400 error.
+    /// Builds a 400 error.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -25,7 +25,7 @@ impl ApiError {
         }
     }
 
-    /// A 404 error.
+    /// Builds a 404 error.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
@@ -33,7 +33,7 @@ impl ApiError {
         }
     }
 
-    /// A 500 error, which is what Nomad returns for every uncoded error.
+    /// Builds a 500 error, the status Nomad uses for every uncoded error.
     pub fn internal(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -52,7 +52,7 @@ pub struct RegisterRequest {
     pub preserve_resources: bool,
 }
 
-/// What a job write returns (`JobRegisterResponse`, `JobDeregisterResponse`).
+/// The response of a job write (`JobRegisterResponse`, `JobDeregisterResponse`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     pub eval_id: String,
@@ -158,8 +158,8 @@ pub fn canonicalize(job: &mut Job) {
     }
 }
 
-/// Validates a canonical job the way `Job.Validate` does for the checks the emulator knows.
-/// Nomad answers these with 500 and a multi-error text.
+/// Validates a canonical job the way `Job.Validate` does, for the checks the emulator
+/// models. Nomad returns these as 500 with a multi-error text.
 fn validate(job: &Job) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     match job.r#type.as_deref() {
@@ -315,13 +315,20 @@ pub fn store_version(cluster: &mut Cluster, key: &JobKey, mut job: Job, now_ns: 
     let index = cluster.touch(Table::Jobs);
     let previous = cluster.jobs.get(key).map(|entry| Arc::clone(&entry.job));
     job.version = Some(previous.as_ref().map_or(0, |p| p.version.unwrap_or(0) + 1));
-    job.create_index = Some(previous.as_ref().map_or(index, |p| p.create_index.unwrap_or(index)));
+    job.create_index = Some(
+        previous
+            .as_ref()
+            .map_or(index, |p| p.create_index.unwrap_or(index)),
+    );
     job.modify_index = Some(index);
     job.job_modify_index = Some(index);
     job.submit_time = Some(now_ns);
     job.stable = Some(false);
     job.status = Some(match &previous {
-        Some(previous) => previous.status.clone().unwrap_or_else(|| "pending".to_owned()),
+        Some(previous) => previous
+            .status
+            .clone()
+            .unwrap_or_else(|| "pending".to_owned()),
         None => "pending".to_owned(),
     });
     job.status_description.get_or_insert_with(String::new);
@@ -342,7 +349,11 @@ pub fn store_version(cluster: &mut Cluster, key: &JobKey, mut job: Job, now_ns: 
 }
 
 /// Changes a stored job without a new version (status, stability): moves `ModifyIndex` only.
-pub fn update_job_status(cluster: &mut Cluster, key: &JobKey, change: impl FnOnce(&mut Job) -> bool) {
+pub fn update_job_status(
+    cluster: &mut Cluster,
+    key: &JobKey,
+    change: impl FnOnce(&mut Job) -> bool,
+) {
     let Some(entry) = cluster.jobs.get(key) else {
         return;
     };
@@ -382,10 +393,14 @@ pub fn scale(
     now_ns: i64,
 ) -> Result<WriteOutcome, ApiError> {
     let Some(group_name) = request.group.filter(|group| !group.is_empty()) else {
-        return Err(ApiError::bad_request("missing task group name for scaling action"));
+        return Err(ApiError::bad_request(
+            "missing task group name for scaling action",
+        ));
     };
     if request.count.is_some_and(|count| count < 0) {
-        return Err(ApiError::bad_request("scaling action count can't be negative"));
+        return Err(ApiError::bad_request(
+            "scaling action count can't be negative",
+        ));
     }
     if request.count.is_some() && request.error {
         return Err(ApiError::bad_request(
@@ -463,7 +478,11 @@ pub fn scale(
         create_index: index,
     };
     if let Some(entry) = cluster.jobs.get_mut(key) {
-        entry.scaling_events.entry(group_name).or_default().insert(0, event);
+        entry
+            .scaling_events
+            .entry(group_name)
+            .or_default()
+            .insert(0, event);
     }
     Ok(outcome)
 }
@@ -509,6 +528,57 @@ pub fn deregister(
     })
 }
 
+/// Dispatches a parameterized job (`POST /v1/job/:id/dispatch`): registers a child job
+/// `<parent>/dispatch-<unix seconds>-<8 hex>` carrying the payload and meta, and queues its
+/// evaluation. Returns the child's ID with the write outcome.
+pub fn dispatch(
+    cluster: &mut Cluster,
+    key: &JobKey,
+    payload: Option<String>,
+    meta: std::collections::BTreeMap<String, String>,
+    now_ns: i64,
+) -> Result<(String, WriteOutcome), ApiError> {
+    let Some(parent) = cluster.jobs.get(key).map(|entry| Arc::clone(&entry.job)) else {
+        return Err(ApiError::not_found("job not found"));
+    };
+    if parent.parameterized_job.is_none() {
+        return Err(ApiError::bad_request(
+            "Specified job is not a parameterized job",
+        ));
+    }
+    if parent.stop == Some(true) {
+        return Err(ApiError::bad_request("Specified job is stopped"));
+    }
+
+    cluster.begin();
+    let suffix: u32 = rand::Rng::random(&mut cluster.rng);
+    let child_id = format!(
+        "{}/dispatch-{}-{suffix:08x}",
+        parent.id,
+        now_ns / 1_000_000_000
+    );
+    let mut child = spec_only(&parent);
+    child.id = child_id.clone();
+    child.name = Some(child_id.clone());
+    child.parent_id = Some(parent.id.clone());
+    child.parameterized_job = None;
+    child.dispatched = Some(true);
+    child.payload = payload.map(serde_json::Value::String);
+    child.meta.get_or_insert_with(Default::default).extend(meta);
+    let child_key = (key.0.clone(), child_id.clone());
+    let stored = store_version(cluster, &child_key, child, now_ns);
+    let (eval_id, eval_create_index) = cluster.create_eval(&stored, "job-register", "", "", now_ns);
+    Ok((
+        child_id,
+        WriteOutcome {
+            eval_id,
+            eval_create_index,
+            job_modify_index: stored.job_modify_index.unwrap_or(0),
+            index: eval_create_index,
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,10 +600,16 @@ mod tests {
         assert_eq!(job.priority, Some(50));
         assert_eq!(job.region.as_deref(), Some("global"));
         assert_eq!(job.namespace.as_deref(), Some("default"));
-        let update = job.groups()[0].update.clone().expect("service group update");
+        let update = job.groups()[0]
+            .update
+            .clone()
+            .expect("service group update");
         assert_eq!(update.max_parallel, Some(1));
         assert_eq!(update.min_healthy_time, Some(NomadDuration::from_secs(10)));
-        assert_eq!(job.update.clone().and_then(|u| u.health_check), Some(String::new()));
+        assert_eq!(
+            job.update.clone().and_then(|u| u.health_check),
+            Some(String::new())
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub fn tick(cluster: &mut Cluster, now_ns: i64) {
         touched.insert(key);
     }
 
-    let dirty: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs).into_iter().collect();
+    let dirty: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs)
+        .into_iter()
+        .collect();
     for key in dirty {
         let eval_id = cluster
             .evals_by_job
@@ -46,7 +48,9 @@ pub fn tick(cluster: &mut Cluster, now_ns: i64) {
         touched.insert(key);
     }
     // Work done by the reconciles above (stops) marks jobs dirty again; they are clean now.
-    let again: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs).into_iter().collect();
+    let again: Vec<JobKey> = std::mem::take(&mut cluster.dirty_jobs)
+        .into_iter()
+        .collect();
     touched.extend(again);
 
     for key in touched {
@@ -81,7 +85,12 @@ fn update_blocked(
         .get(key)
         .into_iter()
         .flatten()
-        .find(|id| cluster.evals.get(*id).is_some_and(|eval| eval.status == "blocked"))
+        .find(|id| {
+            cluster
+                .evals
+                .get(*id)
+                .is_some_and(|eval| eval.status == "blocked")
+        })
         .cloned();
 
     if outcome.failures.is_empty() {
@@ -205,7 +214,9 @@ fn advance_alloc(cluster: &mut Cluster, id: &str, now_ns: i64) {
                 alloc.client_status = ClientStatus::Running;
                 alloc.client_description = "Tasks are running".to_owned();
                 alloc.running_since_ns = Some(now_ns);
-                alloc.events.push(event("Started", now_ns, "Task started by client"));
+                alloc
+                    .events
+                    .push(event("Started", now_ns, "Task started by client"));
             });
             let next = if matches!(job_type.as_str(), "batch" | "sysbatch") {
                 now_ns + BATCH_RUN_NS
@@ -222,7 +233,9 @@ fn advance_alloc(cluster: &mut Cluster, id: &str, now_ns: i64) {
             cluster.update_alloc(id, now_ns, |alloc| {
                 alloc.client_status = ClientStatus::Complete;
                 alloc.client_description = "All tasks have completed".to_owned();
-                alloc.events.push(event("Terminated", now_ns, "Exit Code: 0"));
+                alloc
+                    .events
+                    .push(event("Terminated", now_ns, "Exit Code: 0"));
             });
             cluster.unblock_evals();
         }
@@ -266,7 +279,8 @@ fn mark_health(alloc: &mut super::state::SimAlloc, healthy: bool, now_ns: i64) {
     });
 }
 
-/// The deployment watcher: counts health, promotes, fails (with auto-revert) and completes.
+/// Runs the deployment watcher: counts health, promotes, fails (with auto-revert) and
+/// completes deployments.
 fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
     let active: Vec<String> = cluster
         .deployments
@@ -306,8 +320,8 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
                 })
                 .count() as u64;
             if healthy > state.healthy_allocs {
-                state.require_progress_by_ns = (state.progress_deadline_ns > 0)
-                    .then_some(now_ns + state.progress_deadline_ns);
+                state.require_progress_by_ns =
+                    (state.progress_deadline_ns > 0).then_some(now_ns + state.progress_deadline_ns);
             }
             state.healthy_allocs = healthy;
             state.unhealthy_allocs = unhealthy;
@@ -433,7 +447,10 @@ pub fn fail_deployment(
 ) -> Option<u64> {
     let key = (deployment.namespace.clone(), deployment.job_id.clone());
     deployment.status = DeploymentStatus::Failed;
-    let auto_revert = deployment.task_groups.values().any(|state| state.auto_revert);
+    let auto_revert = deployment
+        .task_groups
+        .values()
+        .any(|state| state.auto_revert);
     let stable = cluster.jobs.get(&key).and_then(|entry| {
         entry
             .versions
@@ -456,7 +473,9 @@ pub fn fail_deployment(
         .filter(|state| !state.promoted)
         .flat_map(|state| state.placed_canaries.clone())
         .collect();
-    cluster.deployments.insert(deployment.id.clone(), deployment.clone());
+    cluster
+        .deployments
+        .insert(deployment.id.clone(), deployment.clone());
     cluster.touch(Table::Deployments);
     for id in canaries {
         cluster.stop_alloc(&id, now_ns, "alloc not needed as deployment failed");
@@ -491,15 +510,22 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
         .collect();
 
     for node_id in draining {
-        let Some(drain) = cluster.nodes.get(&node_id).and_then(|node| node.drain.clone()) else {
+        let Some(drain) = cluster
+            .nodes
+            .get(&node_id)
+            .and_then(|node| node.drain.clone())
+        else {
             continue;
         };
-        let forced = drain.force_deadline_ns.is_some_and(|deadline| deadline <= now_ns);
+        let forced = drain
+            .force_deadline_ns
+            .is_some_and(|deadline| deadline <= now_ns);
         let remaining: Vec<_> = cluster
             .node_allocs(&node_id)
             .filter(|alloc| alloc.is_live())
             .filter(|alloc| {
-                !(drain.ignore_system_jobs && matches!(alloc.job_type.as_str(), "system" | "sysbatch"))
+                !(drain.ignore_system_jobs
+                    && matches!(alloc.job_type.as_str(), "system" | "sysbatch"))
             })
             .map(|alloc| {
                 (
@@ -507,7 +533,10 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
                     (alloc.namespace.clone(), alloc.job_id.clone()),
                     alloc.task_group.clone(),
                     alloc.job_type.clone(),
-                    alloc.job.group(&alloc.task_group).and_then(|group| group.migrate.clone()),
+                    alloc
+                        .job
+                        .group(&alloc.task_group)
+                        .and_then(|group| group.migrate.clone()),
                 )
             })
             .collect();
@@ -526,15 +555,20 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
             continue;
         }
 
+        // System allocations leave last, once nothing else is left on the node.
+        let only_system = remaining
+            .iter()
+            .all(|(_, _, _, job_type, _)| matches!(job_type.as_str(), "system" | "sysbatch"));
         for (alloc_id, key, group, job_type, migrate) in remaining {
             let system = matches!(job_type.as_str(), "system" | "sysbatch");
             let batch = job_type == "batch";
-            if !forced && (system || batch) {
-                // System allocations leave last; batch allocations run until the deadline.
+            if !forced && ((system && !only_system) || batch) {
+                // Batch allocations run to completion or until the deadline.
                 continue;
             }
             if !forced {
-                let max_parallel = migrate.and_then(|m| m.max_parallel).unwrap_or(1).max(1) as usize;
+                let max_parallel =
+                    migrate.and_then(|m| m.max_parallel).unwrap_or(1).max(1) as usize;
                 let migrating = cluster
                     .job_allocs(&key)
                     .filter(|alloc| alloc.task_group == group && alloc.is_live())
@@ -562,7 +596,10 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
 }
 
 /// Sets `LastDrain` when a drain starts.
-pub fn last_drain_started(now_ns: i64, meta: std::collections::BTreeMap<String, String>) -> LastDrain {
+pub fn last_drain_started(
+    now_ns: i64,
+    meta: std::collections::BTreeMap<String, String>,
+) -> LastDrain {
     LastDrain {
         status: "draining".to_owned(),
         started_at_ns: now_ns,
@@ -601,4 +638,84 @@ pub fn refresh_job_status(cluster: &mut Cluster, key: &JobKey) {
         job.status = Some(status.to_owned());
         changed
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::nomad::jobs::{RegisterRequest, register};
+    use crate::sim::nomad::nodes::{add_node, set_drain};
+    use crate::sim::nomad::{NodeSpec, NomadEmulatorConfig, build_cluster};
+
+    const SECOND: i64 = 1_000_000_000;
+
+    #[test]
+    fn drain_respects_migrate_max_parallel() {
+        let config = NomadEmulatorConfig {
+            nodes_per_dc: 1,
+            ..NomadEmulatorConfig::default()
+        };
+        let mut cluster = build_cluster(&config, 0).expect("valid configuration");
+        let job = serde_json::from_value(serde_json::json!({
+            "ID": "web",
+            "TaskGroups": [{"Name": "web", "Count": 3, "Tasks": [{"Name": "app",
+                "Driver": "docker", "Config": {"image": "app:1"}}]}]
+        }))
+        .expect("valid job");
+        let request = RegisterRequest {
+            job,
+            ..RegisterRequest::default()
+        };
+        register(&mut cluster, request, 0).expect("register");
+        for second in 0..60 {
+            tick(&mut cluster, second * SECOND);
+        }
+        let drained = cluster.nodes.keys().next().cloned().expect("one node");
+        let spare = NodeSpec {
+            datacenter: "dc1".into(),
+            node_class: String::new(),
+            node_pool: "default".into(),
+            meta: Default::default(),
+            cpu_mhz: 32_000,
+            memory_mb: 65_536,
+            cores: 16,
+            gpus: 0,
+        };
+        add_node(&mut cluster, &spare, 60 * SECOND);
+        let deadline = Some((3600 * SECOND, false));
+        set_drain(
+            &mut cluster,
+            &drained,
+            deadline,
+            false,
+            Default::default(),
+            60 * SECOND,
+        )
+        .expect("node exists");
+
+        // A migration starts only while no replacement is still unhealthy.
+        let mut most_in_flight = 0;
+        for step in 0..400 {
+            tick(&mut cluster, 61 * SECOND + step * SECOND / 4);
+            let in_flight = cluster
+                .allocs
+                .values()
+                .filter(|alloc| alloc.is_live() && !alloc.previous_allocation.is_empty())
+                .filter(|alloc| !alloc.is_healthy())
+                .count();
+            most_in_flight = most_in_flight.max(in_flight);
+        }
+        assert_eq!(most_in_flight, 1);
+
+        let node = &cluster.nodes[&drained];
+        assert!(node.drain.is_none());
+        let last_status = node.last_drain.as_ref().map(|last| last.status.as_str());
+        assert_eq!(last_status, Some("complete"));
+        let live_elsewhere = cluster
+            .allocs
+            .values()
+            .filter(|alloc| alloc.is_live() && alloc.node_id != drained)
+            .count();
+        assert_eq!(live_elsewhere, 3);
+    }
 }

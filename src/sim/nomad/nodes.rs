@@ -36,10 +36,16 @@ pub fn add_node(cluster: &mut Cluster, spec: &NodeSpec, now_ns: i64) -> String {
         ("cpu.arch", "amd64".to_owned()),
         ("cpu.numcores", spec.cores.to_string()),
         ("cpu.totalcompute", spec.cpu_mhz.to_string()),
-        ("memory.totalbytes", (spec.memory_mb * 1024 * 1024).to_string()),
+        (
+            "memory.totalbytes",
+            (spec.memory_mb * 1024 * 1024).to_string(),
+        ),
         ("nomad.version", "1.10.2".to_owned()),
         ("unique.hostname", name.clone()),
-        ("unique.network.ip-address", format!("10.0.{}.{}", number / 250, number % 250 + 1)),
+        (
+            "unique.network.ip-address",
+            format!("10.0.{}.{}", number / 250, number % 250 + 1),
+        ),
         ("driver.docker", "1".to_owned()),
         ("driver.exec", "1".to_owned()),
         ("driver.raw_exec", "1".to_owned()),
@@ -195,7 +201,11 @@ pub fn set_drain(
 }
 
 /// `POST /v1/node/:id/eligibility`.
-pub fn set_eligibility(cluster: &mut Cluster, node_id: &str, eligibility: &str) -> Result<u64, ApiError> {
+pub fn set_eligibility(
+    cluster: &mut Cluster,
+    node_id: &str,
+    eligibility: &str,
+) -> Result<u64, ApiError> {
     if eligibility != "eligible" && eligibility != "ineligible" {
         return Err(ApiError::bad_request("invalid scheduling eligibility"));
     }

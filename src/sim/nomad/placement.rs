@@ -56,7 +56,9 @@ pub fn resolve_target<'a>(target: &'a str, node: &'a SimNode) -> Option<&'a str>
 /// Compares two values as numbers when both parse, otherwise as strings.
 fn compare_values(left: &str, right: &str) -> std::cmp::Ordering {
     match (left.parse::<f64>(), right.parse::<f64>()) {
-        (Ok(left), Ok(right)) => left.partial_cmp(&right).unwrap_or(std::cmp::Ordering::Equal),
+        (Ok(left), Ok(right)) => left
+            .partial_cmp(&right)
+            .unwrap_or(std::cmp::Ordering::Equal),
         _ => left.cmp(right),
     }
 }
@@ -181,20 +183,20 @@ pub fn group_constraints<'a>(job: &'a Job, group: &'a TaskGroup) -> Vec<&'a Cons
     all
 }
 
-/// Whether a group asks for at most one allocation per node.
+/// Reports whether a group requests at most one allocation per node.
 pub fn wants_distinct_hosts(job: &Job, group: &TaskGroup) -> bool {
     group_constraints(job, group)
         .iter()
         .any(|constraint| constraint.operand == "distinct_hosts")
 }
 
-/// Whether a requested device name (`gpu`, `nvidia/gpu`, `nvidia/gpu/<model>`) is one the
+/// Reports whether a requested device name (`gpu`, `nvidia/gpu`, `nvidia/gpu/<model>`) is one the
 /// emulated nodes have. They have only `nvidia/gpu` devices.
 fn is_gpu_request(name: &str) -> bool {
     name == "gpu" || name == "nvidia/gpu" || name.starts_with("nvidia/gpu/")
 }
 
-/// Sums the resources a group asks for. Tasks without `Resources` get the API client's
+/// Sums the resources a group requests. Tasks without `Resources` get the API client's
 /// defaults (100 MHz, 300 MB). Returns an error naming a device the nodes do not have.
 pub fn group_usage(group: &TaskGroup) -> Result<Usage, String> {
     let mut usage = Usage::default();
@@ -254,13 +256,18 @@ pub fn group_fingerprint(job: &Job, group: &TaskGroup) -> u64 {
     serde_json::to_string(&group)
         .unwrap_or_default()
         .hash(&mut hasher);
-    serde_json::to_string(&(&job.datacenters, &job.node_pool, &job.constraints, &job.meta))
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    serde_json::to_string(&(
+        &job.datacenters,
+        &job.node_pool,
+        &job.constraints,
+        &job.meta,
+    ))
+    .unwrap_or_default()
+    .hash(&mut hasher);
     hasher.finish()
 }
 
-/// Whether a node's datacenter matches one of the job's datacenters (`*` globs allowed).
+/// Reports whether a node's datacenter matches one of the job's datacenters (`*` globs allowed).
 fn datacenter_matches(patterns: &[String], datacenter: &str) -> bool {
     patterns.iter().any(|pattern| {
         if let Some(prefix) = pattern.strip_suffix('*') {
@@ -271,7 +278,7 @@ fn datacenter_matches(patterns: &[String], datacenter: &str) -> bool {
     })
 }
 
-/// What the scheduler knows about one group while placing it.
+/// The placement state of one group while its allocations are placed.
 pub struct PlacementRequest<'a> {
     pub job: &'a Job,
     pub group: &'a TaskGroup,
@@ -297,8 +304,8 @@ pub fn group_spreads<'a>(job: &'a Job, group: &'a TaskGroup) -> Vec<&'a Spread> 
 
 /// Picks the best feasible node for one allocation, or explains why none fits.
 ///
-/// Ranking, best first: fewest allocations of the same job on the node (as Nomad's job
-/// anti-affinity), then the least used spread value, then the most used node (bin packing).
+/// Ranking, best first: the least used spread value, then the fewest allocations of the same
+/// job on the node (as Nomad's job anti-affinity), then the most used node (bin packing).
 pub fn select_node(
     cluster: &Cluster,
     request: &mut PlacementRequest<'_>,
@@ -390,10 +397,12 @@ pub fn select_node(
             })
             .sum::<u32>();
         let free_mhz = free(node.capacity.cpu_mhz, node.used.cpu_mhz);
-        let candidate = (same_job, spread_load, free_mhz, node);
+        let candidate = (spread_load, same_job, free_mhz, node);
         let better = match &best {
             None => true,
-            Some(current) => (candidate.0, candidate.1, candidate.2) < (current.0, current.1, current.2),
+            Some(current) => {
+                (candidate.0, candidate.1, candidate.2) < (current.0, current.1, current.2)
+            }
         };
         if better {
             best = Some(candidate);
@@ -531,7 +540,12 @@ mod tests {
             ("${meta.missing}", "is_set", "", false),
             ("${attr.driver.docker}", "is_set", "", true),
             ("${attr.unique.storage.tags}", "set_contains", "nvme", true),
-            ("${attr.unique.storage.tags}", "set_contains", "nvme,hdd", false),
+            (
+                "${attr.unique.storage.tags}",
+                "set_contains",
+                "nvme,hdd",
+                false,
+            ),
             ("${attr.nomad.version}", "version", ">= 1.9.0", true),
             ("${attr.nomad.version}", "version", "< 1.10", false),
         ];

@@ -1,5 +1,10 @@
 //! Wire payloads: the JSON shapes of Nomad's HTTP API (PascalCase, nanosecond integers for
 //! `*Time` fields, RFC 3339 strings for `time.Time` fields).
+//!
+//! Stubs, summaries, evaluations and deployments are built with the client's model types in
+//! `crate::nomad::model`. Full allocations and nodes are built as JSON (they carry blocks the
+//! model keeps free-form), and a test parses them with the model types and requires that no
+//! field is unknown to them.
 
 use std::collections::BTreeMap;
 
@@ -10,98 +15,124 @@ use super::state::{
     AllocHealth, ClientStatus, Cluster, JobEntry, JobKey, PlacementFailure, SimAlloc,
     SimDeployment, SimEval, SimNode,
 };
+use crate::nomad::model::{self as wire, NomadDuration, UnixNanos};
 
-fn health(status: &Option<AllocHealth>) -> Value {
-    match status {
-        None => Value::Null,
-        Some(status) => json!({
-            "Healthy": status.healthy,
-            "Timestamp": rfc3339(status.timestamp_ns),
-            "Canary": status.canary,
-            "ModifyIndex": status.modify_index,
-        }),
-    }
+fn timestamp(unix_ns: i64) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_nanosecond(i128::from(unix_ns)).ok()
 }
 
-fn task_states(alloc: &SimAlloc) -> Value {
+fn health(status: &Option<AllocHealth>) -> Option<wire::AllocDeploymentStatus> {
+    status.as_ref().map(|status| wire::AllocDeploymentStatus {
+        healthy: wire::Health::from_option(status.healthy),
+        timestamp: timestamp(status.timestamp_ns),
+        canary: status.canary,
+        modify_index: status.modify_index,
+    })
+}
+
+fn task_states(alloc: &SimAlloc) -> BTreeMap<String, wire::TaskState> {
     let state = match alloc.client_status {
-        ClientStatus::Pending => "pending",
-        ClientStatus::Running => "running",
-        _ => "dead",
+        ClientStatus::Pending => wire::TaskStateKind::Pending,
+        ClientStatus::Running => wire::TaskStateKind::Running,
+        _ => wire::TaskStateKind::Dead,
     };
-    let failed = alloc.client_status == ClientStatus::Failed;
-    let events: Vec<Value> = alloc
+    let events: Vec<wire::TaskEvent> = alloc
         .events
         .iter()
-        .map(|event| {
-            json!({
-                "Type": event.kind,
-                "Time": event.time_ns,
-                "DisplayMessage": event.message,
-                "Message": event.message,
-                "DriverError": event.driver_error,
-                "FailsTask": event.fails_task,
-                "Details": {},
-            })
+        .map(|event| wire::TaskEvent {
+            r#type: event.kind.clone(),
+            time: UnixNanos(event.time_ns),
+            display_message: Some(event.message.clone()),
+            message: Some(event.message.clone()),
+            details: Some(BTreeMap::new()),
+            fails_task: Some(event.fails_task),
+            exit_code: None,
+            driver_error: Some(event.driver_error.clone()),
+            download_error: None,
+            extra: Map::new(),
         })
         .collect();
-    let mut states = Map::new();
-    for task in &alloc.task_names {
-        states.insert(
-            task.clone(),
-            json!({
-                "State": state,
-                "Failed": failed,
-                "Restarts": 0,
-                "LastRestart": null,
-                "StartedAt": alloc.running_since_ns.map(rfc3339),
-                "FinishedAt": alloc.client_status.is_terminal().then(|| rfc3339(alloc.modify_time_ns)),
-                "Events": events,
-            }),
-        );
-    }
-    Value::Object(states)
+    alloc
+        .task_names
+        .iter()
+        .map(|task| {
+            let task_state = wire::TaskState {
+                state: state.clone(),
+                failed: alloc.client_status == ClientStatus::Failed,
+                restarts: Some(0),
+                last_restart: None,
+                started_at: alloc.running_since_ns.and_then(timestamp),
+                finished_at: if alloc.client_status.is_terminal() {
+                    timestamp(alloc.modify_time_ns)
+                } else {
+                    None
+                },
+                events: Some(events.clone()),
+                extra: Map::new(),
+            };
+            (task.clone(), task_state)
+        })
+        .collect()
 }
 
-/// `AllocListStub`.
+/// `AllocListStub`, built with the client's model so both spell every field alike.
+pub fn alloc_stub_model(alloc: &SimAlloc) -> wire::AllocListStub {
+    wire::AllocListStub {
+        id: alloc.id.clone(),
+        eval_id: alloc.eval_id.clone(),
+        name: alloc.name.clone(),
+        namespace: alloc.namespace.clone(),
+        node_id: alloc.node_id.clone(),
+        node_name: alloc.node_name.clone(),
+        job_id: alloc.job_id.clone(),
+        job_type: alloc.job_type.clone(),
+        job_version: alloc.job_version,
+        task_group: alloc.task_group.clone(),
+        allocated_resources: None,
+        desired_status: wire::DesiredStatus::from(alloc.desired_status.as_str()),
+        desired_description: alloc.desired_description.clone(),
+        client_status: wire::ClientStatus::from(alloc.client_status.as_str()),
+        client_description: alloc.client_description.clone(),
+        desired_transition: Some(wire::DesiredTransition {
+            migrate: alloc.migrate,
+            ..wire::DesiredTransition::default()
+        }),
+        task_states: Some(task_states(alloc)),
+        deployment_status: health(&alloc.deployment_status),
+        followup_eval_id: String::new(),
+        next_allocation: alloc.next_allocation.clone(),
+        reschedule_tracker: None,
+        preempted_allocations: None,
+        preempted_by_allocation: String::new(),
+        create_index: alloc.create_index,
+        modify_index: alloc.modify_index,
+        create_time: UnixNanos(alloc.create_time_ns),
+        modify_time: UnixNanos(alloc.modify_time_ns),
+        extra: Map::new(),
+    }
+}
+
+/// `AllocListStub` as JSON.
 pub fn alloc_stub(alloc: &SimAlloc) -> Value {
-    json!({
-        "ID": alloc.id,
-        "EvalID": alloc.eval_id,
-        "Name": alloc.name,
-        "Namespace": alloc.namespace,
-        "NodeID": alloc.node_id,
-        "NodeName": alloc.node_name,
-        "JobID": alloc.job_id,
-        "JobType": alloc.job_type,
-        "JobVersion": alloc.job_version,
-        "TaskGroup": alloc.task_group,
-        "DesiredStatus": alloc.desired_status,
-        "DesiredDescription": alloc.desired_description,
-        "ClientStatus": alloc.client_status.as_str(),
-        "ClientDescription": alloc.client_description,
-        "DesiredTransition": {"Migrate": alloc.migrate, "Reschedule": null, "ForceReschedule": null},
-        "TaskStates": task_states(alloc),
-        "DeploymentStatus": health(&alloc.deployment_status),
-        "FollowupEvalID": "",
-        "NextAllocation": alloc.next_allocation,
-        "RescheduleTracker": null,
-        "PreemptedAllocations": null,
-        "PreemptedByAllocation": "",
-        "CreateIndex": alloc.create_index,
-        "ModifyIndex": alloc.modify_index,
-        "CreateTime": alloc.create_time_ns,
-        "ModifyTime": alloc.modify_time_ns,
-    })
+    serde_json::to_value(alloc_stub_model(alloc)).unwrap_or(Value::Null)
 }
 
 /// Full `Allocation`.
 pub fn alloc_full(alloc: &SimAlloc) -> Value {
     let mut value = alloc_stub(alloc);
     if let Value::Object(map) = &mut value {
-        map.insert("Job".to_owned(), serde_json::to_value(&*alloc.job).unwrap_or(Value::Null));
-        map.insert("DeploymentID".to_owned(), json!(alloc.deployment_id.clone().unwrap_or_default()));
-        map.insert("PreviousAllocation".to_owned(), json!(alloc.previous_allocation));
+        map.insert(
+            "Job".to_owned(),
+            serde_json::to_value(&*alloc.job).unwrap_or(Value::Null),
+        );
+        map.insert(
+            "DeploymentID".to_owned(),
+            json!(alloc.deployment_id.clone().unwrap_or_default()),
+        );
+        map.insert(
+            "PreviousAllocation".to_owned(),
+            json!(alloc.previous_allocation),
+        );
         map.insert("AllocModifyIndex".to_owned(), json!(alloc.modify_index));
         map.insert(
             "AllocatedResources".to_owned(),
@@ -114,174 +145,182 @@ pub fn alloc_full(alloc: &SimAlloc) -> Value {
     value
 }
 
-fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
-    let mut groups: BTreeMap<String, [u64; 7]> = BTreeMap::new();
+fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobSummary {
+    let mut groups: BTreeMap<String, wire::TaskGroupSummary> = BTreeMap::new();
     for group in entry.job.groups() {
-        groups.insert(group.name.clone(), [0; 7]);
+        groups.insert(group.name.clone(), wire::TaskGroupSummary::default());
     }
     for alloc in cluster.job_allocs(key) {
-        let counts = groups.entry(alloc.task_group.clone()).or_insert([0; 7]);
+        let counts = groups.entry(alloc.task_group.clone()).or_default();
+        let wanted = alloc.desired_status == "run";
         match alloc.client_status {
-            ClientStatus::Pending if alloc.desired_status == "run" => counts[4] += 1,
-            ClientStatus::Running if alloc.desired_status == "run" => counts[3] += 1,
-            ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => counts[1] += 1,
-            ClientStatus::Failed => counts[2] += 1,
-            ClientStatus::Lost => counts[5] += 1,
+            ClientStatus::Pending if wanted => counts.starting += 1,
+            ClientStatus::Running if wanted => counts.running += 1,
+            ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => {
+                counts.complete += 1
+            }
+            ClientStatus::Failed => counts.failed += 1,
+            ClientStatus::Lost => counts.lost += 1,
         }
     }
-    let blocked = cluster.evals_by_job.get(key).into_iter().flatten().filter_map(|id| cluster.evals.get(id)).find(|eval| eval.status == "blocked");
+    let blocked = cluster
+        .evals_by_job
+        .get(key)
+        .into_iter()
+        .flatten()
+        .filter_map(|id| cluster.evals.get(id))
+        .find(|eval| eval.status == "blocked");
     if let Some(eval) = blocked {
         for (group, queued) in &eval.queued_allocations {
             if let Some(counts) = groups.get_mut(group) {
-                counts[0] = *queued;
+                counts.queued = *queued;
             }
         }
     }
-    let summary: Map<String, Value> = groups
-        .into_iter()
-        .map(|(group, c)| {
-            (
-                group,
-                json!({"Queued": c[0], "Complete": c[1], "Failed": c[2], "Running": c[3],
-                    "Starting": c[4], "Lost": c[5], "Unknown": c[6]}),
-            )
-        })
-        .collect();
-    json!({
-        "JobID": key.1,
-        "Namespace": key.0,
-        "Summary": summary,
-        "Children": {"Pending": 0, "Running": 0, "Dead": 0},
-        "CreateIndex": entry.job.create_index,
-        "ModifyIndex": entry.summary_modify_index,
-    })
+    for counts in groups.values_mut() {
+        counts.unknown = Some(0);
+    }
+    wire::JobSummary {
+        job_id: key.1.clone(),
+        namespace: Some(key.0.clone()),
+        summary: groups,
+        children: Some(wire::JobChildrenSummary::default()),
+        create_index: entry.job.create_index.unwrap_or(0),
+        modify_index: entry.summary_modify_index,
+    }
 }
 
 /// `JobSummary` of one job.
 pub fn job_summary(cluster: &Cluster, key: &JobKey) -> Option<Value> {
-    cluster.jobs.get(key).map(|entry| summary(cluster, key, entry))
+    let entry = cluster.jobs.get(key)?;
+    serde_json::to_value(summary(cluster, key, entry)).ok()
 }
 
-/// `JobListStub`.
+/// `JobListStub`, built with the client's model.
 pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
     let job = &entry.job;
-    json!({
-        "ID": job.id,
-        "ParentID": job.parent_id.clone().unwrap_or_default(),
-        "Name": job.name,
-        "Namespace": job.namespace,
-        "Datacenters": job.datacenters,
-        "NodePool": job.node_pool,
-        "Multiregion": null,
-        "Type": job.r#type,
-        "Priority": job.priority,
-        "Periodic": job.periodic.is_some(),
-        "ParameterizedJob": job.parameterized_job.is_some(),
-        "Stop": job.stop.unwrap_or(false),
-        "Status": job.status,
-        "StatusDescription": job.status_description.clone().unwrap_or_default(),
-        "JobSummary": summary(cluster, key, entry),
-        "CreateIndex": job.create_index,
-        "ModifyIndex": job.modify_index,
-        "JobModifyIndex": job.job_modify_index,
-        "SubmitTime": job.submit_time,
-    })
+    let model = wire::JobListStub {
+        id: job.id.clone(),
+        parent_id: job.parent_id.clone().unwrap_or_default(),
+        name: job.name.clone().unwrap_or_default(),
+        namespace: job.namespace.clone(),
+        datacenters: job.datacenters.clone(),
+        node_pool: job.node_pool.clone(),
+        multiregion: Some(Value::Null),
+        r#type: job.r#type.clone().unwrap_or_default(),
+        priority: job.priority.unwrap_or(50),
+        periodic: job.periodic.is_some(),
+        parameterized_job: job.parameterized_job.is_some(),
+        stop: job.stop.unwrap_or(false),
+        status: wire::JobStatus::from(job.status.as_deref().unwrap_or("pending")),
+        status_description: job.status_description.clone().unwrap_or_default(),
+        job_summary: Some(summary(cluster, key, entry)),
+        create_index: job.create_index.unwrap_or(0),
+        modify_index: job.modify_index.unwrap_or(0),
+        job_modify_index: job.job_modify_index.unwrap_or(0),
+        submit_time: job.submit_time.map(UnixNanos),
+        meta: None,
+        extra: Map::new(),
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
-fn failure(failure: &PlacementFailure) -> Value {
-    json!({
-        "NodesEvaluated": failure.nodes_evaluated,
-        "NodesFiltered": failure.nodes_filtered,
-        "NodesInPool": failure.nodes_in_pool,
-        "NodesAvailable": failure.nodes_available,
-        "ClassFiltered": null,
-        "ConstraintFiltered": (!failure.constraint_filtered.is_empty()).then_some(&failure.constraint_filtered),
-        "NodesExhausted": failure.nodes_exhausted,
-        "ClassExhausted": null,
-        "DimensionExhausted": (!failure.dimension_exhausted.is_empty()).then_some(&failure.dimension_exhausted),
-        "QuotaExhausted": null,
-        "ResourcesExhausted": null,
-        "Scores": null,
-        "ScoreMetaData": null,
-        "AllocationTime": 0,
-        "CoalescedFailures": failure.coalesced_failures,
-    })
+fn non_empty(map: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
+    (!map.is_empty()).then(|| map.clone())
 }
 
-/// `Evaluation`.
+fn failure(failure: &PlacementFailure) -> wire::AllocMetric {
+    wire::AllocMetric {
+        nodes_evaluated: failure.nodes_evaluated,
+        nodes_filtered: failure.nodes_filtered,
+        nodes_in_pool: failure.nodes_in_pool,
+        nodes_available: Some(failure.nodes_available.clone()),
+        constraint_filtered: non_empty(&failure.constraint_filtered),
+        nodes_exhausted: failure.nodes_exhausted,
+        dimension_exhausted: non_empty(&failure.dimension_exhausted),
+        coalesced_failures: failure.coalesced_failures,
+        ..wire::AllocMetric::default()
+    }
+}
+
+/// `Evaluation`, built with the client's model.
 pub fn eval(eval: &SimEval) -> Value {
-    let failed: Map<String, Value> = eval
+    let failed: BTreeMap<String, wire::AllocMetric> = eval
         .failed_tg_allocs
         .iter()
         .map(|(group, f)| (group.clone(), failure(f)))
         .collect();
-    json!({
-        "ID": eval.id,
-        "Namespace": eval.namespace,
-        "Priority": eval.priority,
-        "Type": eval.job_type,
-        "TriggeredBy": eval.triggered_by,
-        "JobID": eval.job_id,
-        "JobModifyIndex": eval.job_modify_index,
-        "NodeID": eval.node_id,
-        "DeploymentID": eval.deployment_id,
-        "Status": eval.status,
-        "StatusDescription": eval.status_description,
-        "NextEval": "",
-        "PreviousEval": eval.previous_eval,
-        "BlockedEval": eval.blocked_eval,
-        "FailedTGAllocs": (!failed.is_empty()).then_some(Value::Object(failed)),
-        "QueuedAllocations": eval.queued_allocations,
-        "SnapshotIndex": eval.create_index,
-        "CreateIndex": eval.create_index,
-        "ModifyIndex": eval.modify_index,
-        "CreateTime": eval.create_time_ns,
-        "ModifyTime": eval.modify_time_ns,
-    })
+    let model = wire::Evaluation {
+        id: eval.id.clone(),
+        namespace: Some(eval.namespace.clone()),
+        priority: eval.priority,
+        r#type: eval.job_type.clone(),
+        triggered_by: eval.triggered_by.clone(),
+        job_id: eval.job_id.clone(),
+        job_modify_index: Some(eval.job_modify_index),
+        node_id: Some(eval.node_id.clone()),
+        deployment_id: Some(eval.deployment_id.clone()),
+        status: wire::EvalStatus::from(eval.status.as_str()),
+        status_description: eval.status_description.clone(),
+        next_eval: Some(String::new()),
+        previous_eval: Some(eval.previous_eval.clone()),
+        blocked_eval: Some(eval.blocked_eval.clone()),
+        failed_tg_allocs: (!failed.is_empty()).then_some(failed),
+        queued_allocations: Some(eval.queued_allocations.clone()),
+        snapshot_index: Some(eval.create_index),
+        create_index: eval.create_index,
+        modify_index: eval.modify_index,
+        create_time: Some(UnixNanos(eval.create_time_ns)),
+        modify_time: Some(UnixNanos(eval.modify_time_ns)),
+        ..wire::Evaluation::default()
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
-/// `Deployment`.
+/// `Deployment`, built with the client's model.
 pub fn deployment(deployment: &SimDeployment) -> Value {
-    let groups: Map<String, Value> = deployment
+    let groups: BTreeMap<String, wire::DeploymentState> = deployment
         .task_groups
         .iter()
         .map(|(group, state)| {
-            (
-                group.clone(),
-                json!({
-                    "AutoRevert": state.auto_revert,
-                    "AutoPromote": state.auto_promote,
-                    "ProgressDeadline": state.progress_deadline_ns,
-                    "RequireProgressBy": state.require_progress_by_ns.map(rfc3339),
-                    "Promoted": state.promoted,
-                    "PlacedCanaries": (!state.placed_canaries.is_empty()).then_some(&state.placed_canaries),
-                    "DesiredCanaries": state.desired_canaries,
-                    "DesiredTotal": state.desired_total,
-                    "PlacedAllocs": state.placed_allocs,
-                    "HealthyAllocs": state.healthy_allocs,
-                    "UnhealthyAllocs": state.unhealthy_allocs,
-                }),
-            )
+            let model = wire::DeploymentState {
+                auto_revert: state.auto_revert,
+                auto_promote: state.auto_promote,
+                progress_deadline: NomadDuration(state.progress_deadline_ns),
+                require_progress_by: state.require_progress_by_ns.and_then(timestamp),
+                promoted: state.promoted,
+                placed_canaries: (!state.placed_canaries.is_empty())
+                    .then(|| state.placed_canaries.clone()),
+                desired_canaries: state.desired_canaries,
+                desired_total: state.desired_total,
+                placed_allocs: state.placed_allocs,
+                healthy_allocs: state.healthy_allocs,
+                unhealthy_allocs: state.unhealthy_allocs,
+                extra: Map::new(),
+            };
+            (group.clone(), model)
         })
         .collect();
-    json!({
-        "ID": deployment.id,
-        "Namespace": deployment.namespace,
-        "JobID": deployment.job_id,
-        "JobVersion": deployment.job_version,
-        "JobModifyIndex": deployment.job_modify_index,
-        "JobSpecModifyIndex": deployment.job_modify_index,
-        "JobCreateIndex": deployment.job_create_index,
-        "IsMultiregion": false,
-        "TaskGroups": groups,
-        "Status": deployment.status.as_str(),
-        "StatusDescription": deployment.status_description,
-        "EvalPriority": 50,
-        "CreateIndex": deployment.create_index,
-        "ModifyIndex": deployment.modify_index,
-        "CreateTime": deployment.create_time_ns,
-        "ModifyTime": deployment.modify_time_ns,
-    })
+    let model = wire::Deployment {
+        id: deployment.id.clone(),
+        namespace: Some(deployment.namespace.clone()),
+        job_id: deployment.job_id.clone(),
+        job_version: deployment.job_version,
+        job_modify_index: deployment.job_modify_index,
+        job_spec_modify_index: Some(deployment.job_modify_index),
+        job_create_index: deployment.job_create_index,
+        is_multiregion: Some(false),
+        task_groups: groups,
+        status: wire::DeploymentStatus::from(deployment.status.as_str()),
+        status_description: deployment.status_description.clone(),
+        eval_priority: Some(50),
+        create_index: deployment.create_index,
+        modify_index: deployment.modify_index,
+        create_time: Some(UnixNanos(deployment.create_time_ns)),
+        modify_time: Some(UnixNanos(deployment.modify_time_ns)),
+        extra: Map::new(),
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
 fn drain_strategy(node: &SimNode) -> Value {
@@ -296,17 +335,14 @@ fn drain_strategy(node: &SimNode) -> Value {
     }
 }
 
-fn last_drain(node: &SimNode) -> Value {
-    match &node.last_drain {
-        None => Value::Null,
-        Some(last) => json!({
-            "Status": last.status,
-            "StartedAt": rfc3339(last.started_at_ns),
-            "UpdatedAt": rfc3339(last.updated_at_ns),
-            "Meta": last.meta,
-            "AccessorID": "",
-        }),
-    }
+fn last_drain(node: &SimNode) -> Option<wire::DrainMetadata> {
+    node.last_drain.as_ref().map(|last| wire::DrainMetadata {
+        started_at: timestamp(last.started_at_ns),
+        updated_at: timestamp(last.updated_at_ns),
+        status: wire::DrainStatus::from(last.status.as_str()),
+        accessor_id: Some(String::new()),
+        meta: Some(last.meta.clone()),
+    })
 }
 
 fn drivers() -> Value {
@@ -318,26 +354,43 @@ fn drivers() -> Value {
     json!({"docker": driver("docker"), "exec": driver("exec"), "raw_exec": driver("raw_exec")})
 }
 
-/// `NodeListStub`.
+/// `NodeListStub`, built with the client's model.
 pub fn node_stub(node: &SimNode) -> Value {
-    json!({
-        "Address": node.attributes.get("unique.network.ip-address"),
-        "ID": node.id,
-        "Datacenter": node.datacenter,
-        "Name": node.name,
-        "NodePool": node.node_pool,
-        "NodeClass": node.node_class,
-        "Version": node.attributes.get("nomad.version"),
-        "Drain": node.drain.is_some(),
-        "SchedulingEligibility": node.eligibility,
-        "Status": node.status,
-        "StatusDescription": "",
-        "Drivers": drivers(),
-        "HostVolumes": {},
-        "LastDrain": last_drain(node),
-        "CreateIndex": node.create_index,
-        "ModifyIndex": node.modify_index,
-    })
+    let drivers: BTreeMap<String, Value> = match drivers() {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let model = wire::NodeListStub {
+        address: node
+            .attributes
+            .get("unique.network.ip-address")
+            .cloned()
+            .unwrap_or_default(),
+        id: node.id.clone(),
+        attributes: None,
+        datacenter: node.datacenter.clone(),
+        name: node.name.clone(),
+        node_pool: Some(node.node_pool.clone()),
+        node_class: node.node_class.clone(),
+        version: node
+            .attributes
+            .get("nomad.version")
+            .cloned()
+            .unwrap_or_default(),
+        drain: node.drain.is_some(),
+        scheduling_eligibility: wire::SchedulingEligibility::from(node.eligibility.as_str()),
+        status: wire::NodeStatus::from(node.status.as_str()),
+        status_description: String::new(),
+        drivers: Some(drivers),
+        host_volumes: Some(json!({})),
+        node_resources: None,
+        reserved_resources: None,
+        last_drain: last_drain(node),
+        create_index: node.create_index,
+        modify_index: node.modify_index,
+        extra: Map::new(),
+    };
+    serde_json::to_value(model).unwrap_or(Value::Null)
 }
 
 /// Full `Node`.
@@ -380,4 +433,128 @@ pub fn node_full(node: &SimNode) -> Value {
         "CreateIndex": node.create_index,
         "ModifyIndex": node.modify_index,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+    use crate::sim::nomad::jobs::{RegisterRequest, register};
+    use crate::sim::nomad::lifecycle::tick;
+    use crate::sim::nomad::{NomadEmulatorConfig, build_cluster};
+
+    /// A cluster with one running service job, one blocked group and one deployment.
+    fn busy_cluster() -> Cluster {
+        let config = NomadEmulatorConfig {
+            nodes_per_dc: 2,
+            gpus: 1,
+            ..NomadEmulatorConfig::default()
+        };
+        let mut cluster = build_cluster(&config, 0).expect("valid configuration");
+        let job: crate::nomad::model::Job = serde_json::from_value(json!({
+            "ID": "web",
+            "TaskGroups": [
+                {"Name": "web", "Count": 2, "Tasks": [{"Name": "app", "Driver": "docker",
+                    "Config": {"image": "app:1"}}]},
+                {"Name": "gpu", "Count": 3, "Tasks": [{"Name": "train", "Driver": "docker",
+                    "Config": {"image": "app:1"},
+                    "Resources": {"Devices": [{"Name": "nvidia/gpu"}]}}]}
+            ]
+        }))
+        .expect("valid job");
+        register(
+            &mut cluster,
+            RegisterRequest {
+                job,
+                ..RegisterRequest::default()
+            },
+            0,
+        )
+        .expect("register");
+        for second in 0..60 {
+            tick(&mut cluster, second * 1_000_000_000);
+        }
+        cluster
+    }
+
+    /// Parses a rendered payload with the client's model and returns the fields the model
+    /// does not know, which must be none for the emulator and client to agree on names.
+    fn unknown_fields<T: DeserializeOwned>(
+        value: &Value,
+        extra: impl Fn(&T) -> Vec<String>,
+    ) -> Vec<String> {
+        let parsed: T = serde_json::from_value(value.clone())
+            .unwrap_or_else(|error| panic!("payload does not parse ({error}): {value}"));
+        extra(&parsed)
+    }
+
+    fn keys(map: &serde_json::Map<String, Value>) -> Vec<String> {
+        map.keys().cloned().collect()
+    }
+
+    #[test]
+    fn payloads_use_client_field_names() {
+        let cluster = busy_cluster();
+        let key = ("default".to_owned(), "web".to_owned());
+
+        let alloc = cluster.job_allocs(&key).next().expect("an allocation");
+        assert_eq!(
+            unknown_fields::<wire::AllocListStub>(&alloc_stub(alloc), |a| keys(&a.extra)),
+            Vec::<String>::new()
+        );
+        let full = alloc_full(alloc);
+        let parsed: wire::Allocation = serde_json::from_value(full).expect("allocation parses");
+        assert_eq!(parsed.id, alloc.id);
+        for state in parsed.task_states.iter().flat_map(|states| states.values()) {
+            assert_eq!(keys(&state.extra), Vec::<String>::new());
+            for event in state.events.iter().flatten() {
+                assert_eq!(keys(&event.extra), Vec::<String>::new());
+            }
+        }
+
+        let entry = &cluster.jobs[&key];
+        assert_eq!(
+            unknown_fields::<wire::JobListStub>(&job_stub(&cluster, &key, entry), |j| keys(
+                &j.extra
+            )),
+            Vec::<String>::new()
+        );
+        for evaluation in cluster.evals.values() {
+            let value = eval(evaluation);
+            assert_eq!(
+                unknown_fields::<wire::Evaluation>(&value, |e| keys(&e.extra)),
+                Vec::<String>::new()
+            );
+            let parsed: wire::Evaluation = serde_json::from_value(value).expect("eval parses");
+            for metric in parsed.failed_tg_allocs.iter().flat_map(|m| m.values()) {
+                assert_eq!(keys(&metric.extra), Vec::<String>::new());
+            }
+        }
+        assert!(
+            cluster.evals.values().any(|e| e.status == "blocked"),
+            "the gpu group blocks"
+        );
+
+        for item in cluster.deployments.values() {
+            let value = deployment(item);
+            let parsed: wire::Deployment =
+                serde_json::from_value(value).expect("deployment parses");
+            assert_eq!(keys(&parsed.extra), Vec::<String>::new());
+            for state in parsed.task_groups.values() {
+                assert_eq!(keys(&state.extra), Vec::<String>::new());
+            }
+        }
+        assert!(!cluster.deployments.is_empty());
+
+        for node in cluster.nodes.values() {
+            assert_eq!(
+                unknown_fields::<wire::NodeListStub>(&node_stub(node), |n| keys(&n.extra)),
+                Vec::<String>::new()
+            );
+            let parsed: wire::Node = serde_json::from_value(node_full(node)).expect("node parses");
+            assert_eq!(keys(&parsed.extra), Vec::<String>::new());
+            assert_eq!(parsed.id, node.id);
+        }
+    }
 }

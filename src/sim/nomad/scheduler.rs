@@ -54,7 +54,11 @@ pub fn reconcile_job(cluster: &mut Cluster, key: &JobKey, now_ns: i64, eval_id: 
         return outcome;
     };
 
-    let group_names: Vec<&str> = job.groups().iter().map(|group| group.name.as_str()).collect();
+    let group_names: Vec<&str> = job
+        .groups()
+        .iter()
+        .map(|group| group.name.as_str())
+        .collect();
     for id in &live {
         let orphan = cluster
             .allocs
@@ -74,7 +78,16 @@ pub fn reconcile_job(cluster: &mut Cluster, key: &JobKey, now_ns: i64, eval_id: 
             }
             _ => {
                 let wanted = plan_group(cluster, key, &job, group, now_ns);
-                place(cluster, key, &job, group, wanted, now_ns, eval_id, &mut regexes)
+                place(
+                    cluster,
+                    key,
+                    &job,
+                    group,
+                    wanted,
+                    now_ns,
+                    eval_id,
+                    &mut regexes,
+                )
             }
         };
         if let Some((failure, queued)) = placements {
@@ -162,9 +175,12 @@ fn plan_group(
     let deployment = latest
         .as_ref()
         .filter(|deployment| deployment.job_version == version);
-    let mut active = deployment.filter(|deployment| deployment.status.is_active()).cloned();
-    let halted = deployment.is_some_and(|deployment| !deployment.status.is_active()
-        && deployment.status != DeploymentStatus::Successful);
+    let mut active = deployment
+        .filter(|deployment| deployment.status.is_active())
+        .cloned();
+    let halted = deployment.is_some_and(|deployment| {
+        !deployment.status.is_active() && deployment.status != DeploymentStatus::Successful
+    });
     // Like Nomad, every new version of a service job that has work to do gets a deployment,
     // unless the group opts out with `MaxParallel: 0`.
     let needs_work = !old.is_empty() || current.len() < desired as usize;
@@ -194,13 +210,18 @@ fn plan_group(
         }
     }
 
-    // Replacements for failed and lost allocations, with the reschedule delay.
+    // Replacements for failed, lost and migrated allocations; failed ones wait out the
+    // reschedule delay. The replacement links back through `PreviousAllocation`.
     let mut missing = (desired as usize).saturating_sub(live.len());
     let mut due_later: Option<i64> = None;
     for failed in allocs.iter().filter(|alloc| {
-        alloc.desired_status == "run"
-            && matches!(alloc.client_status, ClientStatus::Failed | ClientStatus::Lost)
-            && alloc.next_allocation.is_empty()
+        let lost_or_failed = alloc.desired_status == "run"
+            && matches!(
+                alloc.client_status,
+                ClientStatus::Failed | ClientStatus::Lost
+            );
+        let migrated = alloc.desired_status == "stop" && alloc.migrate == Some(true);
+        (lost_or_failed || migrated) && alloc.next_allocation.is_empty()
     }) {
         if missing == 0 {
             break;
@@ -259,7 +280,11 @@ fn plan_group(
             let Some(replaced) = old.pop() else {
                 break;
             };
-            cluster.stop_alloc(&replaced.id, now_ns, "alloc is being updated due to job update");
+            cluster.stop_alloc(
+                &replaced.id,
+                now_ns,
+                "alloc is being updated due to job update",
+            );
             placements.push(Placement {
                 group: group.name.clone(),
                 name_index: replaced.name_index,
@@ -284,7 +309,12 @@ fn plan_group(
         .filter(|alloc| cluster.allocs.get(&alloc.id).is_some_and(SimAlloc::is_live))
         .collect();
     if remaining.len() > keep {
-        remaining.sort_by_key(|alloc| (alloc.fingerprint == fingerprint, std::cmp::Reverse(alloc.name_index)));
+        remaining.sort_by_key(|alloc| {
+            (
+                alloc.fingerprint == fingerprint,
+                std::cmp::Reverse(alloc.name_index),
+            )
+        });
         let excess = remaining.len() - keep;
         for alloc in remaining.iter().take(excess) {
             cluster.stop_alloc(&alloc.id, now_ns, "alloc not needed due to job update");
@@ -400,7 +430,9 @@ fn place_per_node(
         if alloc.task_group != group.name {
             continue;
         }
-        if alloc.is_live() || (sysbatch && alloc.job_version == version && alloc.desired_status == "run") {
+        if alloc.is_live()
+            || (sysbatch && alloc.job_version == version && alloc.desired_status == "run")
+        {
             covered.insert(alloc.node_id.clone(), 1);
         }
     }
@@ -450,7 +482,9 @@ fn place_per_node(
     let mut used_names = Vec::new();
     for node_id in placed {
         let name_index = next_name(&mut used_names);
-        create_alloc(cluster, key, job, group, &node_id, usage, name_index, false, None, now_ns, eval_id);
+        create_alloc(
+            cluster, key, job, group, &node_id, usage, name_index, false, None, now_ns, eval_id,
+        );
     }
     failure.map(|failure| (failure, 1))
 }
@@ -486,9 +520,13 @@ fn place(
     let mut group_allocs_per_node: HashMap<String, u32> = HashMap::new();
     let mut group_nodes = Vec::new();
     for alloc in cluster.job_allocs(key).filter(|alloc| alloc.is_live()) {
-        *job_allocs_per_node.entry(alloc.node_id.clone()).or_default() += 1;
+        *job_allocs_per_node
+            .entry(alloc.node_id.clone())
+            .or_default() += 1;
         if alloc.task_group == group.name {
-            *group_allocs_per_node.entry(alloc.node_id.clone()).or_default() += 1;
+            *group_allocs_per_node
+                .entry(alloc.node_id.clone())
+                .or_default() += 1;
             group_nodes.push(alloc.node_id.clone());
         }
     }
@@ -600,7 +638,11 @@ fn create_alloc(
         client_status: ClientStatus::Pending,
         client_description: "No tasks have started".to_owned(),
         migrate: None,
-        task_names: group.task_list().iter().map(|task| task.name.clone()).collect(),
+        task_names: group
+            .task_list()
+            .iter()
+            .map(|task| task.name.clone())
+            .collect(),
         events,
         deployment_id: deployment_id.clone(),
         deployment_status: canary.then_some(AllocHealth {

@@ -1,0 +1,261 @@
+//! Deployments: canaries and promotion, auto-revert, scale blocked while active.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use steward::nomad::{Deployment, Health, Job};
+
+use super::jobs::wait_deployment_done;
+use super::{Harness, service_job};
+
+fn canary_job(image: &str, canary: i64, auto_revert: bool) -> Value {
+    let mut job = service_job("web", 2, image);
+    job["Update"] = json!({
+        "MaxParallel": 1,
+        "Canary": canary,
+        "MinHealthyTime": 10_000_000_000_i64,
+        "AutoRevert": auto_revert,
+    });
+    job
+}
+
+async fn active_deployment(harness: &Harness) -> Deployment {
+    harness
+        .eventually("an active deployment of version 1", || async {
+            let reply = harness.get("/v1/job/web/deployment").await;
+            let deployment: Option<Deployment> = reply.parse();
+            deployment.filter(|d| d.job_version == 1 && d.status.as_str() == "running")
+        })
+        .await
+}
+
+#[tokio::test]
+async fn canary_is_promoted_and_rollout_completes() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    harness.register(canary_job("app:1", 1, false)).await;
+    harness.running("web", 2).await;
+    wait_deployment_done(&harness, "web").await;
+    harness.register(canary_job("app:2", 1, false)).await;
+    let deployment = active_deployment(&harness).await;
+
+    // The canary is an extra allocation; the old ones keep running.
+    let canary_id = harness
+        .eventually("a healthy canary", || async {
+            let deployment: Deployment = harness
+                .get(&format!("/v1/deployment/{}", deployment.id))
+                .await
+                .parse();
+            let state = deployment.task_groups.get("web")?.clone();
+            (state.healthy_allocs == 1)
+                .then(|| state.placed_canaries.unwrap_or_default().first().cloned())?
+        })
+        .await;
+    let canary = harness
+        .get(&format!("/v1/allocation/{canary_id}"))
+        .await
+        .json();
+    assert_eq!(canary["DeploymentStatus"]["Canary"], true);
+    assert_eq!(canary["DeploymentStatus"]["Healthy"], true);
+    let live = harness
+        .allocs("web")
+        .await
+        .into_iter()
+        .filter(|alloc| alloc.desired_status.as_str() == "run")
+        .count();
+    assert_eq!(live, 3, "two old allocations plus one canary");
+    let latest: Deployment = harness.get("/v1/job/web/deployment").await.parse();
+    assert_eq!(
+        latest.status_description,
+        "Deployment is running but requires manual promotion"
+    );
+
+    let empty = harness
+        .post(
+            &format!("/v1/deployment/promote/{}", deployment.id),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(empty.text, "DeploymentID must be specified");
+    let wrong = harness
+        .post(
+            &format!("/v1/deployment/promote/{}", deployment.id),
+            &json!({"DeploymentID": "other", "All": true}),
+        )
+        .await;
+    assert_eq!(wrong.text, "Deployment ID does not match");
+
+    let promote = harness
+        .post(
+            &format!("/v1/deployment/promote/{}", deployment.id),
+            &json!({"DeploymentID": deployment.id, "All": true}),
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::OK, "{}", promote.text);
+    wait_deployment_done(&harness, "web").await;
+
+    let done: Deployment = harness
+        .get(&format!("/v1/deployment/{}", deployment.id))
+        .await
+        .parse();
+    assert_eq!(done.status.as_str(), "successful");
+    assert_eq!(done.status_description, "Deployment completed successfully");
+    let running = harness.running("web", 2).await;
+    assert!(running.iter().all(|alloc| alloc.job_version == 1));
+    let job: Job = harness.get("/v1/job/web").await.parse();
+    assert_eq!(job.stable, Some(true));
+
+    let again = harness
+        .post(
+            &format!("/v1/deployment/promote/{}", deployment.id),
+            &json!({"DeploymentID": deployment.id, "All": true}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(again.text.contains("has terminal status"), "{}", again.text);
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn promote_rejects_unhealthy_canaries() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    harness.register(canary_job("app:1", 1, false)).await;
+    wait_deployment_done(&harness, "web").await;
+    // A long pull keeps the canary unhealthy while the promotion is tried.
+    harness
+        .put(
+            "/_sim/images",
+            &json!({"image": "app:slow", "pullSeconds": 36000}),
+        )
+        .await;
+    harness.register(canary_job("app:slow", 1, false)).await;
+    let deployment = active_deployment(&harness).await;
+
+    let promote = harness
+        .post(
+            &format!("/v1/deployment/promote/{}", deployment.id),
+            &json!({"DeploymentID": deployment.id, "All": true}),
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        promote
+            .text
+            .contains("Task group \"web\" has 0/1 healthy allocations"),
+        "{}",
+        promote.text
+    );
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn unhealthy_image_fails_deployment_and_reverts() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    harness.register(canary_job("app:1", 0, true)).await;
+    harness.running("web", 2).await;
+    wait_deployment_done(&harness, "web").await;
+    let job: Job = harness.get("/v1/job/web").await.parse();
+    assert_eq!(
+        job.stable,
+        Some(true),
+        "the first deployment makes version 0 stable"
+    );
+
+    let marked = harness
+        .put(
+            "/_sim/images",
+            &json!({"image": "app:bad", "healthy": false}),
+        )
+        .await;
+    assert_eq!(marked.status, StatusCode::OK);
+    harness.register(canary_job("app:bad", 0, true)).await;
+
+    let failed: Deployment = harness
+        .eventually("a failed deployment of version 1", || async {
+            let list: Vec<Deployment> = harness.get("/v1/job/web/deployments").await.parse();
+            list.into_iter()
+                .find(|d| d.job_version == 1 && d.status.as_str() == "failed")
+        })
+        .await;
+    assert_eq!(
+        failed.status_description,
+        "Failed due to unhealthy allocations - rolling back to job version 0"
+    );
+    let job: Job = harness.get("/v1/job/web").await.parse();
+    assert_eq!(job.version, Some(2));
+    let image = job.groups()[0].task_list()[0]
+        .config
+        .as_ref()
+        .and_then(|config| config.get("image").cloned());
+    assert_eq!(image, Some(json!("app:1")));
+
+    let bad = harness
+        .allocs("web")
+        .await
+        .into_iter()
+        .find(|alloc| alloc.job_version == 1)
+        .expect("an allocation of the bad version");
+    let health = bad.deployment_status.map(|status| status.healthy);
+    assert_eq!(health, Some(Health::Unhealthy));
+    wait_deployment_done(&harness, "web").await;
+    harness.running("web", 2).await;
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn scale_is_blocked_while_deployment_is_active() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    harness.register(canary_job("app:1", 1, false)).await;
+    wait_deployment_done(&harness, "web").await;
+    harness.register(canary_job("app:2", 1, false)).await;
+    let deployment = active_deployment(&harness).await;
+
+    let blocked = harness
+        .post(
+            "/v1/job/web/scale",
+            &json!({"Count": 5, "Target": {"Group": "web"}}),
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::BAD_REQUEST);
+    assert_eq!(blocked.text, "job scaling blocked due to active deployment");
+
+    let fail = harness
+        .post(
+            &format!("/v1/deployment/fail/{}", deployment.id),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(fail.status, StatusCode::OK, "{}", fail.text);
+    let allowed = harness
+        .post(
+            "/v1/job/web/scale",
+            &json!({"Count": 5, "Target": {"Group": "web"}}),
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.text);
+    let job: Job = harness.get("/v1/job/web").await.parse();
+    assert_eq!(job.groups()[0].count, Some(5));
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn pause_stops_rolling_update() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    harness.register(canary_job("app:1", 1, false)).await;
+    wait_deployment_done(&harness, "web").await;
+    harness.register(canary_job("app:2", 1, false)).await;
+    let deployment = active_deployment(&harness).await;
+
+    let pause = harness
+        .post(
+            &format!("/v1/deployment/pause/{}", deployment.id),
+            &json!({"DeploymentID": deployment.id, "Pause": true}),
+        )
+        .await;
+    assert_eq!(pause.status, StatusCode::OK, "{}", pause.text);
+    let paused: Deployment = harness
+        .get(&format!("/v1/deployment/{}", deployment.id))
+        .await
+        .parse();
+    assert_eq!(paused.status.as_str(), "paused");
+    harness.nomad.shutdown().await;
+}
