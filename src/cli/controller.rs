@@ -111,3 +111,40 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     }
     shutdown.cancel();
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use crate::cli::Cli;
+
+    #[test]
+    fn flags_have_unique_ids() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn controller_flags_parse() {
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "steward",
+            "controller",
+            "--consul-addr",
+            "127.0.0.1:8500",
+            "--nomad-addr",
+            "http://127.0.0.1:4646",
+            "--id",
+            "a",
+            "--concurrency",
+            "8",
+            "--orphan-on-delete",
+        ])
+        .expect("flags parse");
+        let crate::cli::Command::Controller(args) = cli.command else {
+            panic!("parsed another command");
+        };
+        assert_eq!(args.identity.as_deref(), Some("a"));
+        assert_eq!(args.concurrency, 8);
+        assert!(args.orphan_on_delete);
+        assert_eq!(args.nomad.address, "http://127.0.0.1:4646");
+    }
+}

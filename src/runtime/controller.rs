@@ -59,8 +59,8 @@ pub struct ControllerConfig {
 }
 
 impl ControllerConfig {
-    /// Defaults: wall clock, no metrics listener, jobs stopped on delete, the default queue,
-    /// leader TTL 15 s and lock delay 5 s.
+    /// Defaults: wall clock, no metrics listener, jobs stopped on delete, the default queue
+    /// with a 10 ms debounce (up to 1 s per burst), leader TTL 15 s and lock delay 5 s.
     pub fn new(
         consul: ConsulClient,
         keys: Keys,
@@ -75,10 +75,21 @@ impl ControllerConfig {
             identity: identity.into(),
             orphan_on_delete: false,
             clock: Arc::new(SystemClock),
-            queue: QueueConfig::default(),
+            // A short debounce still merges the bursts one scheduler pass produces, and keeps
+            // the reaction to an override or a pool change fast.
+            queue: QueueConfig {
+                debounce: Duration::from_millis(10),
+                max_debounce: Duration::from_secs(1),
+                ..QueueConfig::default()
+            },
             leader_ttl: Duration::from_secs(15),
             lock_delay: Duration::from_secs(5),
-            consul_watch: consul::WatchConfig::default(),
+            // Two back-to-back reads, then one per 20 ms: a changed pool or override is seen
+            // within milliseconds, and a bad index still cannot make a busy loop.
+            consul_watch: consul::WatchConfig {
+                min_interval: Duration::from_millis(20),
+                ..consul::WatchConfig::default()
+            },
             nomad_watch: nomad::WatchConfig::default(),
         }
     }
@@ -406,7 +417,11 @@ impl Controller {
         let _ = guard.await;
         inner.leading.store(false, Ordering::Release);
         inner.metrics.set_leader(false);
-        warn!(identity = %inner.config.identity, "stopped leading: no more writes");
+        if term.lock.is_leader() {
+            info!(identity = %inner.config.identity, "stopped leading for shutdown");
+        } else {
+            warn!(identity = %inner.config.identity, "lost the leader lock: stopped writing");
+        }
     }
 }
 
@@ -609,6 +624,12 @@ async fn reconcile_deleted(
         txn_fenced(inner, &name, &ops, stored.modify_index).await?;
         inner.cache.set_status(&name, None);
         info!("pool deleted: status removed");
+    }
+
+    // Nothing is left to watch for: a new pool, job or status under this name queues it again.
+    let view = inner.cache.view(&name);
+    if view.pool.is_none() && view.job_key.is_none() && view.status.is_none() {
+        inner.queue.forget(&name);
     }
     Ok(None)
 }
