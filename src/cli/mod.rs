@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod apply;
+pub mod controller;
 pub mod delete;
 pub mod dev;
 pub mod dev_consul;
@@ -19,6 +20,7 @@ pub mod rollout;
 pub mod schema;
 pub mod signal;
 pub mod simulate;
+pub mod status;
 pub mod validate;
 
 /// An error at the command line's edge, with the exit status it maps to.
@@ -76,6 +78,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Replay a traffic trace against a pool's sizing policy and compare predictors.
     Simulate(simulate::Args),
+    /// Run the controller.
+    Controller(Box<controller::Args>),
+    /// Show the status of pools as the controller wrote it.
+    Status(status::Args),
     /// Write WorkerPool and Override files to Consul KV.
     Apply(apply::Args),
     /// Show the pools stored in Consul KV.
@@ -97,6 +103,8 @@ impl Cli {
             Command::Schema(args) => schema::run(args).await,
             Command::Validate(args) => validate::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Controller(args) => controller::run(*args).await,
+            Command::Status(args) => status::run(args).await,
             Command::Apply(args) => apply::run(args).await,
             Command::Get(args) => get::run(args).await,
             Command::Delete(args) => delete::run(args).await,

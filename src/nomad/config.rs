@@ -23,7 +23,12 @@ pub struct NomadArgs {
     pub address: String,
 
     /// ACL token sent as `X-Nomad-Token`.
-    #[arg(long = "nomad-token", env = "NOMAD_TOKEN", hide_env_values = true)]
+    #[arg(
+        id = "nomad_token",
+        long = "nomad-token",
+        env = "NOMAD_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 
     /// Namespace of the jobs Steward reads and writes (Nomad's default: `default`).
@@ -35,15 +40,23 @@ pub struct NomadArgs {
     pub region: Option<String>,
 
     /// PEM file of the CA that signed Nomad's certificate. It replaces the system roots.
-    #[arg(long = "nomad-cacert", env = "NOMAD_CACERT")]
+    #[arg(id = "nomad_ca_cert", long = "nomad-cacert", env = "NOMAD_CACERT")]
     pub ca_cert: Option<PathBuf>,
 
     /// PEM client certificate for mutual TLS, used together with `--nomad-client-key`.
-    #[arg(long = "nomad-client-cert", env = "NOMAD_CLIENT_CERT")]
+    #[arg(
+        id = "nomad_client_cert",
+        long = "nomad-client-cert",
+        env = "NOMAD_CLIENT_CERT"
+    )]
     pub client_cert: Option<PathBuf>,
 
     /// PEM private key of the client certificate, used together with `--nomad-client-cert`.
-    #[arg(long = "nomad-client-key", env = "NOMAD_CLIENT_KEY")]
+    #[arg(
+        id = "nomad_client_key",
+        long = "nomad-client-key",
+        env = "NOMAD_CLIENT_KEY"
+    )]
     pub client_key: Option<PathBuf>,
 }
 

@@ -40,6 +40,11 @@ pub enum ExecError {
     /// the cluster changes.
     #[error("Nomad rejected the request: {0}")]
     Rejected(String),
+
+    /// This controller no longer holds the leader lock, so it must not write. Retryable: the
+    /// leader, this one or another, reconciles the pool.
+    #[error("not the leader: the write was not sent")]
+    NotLeader,
 }
 
 impl ExecError {
@@ -56,6 +61,7 @@ impl ExecError {
             Self::NotFound => "not_found",
             Self::Unavailable(_) => "unavailable",
             Self::Rejected(_) => "rejected",
+            Self::NotLeader => "not_leader",
         }
     }
 }

@@ -3,6 +3,7 @@
 mod autoscale;
 mod consul;
 mod consul_cli;
+mod controller;
 mod nomad_client;
 mod nomad_emu;
 mod reconcile;

@@ -1,0 +1,440 @@
+//! The reflector-style cache: the last complete list of every watched source, and which
+//! pools each change affects.
+//!
+//! Every watch replaces its whole part of the cache with a complete list (Consul and Nomad
+//! blocking queries return full lists, and each relist after a gap, reconnect or index reset
+//! is authoritative). A source is ready once its first complete list arrived, and reconciles
+//! start only when every source is ready.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::watch;
+
+use crate::reconcile::{JobKey, Observed, ObservedAllocation, ObservedDeployment, ObservedJob};
+use crate::reconcile::{ObservedNode, Status};
+use crate::spec::{Override, WorkerPool};
+
+/// One watched source of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Pools,
+    Overrides,
+    Statuses,
+    Jobs,
+    Allocations,
+    Deployments,
+    Nodes,
+}
+
+impl Source {
+    /// Every source, in the order they are reported.
+    pub const ALL: [Source; 7] = [
+        Source::Pools,
+        Source::Overrides,
+        Source::Statuses,
+        Source::Jobs,
+        Source::Allocations,
+        Source::Deployments,
+        Source::Nodes,
+    ];
+}
+
+/// A pool key as last read from Consul.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolEntry {
+    /// The key's `ModifyIndex`, reported as `observedGeneration`.
+    pub modify_index: u64,
+    /// The pool, or why its stored text is invalid.
+    pub pool: Result<WorkerPool, String>,
+}
+
+/// An override key as last read from Consul.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideEntry {
+    pub modify_index: u64,
+    pub item: Result<Override, String>,
+}
+
+/// A status key as last read or written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredStatus {
+    /// The key's `ModifyIndex`, the check-and-set index of the next write.
+    pub modify_index: u64,
+    /// The parsed status, or `None` when the stored text is not a valid status.
+    pub status: Option<Status>,
+}
+
+/// Everything one reconcile reads, copied out of the cache.
+#[derive(Debug, Clone)]
+pub struct PoolView {
+    pub name: String,
+    pub pool: Option<PoolEntry>,
+    pub override_: Option<OverrideEntry>,
+    pub status: Option<StoredStatus>,
+    /// The job the pool owns (or would own); for a deleted pool, its still-running job.
+    pub job_key: Option<JobKey>,
+    pub observed: Observed,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pools: BTreeMap<String, PoolEntry>,
+    overrides: BTreeMap<String, OverrideEntry>,
+    statuses: BTreeMap<String, StoredStatus>,
+    jobs: HashMap<JobKey, ObservedJob>,
+    allocations: HashMap<JobKey, Vec<ObservedAllocation>>,
+    deployments: HashMap<JobKey, ObservedDeployment>,
+    nodes: BTreeMap<String, ObservedNode>,
+}
+
+impl State {
+    /// Pools whose job is `key`: by the pool's `spec.job`, and by the job's `steward.pool`
+    /// meta.
+    fn pools_of_job(&self, key: &JobKey, into: &mut BTreeSet<String>) {
+        for (name, entry) in &self.pools {
+            if let Ok(pool) = &entry.pool
+                && &JobKey::of(pool) == key
+            {
+                into.insert(name.clone());
+            }
+        }
+        if let Some(owner) = self.jobs.get(key).and_then(ObservedJob::owner) {
+            into.insert(owner.to_owned());
+        }
+    }
+
+    /// Pools with a zone that contains `node`.
+    fn pools_on_node(&self, node: &ObservedNode, into: &mut BTreeSet<String>) {
+        for (name, entry) in &self.pools {
+            if let Ok(pool) = &entry.pool
+                && pool.spec.zones.iter().any(|zone| node.in_zone(zone))
+            {
+                into.insert(name.clone());
+            }
+        }
+    }
+}
+
+/// The shared cache. Reads copy what a reconcile needs, so no lock is held across an await.
+#[derive(Debug)]
+pub struct Cache {
+    state: RwLock<State>,
+    synced: watch::Sender<BTreeSet<Source>>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Returns the keys whose value differs between two maps, including added and removed keys.
+fn changed_keys<K: Ord + Clone + std::hash::Hash, V: PartialEq>(
+    old: impl Fn(&K) -> Option<V>,
+    new: &BTreeMap<K, V>,
+    old_keys: impl Iterator<Item = K>,
+) -> Vec<K> {
+    let mut changed: Vec<K> = new
+        .iter()
+        .filter(|(key, value)| old(key).as_ref() != Some(*value))
+        .map(|(key, _)| key.clone())
+        .collect();
+    changed.extend(old_keys.filter(|key| !new.contains_key(key)));
+    changed
+}
+
+impl Cache {
+    /// Creates an empty cache with no source synced.
+    pub fn new() -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            synced: watch::channel(BTreeSet::new()).0,
+        }
+    }
+
+    // A panic inside one of the short replace functions leaves maps that are each whole, so
+    // a poisoned lock is still usable.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mark_synced(&self, source: Source) {
+        self.synced.send_if_modified(|synced| synced.insert(source));
+    }
+
+    /// Returns whether every source has delivered its first complete list.
+    pub fn is_ready(&self) -> bool {
+        self.synced.borrow().len() == Source::ALL.len()
+    }
+
+    /// Returns the sources that have not delivered a complete list yet.
+    pub fn pending_sources(&self) -> Vec<Source> {
+        let synced = self.synced.borrow();
+        Source::ALL
+            .into_iter()
+            .filter(|source| !synced.contains(source))
+            .collect()
+    }
+
+    /// Waits until every source is ready.
+    pub async fn wait_ready(&self) {
+        let mut receiver = self.synced.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = receiver
+            .wait_for(|synced| synced.len() == Source::ALL.len())
+            .await;
+    }
+
+    /// Replaces every pool with a complete list. Returns the pools that changed.
+    pub fn replace_pools(&self, pools: BTreeMap<String, PoolEntry>) -> BTreeSet<String> {
+        let mut state = self.write();
+        let changed = changed_keys(
+            |name| state.pools.get(name).cloned(),
+            &pools,
+            state.pools.keys().cloned(),
+        );
+        state.pools = pools;
+        drop(state);
+        self.mark_synced(Source::Pools);
+        changed.into_iter().collect()
+    }
+
+    /// Replaces every override with a complete list. Returns the pools whose override changed.
+    pub fn replace_overrides(
+        &self,
+        overrides: BTreeMap<String, OverrideEntry>,
+    ) -> BTreeSet<String> {
+        let mut state = self.write();
+        let changed = changed_keys(
+            |name| state.overrides.get(name).cloned(),
+            &overrides,
+            state.overrides.keys().cloned(),
+        );
+        state.overrides = overrides;
+        drop(state);
+        self.mark_synced(Source::Overrides);
+        changed.into_iter().collect()
+    }
+
+    /// Replaces every stored status, as read once at start.
+    pub fn replace_statuses(&self, statuses: BTreeMap<String, StoredStatus>) {
+        self.write().statuses = statuses;
+        self.mark_synced(Source::Statuses);
+    }
+
+    /// Records a status this controller wrote, or removes it with `None`.
+    pub fn set_status(&self, pool: &str, stored: Option<StoredStatus>) {
+        let mut state = self.write();
+        match stored {
+            Some(stored) => state.statuses.insert(pool.to_owned(), stored),
+            None => state.statuses.remove(pool),
+        };
+    }
+
+    /// Replaces every owned job with a complete list. Returns the pools affected.
+    pub fn replace_jobs(&self, jobs: HashMap<JobKey, ObservedJob>) -> BTreeSet<String> {
+        let mut state = self.write();
+        let mut affected = BTreeSet::new();
+        let mut changed: Vec<JobKey> = jobs
+            .iter()
+            .filter(|(key, job)| state.jobs.get(key) != Some(job))
+            .map(|(key, _)| key.clone())
+            .collect();
+        changed.extend(
+            state
+                .jobs
+                .keys()
+                .filter(|key| !jobs.contains_key(key))
+                .cloned(),
+        );
+
+        // Owners before and after the change both need a look.
+        for key in &changed {
+            state.pools_of_job(key, &mut affected);
+        }
+        state.jobs = jobs;
+        for key in &changed {
+            state.pools_of_job(key, &mut affected);
+        }
+        drop(state);
+        self.mark_synced(Source::Jobs);
+        affected
+    }
+
+    /// Replaces every allocation with a complete list, grouped by job. Returns the pools
+    /// affected.
+    pub fn replace_allocations(
+        &self,
+        allocations: HashMap<JobKey, Vec<ObservedAllocation>>,
+    ) -> BTreeSet<String> {
+        let mut state = self.write();
+        let mut affected = BTreeSet::new();
+        let mut changed: Vec<JobKey> = allocations
+            .iter()
+            .filter(|(key, list)| state.allocations.get(key) != Some(list))
+            .map(|(key, _)| key.clone())
+            .collect();
+        changed.extend(
+            state
+                .allocations
+                .keys()
+                .filter(|key| !allocations.contains_key(key))
+                .cloned(),
+        );
+        for key in &changed {
+            state.pools_of_job(key, &mut affected);
+        }
+        state.allocations = allocations;
+        drop(state);
+        self.mark_synced(Source::Allocations);
+        affected
+    }
+
+    /// Replaces every job's latest deployment. Returns the pools affected.
+    pub fn replace_deployments(
+        &self,
+        deployments: HashMap<JobKey, ObservedDeployment>,
+    ) -> BTreeSet<String> {
+        let mut state = self.write();
+        let mut affected = BTreeSet::new();
+        let mut changed: Vec<JobKey> = deployments
+            .iter()
+            .filter(|(key, deployment)| state.deployments.get(key) != Some(deployment))
+            .map(|(key, _)| key.clone())
+            .collect();
+        changed.extend(
+            state
+                .deployments
+                .keys()
+                .filter(|key| !deployments.contains_key(key))
+                .cloned(),
+        );
+        for key in &changed {
+            state.pools_of_job(key, &mut affected);
+        }
+        state.deployments = deployments;
+        drop(state);
+        self.mark_synced(Source::Deployments);
+        affected
+    }
+
+    /// Replaces every node. Returns the pools with a zone on a node that changed, judged by
+    /// both the old and the new version of the node.
+    pub fn replace_nodes(&self, nodes: BTreeMap<String, ObservedNode>) -> BTreeSet<String> {
+        let mut state = self.write();
+        let mut affected = BTreeSet::new();
+        let changed = changed_keys(
+            |id| state.nodes.get(id).cloned(),
+            &nodes,
+            state.nodes.keys().cloned(),
+        );
+        for id in &changed {
+            if let Some(old) = state.nodes.get(id) {
+                state.pools_on_node(old, &mut affected);
+            }
+            if let Some(new) = nodes.get(id) {
+                state.pools_on_node(new, &mut affected);
+            }
+        }
+        state.nodes = nodes;
+        drop(state);
+        self.mark_synced(Source::Nodes);
+        affected
+    }
+
+    /// Returns the node with this ID, if cached.
+    pub fn node(&self, id: &str) -> Option<ObservedNode> {
+        self.read().nodes.get(id).cloned()
+    }
+
+    /// Returns the cached job, if any.
+    pub fn job(&self, key: &JobKey) -> Option<ObservedJob> {
+        self.read().jobs.get(key).cloned()
+    }
+
+    /// Returns whether `key` is the job of a cached pool.
+    pub fn is_pool_job(&self, key: &JobKey) -> bool {
+        let state = self.read();
+        let mut pools = BTreeSet::new();
+        state.pools_of_job(key, &mut pools);
+        !pools.is_empty()
+    }
+
+    /// Returns every pool name to reconcile after becoming leader: the declared pools, the
+    /// owners of running jobs whose pool is gone, and the pools with a stored status.
+    pub fn all_pool_names(&self) -> BTreeSet<String> {
+        let state = self.read();
+        let mut names: BTreeSet<String> = state.pools.keys().cloned().collect();
+        names.extend(state.statuses.keys().cloned());
+        for job in state.jobs.values() {
+            if job.job.stop != Some(true)
+                && let Some(owner) = job.owner()
+            {
+                names.insert(owner.to_owned());
+            }
+        }
+        names
+    }
+
+    /// Copies what a reconcile of `name` reads.
+    pub fn view(&self, name: &str) -> PoolView {
+        let state = self.read();
+        let pool = state.pools.get(name).cloned();
+        let job_key = match pool.as_ref().map(|entry| &entry.pool) {
+            Some(Ok(pool)) => Some(JobKey::of(pool)),
+            // A deleted or invalid pool: the running job that carries its mark, if any.
+            _ => state
+                .jobs
+                .iter()
+                .filter(|(_, job)| job.owner() == Some(name) && job.job.stop != Some(true))
+                .map(|(key, _)| key.clone())
+                .min_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id))),
+        };
+        let observed = Observed {
+            job: job_key
+                .as_ref()
+                .and_then(|key| state.jobs.get(key).cloned()),
+            allocations: job_key
+                .as_ref()
+                .and_then(|key| state.allocations.get(key).cloned())
+                .unwrap_or_default(),
+            nodes: state.nodes.values().cloned().collect(),
+            deployment: job_key
+                .as_ref()
+                .and_then(|key| state.deployments.get(key).cloned()),
+        };
+        PoolView {
+            name: name.to_owned(),
+            pool,
+            override_: state.overrides.get(name).cloned(),
+            status: state.statuses.get(name).cloned(),
+            job_key,
+            observed,
+        }
+    }
+
+    /// Returns the number of cached pools, jobs, allocations and nodes.
+    pub fn counts(&self) -> CacheCounts {
+        let state = self.read();
+        CacheCounts {
+            pools: state.pools.len(),
+            jobs: state.jobs.len(),
+            allocations: state.allocations.values().map(Vec::len).sum(),
+            nodes: state.nodes.len(),
+        }
+    }
+}
+
+/// Sizes of the cache, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub pools: usize,
+    pub jobs: usize,
+    pub allocations: usize,
+    pub nodes: usize,
+}

@@ -1,0 +1,613 @@
+//! The watch tasks: Consul blocking queries on the pool and override prefixes, a one-time
+//! read of the status prefix, and Nomad blocking queries on the jobs, allocations,
+//! deployments and nodes. Each task replaces its part of the [`Cache`] with every complete
+//! list it receives and queues the pools the change affects.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::cache::{Cache, OverrideEntry, PoolEntry, StoredStatus};
+use crate::consul::{self, ConsulClient, Keys, KvPair, KvWatch, WatchTarget};
+use crate::nomad::{self, AllocListStub, Client, JobListStub, NodeListStub, QueryOptions};
+use crate::reconcile::{
+    self, AllocHealth, ClientStatus, DeploymentStatus, DesiredStatus, JobKey, NodeStatus,
+    ObservedAllocation, ObservedDeployment, ObservedJob, ObservedNode, Status,
+};
+use crate::spec::{self, Document};
+
+/// Receives the pools a change affects, with a short reason for the logs.
+pub type ChangeSink = Arc<dyn Fn(BTreeSet<String>, &'static str) + Send + Sync>;
+
+/// Number of job or node reads sent at once after a list changed.
+const READ_CONCURRENCY: usize = 16;
+
+/// Settings shared by the watch tasks.
+#[derive(Clone)]
+pub struct WatchContext {
+    pub cache: Arc<Cache>,
+    pub sink: ChangeSink,
+    pub consul: ConsulClient,
+    pub keys: Keys,
+    /// A Nomad client for every namespace (`namespace=*`).
+    pub nomad: Client,
+    pub consul_watch: consul::WatchConfig,
+    pub nomad_watch: nomad::WatchConfig,
+}
+
+/// Sleeps for `delay` unless `cancel` fires first. Returns false when cancelled.
+async fn pause(cancel: &CancellationToken, delay: Duration) -> bool {
+    tokio::select! {
+        // Shutdown or leadership change of the owner of the task.
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Watches the pool prefix until `cancel` fires.
+pub async fn watch_pools(context: WatchContext, cancel: CancellationToken) {
+    let prefix = context.keys.pools_prefix();
+    let mut watch = KvWatch::new(
+        context.consul.clone(),
+        WatchTarget::Prefix(prefix.clone()),
+        context.consul_watch,
+    );
+    loop {
+        let snapshot = tokio::select! {
+            () = cancel.cancelled() => return,
+            snapshot = watch.next() => snapshot,
+        };
+        match snapshot {
+            Ok(snapshot) => {
+                let pools = parse_pools(&context.keys, &snapshot.pairs);
+                debug!(
+                    index = snapshot.index,
+                    pools = pools.len(),
+                    "pool list received"
+                );
+                let changed = context.cache.replace_pools(pools);
+                (context.sink)(changed, "pool changed");
+            }
+            Err(error) => {
+                warn!(%prefix, %error, "pool watch failed permanently; retrying with a full read");
+                if !pause(&cancel, context.consul_watch.backoff_cap).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Watches the override prefix until `cancel` fires.
+pub async fn watch_overrides(context: WatchContext, cancel: CancellationToken) {
+    let prefix = context.keys.overrides_prefix();
+    let mut watch = KvWatch::new(
+        context.consul.clone(),
+        WatchTarget::Prefix(prefix.clone()),
+        context.consul_watch,
+    );
+    loop {
+        let snapshot = tokio::select! {
+            () = cancel.cancelled() => return,
+            snapshot = watch.next() => snapshot,
+        };
+        match snapshot {
+            Ok(snapshot) => {
+                let overrides = parse_overrides(&context.keys, &snapshot.pairs);
+                let changed = context.cache.replace_overrides(overrides);
+                (context.sink)(changed, "override changed");
+            }
+            Err(error) => {
+                warn!(%prefix, %error, "override watch failed permanently; retrying with a full read");
+                if !pause(&cancel, context.consul_watch.backoff_cap).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads the status prefix once, retrying until it succeeds or `cancel` fires.
+pub async fn read_statuses(context: WatchContext, cancel: CancellationToken) {
+    let prefix = context.keys.status_prefix();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match context
+            .consul
+            .kv_list(&prefix, &consul::QueryOptions::default())
+            .await
+        {
+            Ok((pairs, _)) => {
+                let statuses = parse_statuses(&context.keys, &pairs);
+                info!(statuses = statuses.len(), "stored statuses read");
+                context.cache.replace_statuses(statuses);
+                return;
+            }
+            Err(error) => {
+                warn!(%prefix, %error, retry_in = ?delay, "status read failed");
+                if !pause(&cancel, delay).await {
+                    return;
+                }
+                delay = (delay * 2).min(context.consul_watch.backoff_cap);
+            }
+        }
+    }
+}
+
+/// Returns the part of `key` after `prefix` when it is a direct child.
+fn child_name<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
+    key.strip_prefix(prefix)
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// Parses the pool keys. A key whose text is not one valid WorkerPool named like the key is
+/// kept as an error, so its status can report what is wrong.
+pub fn parse_pools(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, PoolEntry> {
+    let prefix = keys.pools_prefix();
+    let mut pools = BTreeMap::new();
+    for pair in pairs {
+        let Some(name) = child_name(&prefix, &pair.key) else {
+            continue;
+        };
+        let pool = match parse_one(&pair.key, &pair.value) {
+            Ok(Document::WorkerPool(pool)) if pool.metadata.name == name => Ok(pool),
+            Ok(Document::WorkerPool(pool)) => Err(format!(
+                "key {} holds the WorkerPool {}: store each pool under its own name",
+                pair.key, pool.metadata.name
+            )),
+            Ok(other) => Err(format!(
+                "key {} holds a {}, expected a WorkerPool",
+                pair.key,
+                other.kind()
+            )),
+            Err(message) => Err(message),
+        };
+        if let Err(message) = &pool {
+            warn!(key = %pair.key, %message, "invalid pool in Consul");
+        }
+        pools.insert(
+            name.to_owned(),
+            PoolEntry {
+                modify_index: pair.modify_index,
+                pool,
+            },
+        );
+    }
+    pools
+}
+
+/// Parses the override keys, keeping invalid ones as errors.
+pub fn parse_overrides(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, OverrideEntry> {
+    let prefix = keys.overrides_prefix();
+    let mut overrides = BTreeMap::new();
+    for pair in pairs {
+        let Some(name) = child_name(&prefix, &pair.key) else {
+            continue;
+        };
+        let item = match parse_one(&pair.key, &pair.value) {
+            Ok(Document::Override(item)) if item.metadata.name == name => Ok(item),
+            Ok(other) => Err(format!(
+                "key {} holds the {} {}, expected the Override {name}",
+                pair.key,
+                other.kind(),
+                other.name()
+            )),
+            Err(message) => Err(message),
+        };
+        if let Err(message) = &item {
+            warn!(key = %pair.key, %message, "invalid override in Consul");
+        }
+        overrides.insert(
+            name.to_owned(),
+            OverrideEntry {
+                modify_index: pair.modify_index,
+                item,
+            },
+        );
+    }
+    overrides
+}
+
+/// Parses the status keys. An unreadable status is kept without content, so the next write
+/// replaces it with check-and-set.
+pub fn parse_statuses(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, StoredStatus> {
+    let prefix = keys.status_prefix();
+    let mut statuses = BTreeMap::new();
+    for pair in pairs {
+        let Some(name) = child_name(&prefix, &pair.key) else {
+            continue;
+        };
+        let status = match serde_json::from_slice::<Status>(&pair.value) {
+            Ok(status) => Some(status),
+            Err(error) => {
+                warn!(key = %pair.key, %error, "stored status is not valid JSON; it will be replaced");
+                None
+            }
+        };
+        statuses.insert(
+            name.to_owned(),
+            StoredStatus {
+                modify_index: pair.modify_index,
+                status,
+            },
+        );
+    }
+    statuses
+}
+
+fn parse_one(key: &str, value: &[u8]) -> Result<Document, String> {
+    let text = std::str::from_utf8(value)
+        .map_err(|error| format!("key {key} is not UTF-8 text: {error}"))?;
+    let mut documents = spec::parse_stored(text, key).map_err(|report| report.to_string())?;
+    if documents.len() != 1 {
+        return Err(format!(
+            "key {key} holds {} documents, expected exactly one",
+            documents.len()
+        ));
+    }
+    Ok(documents.remove(0).document)
+}
+
+/// Runs `read` until it succeeds, returns not found (`Ok(None)`), fails permanently, or
+/// `cancel` fires. Retryable errors back off from 200 ms to 5 s.
+async fn read_with_retry<T, F, Fut>(
+    what: &str,
+    cancel: &CancellationToken,
+    mut read: F,
+) -> Option<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, nomad::Error>>,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match read().await {
+            Ok(value) => return Some(Some(value)),
+            Err(error) if error.is_not_found() => return Some(None),
+            Err(error) if error.is_retryable() => {
+                debug!(what, %error, retry_in = ?delay, "read failed, retrying");
+                if !pause(cancel, delay).await {
+                    return None;
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                warn!(what, %error, "read failed permanently; leaving it out of the cache");
+                return Some(None);
+            }
+        }
+    }
+}
+
+fn stub_key(stub: &JobListStub) -> JobKey {
+    JobKey {
+        id: stub.id.clone(),
+        namespace: stub
+            .namespace
+            .clone()
+            .unwrap_or_else(|| spec::DEFAULT_NAMESPACE.to_owned()),
+    }
+}
+
+/// Watches the job list. A job is read in full when its stub carries the `steward.pool` meta,
+/// when it is a declared pool's job, or when the server did not return meta at all (Nomad
+/// before `?meta=true`, and the emulator). Reads repeat only for jobs whose modify index
+/// moved.
+pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
+    let client = context.nomad.clone();
+    let watch = nomad::Watch::new("jobs", context.nomad_watch.clone(), move |options| {
+        let client = client.clone();
+        async move { client.list_jobs(None, true, options).await }
+    });
+    let mut watch = match watch {
+        Ok(watch) => watch,
+        Err(error) => {
+            warn!(%error, "job watch not started");
+            return;
+        }
+    };
+
+    // The modify index each cached job was read at.
+    let mut versions: HashMap<JobKey, u64> = HashMap::new();
+    let mut jobs: HashMap<JobKey, ObservedJob> = HashMap::new();
+    loop {
+        let stubs = tokio::select! {
+            () = cancel.cancelled() => return,
+            change = watch.next_change() => change,
+        };
+        let stubs = match stubs {
+            Ok(response) => response.value,
+            Err(error) => {
+                warn!(%error, "job watch failed permanently; retrying");
+                if !pause(&cancel, context.nomad_watch.backoff_max).await {
+                    return;
+                }
+                continue;
+            }
+        };
+
+        let wanted: Vec<&JobListStub> = stubs
+            .iter()
+            .filter(|stub| {
+                stub.meta.is_none()
+                    || stub.meta_value(reconcile::META_POOL).is_some()
+                    || context.cache.is_pool_job(&stub_key(stub))
+            })
+            .collect();
+        let present: std::collections::HashSet<JobKey> =
+            wanted.iter().map(|stub| stub_key(stub)).collect();
+        jobs.retain(|key, _| present.contains(key));
+        versions.retain(|key, _| present.contains(key));
+
+        let stale: Vec<(JobKey, u64)> = wanted
+            .iter()
+            .map(|stub| (stub_key(stub), stub.modify_index))
+            .filter(|(key, index)| versions.get(key) != Some(index))
+            .collect();
+        let reads = futures::stream::iter(stale)
+            .map(|(key, index)| {
+                let client = context.nomad.with_namespace(key.namespace.clone());
+                let cancel = cancel.clone();
+                async move {
+                    let job = read_with_retry("job", &cancel, || {
+                        client.read_job(&key.id, QueryOptions::immediate())
+                    })
+                    .await;
+                    (key, index, job)
+                }
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        if cancel.is_cancelled() {
+            return;
+        }
+        for (key, index, job) in reads {
+            match job.flatten() {
+                Some(response) => {
+                    jobs.insert(key.clone(), ObservedJob::new(response.value));
+                    versions.insert(key, index);
+                }
+                None => {
+                    jobs.remove(&key);
+                    versions.remove(&key);
+                }
+            }
+        }
+
+        let changed = context.cache.replace_jobs(jobs.clone());
+        (context.sink)(changed, "job changed");
+    }
+}
+
+/// Maps an allocation stub into the planner's form.
+pub fn observe_allocation(stub: &AllocListStub) -> ObservedAllocation {
+    let status = stub.deployment_status.as_ref();
+    ObservedAllocation {
+        id: stub.id.clone(),
+        task_group: stub.task_group.clone(),
+        node_id: stub.node_id.clone(),
+        job_version: stub.job_version,
+        client_status: ClientStatus::from_nomad(stub.client_status.as_str()),
+        desired_status: DesiredStatus::from_nomad(stub.desired_status.as_str()),
+        health: match status.map(|s| s.healthy) {
+            Some(nomad::Health::Healthy) => AllocHealth::Healthy,
+            Some(nomad::Health::Unhealthy) => AllocHealth::Unhealthy,
+            _ => AllocHealth::Unknown,
+        },
+        canary: status.is_some_and(|s| s.canary),
+    }
+}
+
+/// Watches every allocation of the cluster and groups them by job.
+///
+/// NOTE: one list of every allocation is simple and needs one connection, but each change
+/// transfers the whole list. Per-job blocking queries would move less data for large
+/// clusters at the cost of one connection per pool.
+pub async fn watch_allocations(context: WatchContext, cancel: CancellationToken) {
+    let client = context.nomad.clone();
+    let watch = nomad::Watch::new("allocations", context.nomad_watch.clone(), move |options| {
+        let client = client.clone();
+        async move { client.list_allocations(None, options).await }
+    });
+    let mut watch = match watch {
+        Ok(watch) => watch,
+        Err(error) => {
+            warn!(%error, "allocation watch not started");
+            return;
+        }
+    };
+    loop {
+        let stubs = tokio::select! {
+            () = cancel.cancelled() => return,
+            change = watch.next_change() => change,
+        };
+        let stubs = match stubs {
+            Ok(response) => response.value,
+            Err(error) => {
+                warn!(%error, "allocation watch failed permanently; retrying");
+                if !pause(&cancel, context.nomad_watch.backoff_max).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut by_job: HashMap<JobKey, Vec<ObservedAllocation>> = HashMap::new();
+        for stub in &stubs {
+            let key = JobKey {
+                id: stub.job_id.clone(),
+                namespace: if stub.namespace.is_empty() {
+                    spec::DEFAULT_NAMESPACE.to_owned()
+                } else {
+                    stub.namespace.clone()
+                },
+            };
+            by_job
+                .entry(key)
+                .or_default()
+                .push(observe_allocation(stub));
+        }
+        for list in by_job.values_mut() {
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        let changed = context.cache.replace_allocations(by_job);
+        (context.sink)(changed, "allocation changed");
+    }
+}
+
+/// Watches every deployment and keeps the latest one per job (highest create index).
+pub async fn watch_deployments(context: WatchContext, cancel: CancellationToken) {
+    let client = context.nomad.clone();
+    let watch = nomad::Watch::new("deployments", context.nomad_watch.clone(), move |options| {
+        let client = client.clone();
+        async move { client.list_deployments(options).await }
+    });
+    let mut watch = match watch {
+        Ok(watch) => watch,
+        Err(error) => {
+            warn!(%error, "deployment watch not started");
+            return;
+        }
+    };
+    loop {
+        let deployments = tokio::select! {
+            () = cancel.cancelled() => return,
+            change = watch.next_change() => change,
+        };
+        let deployments = match deployments {
+            Ok(response) => response.value,
+            Err(error) => {
+                warn!(%error, "deployment watch failed permanently; retrying");
+                if !pause(&cancel, context.nomad_watch.backoff_max).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut latest: HashMap<JobKey, (u64, ObservedDeployment)> = HashMap::new();
+        for deployment in &deployments {
+            let key = JobKey {
+                id: deployment.job_id.clone(),
+                namespace: deployment
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| spec::DEFAULT_NAMESPACE.to_owned()),
+            };
+            let observed = ObservedDeployment {
+                id: deployment.id.clone(),
+                status: DeploymentStatus::from_nomad(deployment.status.as_str()),
+                job_version: deployment.job_version,
+            };
+            let newer = latest
+                .get(&key)
+                .is_none_or(|(index, _)| deployment.create_index > *index);
+            if newer {
+                latest.insert(key, (deployment.create_index, observed));
+            }
+        }
+        let latest = latest
+            .into_iter()
+            .map(|(key, (_, deployment))| (key, deployment))
+            .collect();
+        let changed = context.cache.replace_deployments(latest);
+        (context.sink)(changed, "deployment changed");
+    }
+}
+
+/// Maps a full node read into the planner's form.
+pub fn observe_node(node: &nomad::Node) -> ObservedNode {
+    ObservedNode {
+        id: node.id.clone(),
+        datacenter: node.datacenter.clone(),
+        meta: node.meta.clone().unwrap_or_default().into_iter().collect(),
+        attributes: node
+            .attributes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        status: NodeStatus::from_nomad(node.status.as_str()),
+        eligible: node.scheduling_eligibility == nomad::SchedulingEligibility::Eligible,
+        draining: node.drain || node.drain_strategy.is_some(),
+    }
+}
+
+/// Watches the node list and reads a node in full (for its `Meta`) when its modify index
+/// moved.
+pub async fn watch_nodes(context: WatchContext, cancel: CancellationToken) {
+    let client = context.nomad.clone();
+    let watch = nomad::Watch::new("nodes", context.nomad_watch.clone(), move |options| {
+        let client = client.clone();
+        async move { client.list_nodes(None, options).await }
+    });
+    let mut watch = match watch {
+        Ok(watch) => watch,
+        Err(error) => {
+            warn!(%error, "node watch not started");
+            return;
+        }
+    };
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let mut nodes: BTreeMap<String, ObservedNode> = BTreeMap::new();
+    loop {
+        let stubs = tokio::select! {
+            () = cancel.cancelled() => return,
+            change = watch.next_change() => change,
+        };
+        let stubs: Vec<NodeListStub> = match stubs {
+            Ok(response) => response.value,
+            Err(error) => {
+                warn!(%error, "node watch failed permanently; retrying");
+                if !pause(&cancel, context.nomad_watch.backoff_max).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let present: BTreeSet<&str> = stubs.iter().map(|stub| stub.id.as_str()).collect();
+        nodes.retain(|id, _| present.contains(id.as_str()));
+        versions.retain(|id, _| present.contains(id.as_str()));
+
+        let stale: Vec<(String, u64)> = stubs
+            .iter()
+            .filter(|stub| versions.get(&stub.id) != Some(&stub.modify_index))
+            .map(|stub| (stub.id.clone(), stub.modify_index))
+            .collect();
+        let reads = futures::stream::iter(stale)
+            .map(|(id, index)| {
+                let client = context.nomad.clone();
+                let cancel = cancel.clone();
+                async move {
+                    let node = read_with_retry("node", &cancel, || {
+                        client.read_node(&id, QueryOptions::immediate())
+                    })
+                    .await;
+                    (id, index, node)
+                }
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        if cancel.is_cancelled() {
+            return;
+        }
+        for (id, index, node) in reads {
+            match node.flatten() {
+                Some(response) => {
+                    nodes.insert(id.clone(), observe_node(&response.value));
+                    versions.insert(id, index);
+                }
+                None => {
+                    nodes.remove(&id);
+                    versions.remove(&id);
+                }
+            }
+        }
+        let changed = context.cache.replace_nodes(nodes.clone());
+        (context.sink)(changed, "node changed");
+    }
+}
