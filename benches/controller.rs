@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use steward::consul::{ConsulClient, Keys, TxnOp, WriteMode};
-use steward::telemetry::RequestObserver;
 use steward::nomad::{self, RequestMetrics, RequestRecord};
 use steward::reconcile::render_job;
 use steward::runtime::{Controller, ControllerConfig};
@@ -28,6 +27,7 @@ use steward::sim::nomad::jobs::{RegisterRequest, register};
 use steward::sim::nomad::lifecycle::tick;
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use steward::spec::{self, Document, WorkerPool};
+use steward::telemetry::RequestObserver;
 use tokio_util::sync::CancellationToken;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
