@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{CliError, CliResult, apply, dev_consul, dev_nomad};
 use crate::consul::{ConsulClient, Keys};
 use crate::reconcile::status::Status;
+use crate::runtime::{Controller, ControllerConfig};
 use crate::sim::clock::SimClock;
 use crate::sim::consul::{ConsulEmulator, ConsulEmulatorConfig};
 use crate::sim::nomad::{NodeSpec, NomadEmulator, NomadEmulatorConfig, RunningNomad};
@@ -368,7 +370,8 @@ async fn apply_pools(
     apply::execute(client, &plan).await
 }
 
-/// Starts the controller on the emulators and returns its task.
+/// Starts the controller on the emulators, over HTTP as against real servers, on the shared
+/// sped-up clock, and returns its task.
 async fn start_controller(
     args: &AllArgs,
     consul: &crate::sim::consul::RunningConsul,
@@ -376,9 +379,26 @@ async fn start_controller(
     clock: SimClock,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, CliError> {
-    // TODO: run the controller here once the runtime exists.
-    let _ = (args, consul, nomad, clock);
-    Ok(tokio::spawn(async move { shutdown.cancelled().await }))
+    let consul_client = ConsulClient::for_url(consul.url()).map_err(CliError::failure)?;
+    let keys = Keys::new("steward/").map_err(CliError::failure)?;
+    let nomad_config = crate::nomad::Config::new(&nomad.url()).map_err(CliError::failure)?;
+    let nomad_client = crate::nomad::Client::new(nomad_config).map_err(CliError::failure)?;
+
+    let mut config = ControllerConfig::new(consul_client, keys, nomad_client, "steward-dev");
+    config.listen = Some(args.listen);
+    config.clock = Arc::new(clock);
+    let controller = Controller::new(config).map_err(CliError::failure)?;
+    println!(
+        "controller        metrics on http://{}/metrics",
+        args.listen
+    );
+
+    Ok(tokio::spawn(async move {
+        if let Err(error) = controller.run(shutdown).await {
+            tracing::error!(%error, "controller stopped");
+            eprintln!("controller stopped: {error}");
+        }
+    }))
 }
 
 /// Redraws a view of every pool until `shutdown`: traffic, desired, running and healthy

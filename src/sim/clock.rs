@@ -74,3 +74,14 @@ mod tests {
         assert_eq!(SimClock::new(0.0, -3.0).speed(), 1.0);
     }
 }
+
+impl crate::runtime::Clock for SimClock {
+    fn now(&self) -> jiff::Timestamp {
+        let millis = (self.now_unix() * 1000.0).round() as i64;
+        jiff::Timestamp::from_millisecond(millis).unwrap_or(jiff::Timestamp::MAX)
+    }
+
+    fn to_wall(&self, duration: Duration) -> Duration {
+        self.real_duration(duration)
+    }
+}
