@@ -59,6 +59,17 @@ impl SimClock {
     }
 }
 
+impl crate::runtime::Clock for SimClock {
+    fn now(&self) -> jiff::Timestamp {
+        let millis = (self.now_unix() * 1000.0).round() as i64;
+        jiff::Timestamp::from_millisecond(millis).unwrap_or(jiff::Timestamp::MAX)
+    }
+
+    fn to_wall(&self, duration: Duration) -> Duration {
+        self.real_duration(duration)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,16 +83,5 @@ mod tests {
         );
         assert!(clock.now_unix() >= 1_000.0);
         assert_eq!(SimClock::new(0.0, -3.0).speed(), 1.0);
-    }
-}
-
-impl crate::runtime::Clock for SimClock {
-    fn now(&self) -> jiff::Timestamp {
-        let millis = (self.now_unix() * 1000.0).round() as i64;
-        jiff::Timestamp::from_millisecond(millis).unwrap_or(jiff::Timestamp::MAX)
-    }
-
-    fn to_wall(&self, duration: Duration) -> Duration {
-        self.real_duration(duration)
     }
 }
