@@ -23,7 +23,8 @@ pub use plan::{Action, Plan, PlanInput, plan, plan_delete, plan_with};
 pub use render::{GroupVersion, render_job_versions};
 pub use render::{JobKey, render_job, template_differences};
 pub use sizing::{
-    AutoscalerRecommendation, OverrideReport, OverrideState, SizingDecision, SizingSource,
+    AutoscalerRecommendation, AutoscalerStatus, OverrideReport, OverrideState, SizingDecision,
+    SizingSource,
 };
 pub use status::{Condition, ConditionStatus, Decision, Phase, Status, StatusReport};
 

@@ -93,6 +93,36 @@ pub struct SizingDecision {
     /// When this decision must be revisited even if nothing changes: an override's `until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revisit_at: Option<Timestamp>,
+    /// The autoscaler's cycle times, latest decision and cooldown state; set by the controller
+    /// for pools with `spec.autoscaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscalerStatus>,
+}
+
+/// The autoscaler's progress, stored in the pool's status so that a restarted controller or
+/// a new leader continues the same cycles and cooldowns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// Start of the last sizing cycle: the time its metrics were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cycle: Option<Timestamp>,
+    /// Time of the last emergency check of live traffic, or of the last cycle when later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<Timestamp>,
+    /// When the next sizing cycle is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cycle: Option<Timestamp>,
+    /// The latest decision of a cycle or of an emergency check, with its inputs and
+    /// prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::autoscale::Decision>,
+    /// The last failed metric read; cleared by a successful one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_error: Option<String>,
+    /// Stabilization window, cooldown and failure count.
+    #[serde(default)]
+    pub state: crate::autoscale::SizingState,
 }
 
 impl SizingDecision {
@@ -107,6 +137,7 @@ impl SizingDecision {
             next_cycle: None,
             r#override: None,
             revisit_at: None,
+            autoscaler: None,
         }
     }
 

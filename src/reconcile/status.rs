@@ -65,6 +65,10 @@ pub mod condition_type {
     pub const OVERRIDE_ACTIVE: &str = "OverrideActive";
     /// A deployment of the job is in progress.
     pub const DEPLOYING: &str = "Deploying";
+    /// The last metric read of the autoscaler succeeded.
+    pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
+    /// `spec.autoscaling` is valid and its metric source could be built.
+    pub const AUTOSCALER_CONFIGURED: &str = "AutoscalerConfigured";
 }
 
 /// One condition with the time its status last flipped.

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, warn};
 
+use super::autoscaling::{self, MetricReads};
 use super::cache::{Cache, PoolEntry, PoolView, StoredStatus};
 use super::clock::{Clock, SystemClock};
 use super::error::Error;
@@ -113,6 +114,8 @@ struct Inner {
     leading: AtomicBool,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    /// Metric reads of the autoscaled pools, which run outside reconciles.
+    metric_reads: Arc<MetricReads>,
 }
 
 impl Inner {
@@ -222,6 +225,7 @@ impl Controller {
                 leading: AtomicBool::new(false),
                 metrics: Arc::new(Metrics::new()),
                 readiness: Readiness::default(),
+                metric_reads: Arc::new(MetricReads::default()),
             }),
         })
     }
@@ -455,7 +459,7 @@ async fn reconcile(
 }
 
 async fn reconcile_view(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     term: &Term,
     view: PoolView,
 ) -> Result<Option<Duration>, Error> {
@@ -507,12 +511,27 @@ async fn reconcile_view(
         .status
         .as_ref()
         .and_then(|stored| stored.status.as_ref());
+    let requeue_inner = Arc::clone(inner);
+    let requeue: autoscaling::Requeue = Arc::new(move |pool: String| {
+        requeue_inner.queue_changed(BTreeSet::from([pool]), "metrics read");
+    });
+    let scaling = autoscaling::evaluate(&autoscaling::Context {
+        pool,
+        override_,
+        observed: &view.observed,
+        stored: previous
+            .and_then(|status| status.sizing.as_ref())
+            .and_then(|sizing| sizing.autoscaler.as_ref()),
+        now,
+        reads: &inner.metric_reads,
+        requeue: &requeue,
+    });
     let input = PlanInput {
         pool,
         override_,
-        // TODO: pass the autoscaler's recommendation once the autoscaler is wired in. Until
-        // then, a pool with spec.autoscaling is sized by its override and its min and max.
-        autoscaler: None,
+        autoscaler: scaling
+            .as_ref()
+            .and_then(|outcome| outcome.recommendation.as_ref()),
         observed: &view.observed,
         previous,
         now,
@@ -534,7 +553,12 @@ async fn reconcile_view(
     .await;
 
     match applied {
-        Ok(done) => {
+        Ok(mut done) => {
+            let mut requeue_after = done.requeue_after;
+            if let Some(outcome) = &scaling {
+                requeue_after = earliest(requeue_after, outcome.requeue_after);
+                merge_autoscaler(&mut done.status, outcome);
+            }
             write_status(
                 inner,
                 term,
@@ -544,7 +568,7 @@ async fn reconcile_view(
                 view.status.as_ref(),
             )
             .await?;
-            Ok(done.requeue_after.map(|after| config.clock.to_wall(after)))
+            Ok(requeue_after.map(|after| config.clock.to_wall(after)))
         }
         Err(reconcile::Error::Nomad {
             source: ExecError::NotLeader,
@@ -553,6 +577,9 @@ async fn reconcile_view(
         Err(source) => {
             warn!(error = %source, retryable = source.is_retryable(), "reconcile failed");
             let mut report = planned_status;
+            if let Some(outcome) = &scaling {
+                merge_autoscaler(&mut report, outcome);
+            }
             report.phase = Phase::Error;
             report.last_error = Some(source.to_string());
             write_status(
@@ -566,6 +593,29 @@ async fn reconcile_view(
             .await?;
             Err(Error::Reconcile { pool: name, source })
         }
+    }
+}
+
+/// Adds the autoscaler's state, conditions and configuration error to the planner's report.
+fn merge_autoscaler(report: &mut StatusReport, outcome: &autoscaling::Outcome) {
+    if let Some(sizing) = report.sizing.as_mut() {
+        sizing.autoscaler = outcome.status.clone();
+    }
+    report.conditions.extend(outcome.conditions.iter().cloned());
+    if let Some(error) = &outcome.error {
+        // An unusable autoscaler needs the operator more than a rollout or a scale does.
+        if !matches!(report.phase, Phase::Error | Phase::Paused) {
+            report.phase = Phase::Degraded;
+        }
+        report.last_error.get_or_insert_with(|| error.clone());
+    }
+}
+
+/// Returns the earlier of two optional delays.
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

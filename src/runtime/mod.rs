@@ -2,6 +2,7 @@
 //! reflector-style cache, the work queue runs one reconcile per pool at a time, the leader
 //! lock decides who writes, and [`Controller`] puts them together.
 
+mod autoscaling;
 pub mod cache;
 pub mod clock;
 pub mod controller;

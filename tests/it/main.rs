@@ -4,6 +4,7 @@ mod autoscale;
 mod consul;
 mod consul_cli;
 mod controller;
+mod controller_autoscale;
 mod nomad_client;
 mod nomad_emu;
 mod reconcile;
