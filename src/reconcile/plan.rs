@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::META_VERSION;
 use super::observed::{Observed, ZoneCounts};
 use super::render::{JobKey, render_job, template_differences};
 use super::sizing::{self, AutoscalerRecommendation, OverrideState, SizingDecision, SizingSource};
@@ -226,11 +225,12 @@ pub fn plan_with(input: &PlanInput<'_>) -> Plan {
             if differences.is_empty() {
                 planner.plan_scales(input, &sizing, current, &counts, &target, &available);
             } else {
-                let live_version = live.job.meta_value(META_VERSION).unwrap_or("unknown");
-                let reason = if live_version != pool.spec.version {
+                let outdated = outdated_zones(live, pool);
+                let reason = if !outdated.is_empty() {
                     planner.rolling_out = true;
                     format!(
-                        "version changed from {live_version} to {}",
+                        "version changed from {} to {}",
+                        outdated.join(", "),
                         pool.spec.version
                     )
                 } else {
@@ -604,6 +604,32 @@ fn decision(action: &str, reason: String) -> DecisionReport {
         action: action.to_owned(),
         reason,
     }
+}
+
+/// Describes the zones whose live task group runs another version than `spec.version`, as
+/// `<version>` when one version is involved or `zone a: <version>` per zone otherwise. The
+/// version of a group is its `steward.version` group meta, else its first task's image,
+/// `STEWARD_VERSION` or task meta.
+fn outdated_zones(live: &super::ObservedJob, pool: &WorkerPool) -> Vec<String> {
+    let mut outdated: Vec<(&str, &str)> = Vec::new();
+    for zone in &pool.spec.zones {
+        let Some(group) = live.job.group(&zone.name) else {
+            continue;
+        };
+        let version = crate::rollout::group_version(group).unwrap_or("unknown");
+        if version != pool.spec.version {
+            outdated.push((zone.name.as_str(), version));
+        }
+    }
+
+    let first = outdated.first().map(|(_, version)| *version);
+    if outdated.iter().all(|(_, version)| Some(*version) == first) {
+        return first.map(str::to_owned).into_iter().collect();
+    }
+    outdated
+        .iter()
+        .map(|(zone, version)| format!("zone {zone}: {version}"))
+        .collect()
 }
 
 /// Lists at most five differing fields.

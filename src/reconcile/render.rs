@@ -15,6 +15,9 @@ const IMAGE_DRIVERS: &[&str] = &["docker", "podman", "containerd-driver"];
 /// Environment variable that carries `spec.version` for drivers without an image.
 pub const VERSION_ENV: &str = "STEWARD_VERSION";
 
+/// `Update` fields that the golden-first rollout sets per zone, so drift detection skips them.
+const ROLLOUT_UPDATE_FIELDS: &[&str] = &["Canary", "AutoPromote", "AutoRevert"];
+
 /// Nomad namespace used when `spec.job.namespace` is unset.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -57,7 +60,10 @@ impl std::fmt::Display for JobKey {
 /// The job is a `service` job with one task group per zone, named after the zone. Each group
 /// is `spec.template` plus the zone's constraint and an `Update` block from `spec.rollout`.
 /// `spec.version` becomes the image, or for drivers without an image the `STEWARD_VERSION`
-/// environment variable and `steward.version` task meta.
+/// environment variable and `steward.version` task meta. Each group carries it as
+/// `steward.version` group meta too. The job meta carries only `steward.pool`, because Nomad
+/// folds job meta into every task, so a version in job meta would replace the workers of every
+/// zone at once whenever one zone's version changes.
 pub fn render_job(pool: &WorkerPool, counts: &[u32]) -> Result<Job, RenderError> {
     let name = &pool.metadata.name;
     let spec = &pool.spec;
@@ -82,10 +88,7 @@ pub fn render_job(pool: &WorkerPool, counts: &[u32]) -> Result<Job, RenderError>
     }
 
     let key = JobKey::of(pool);
-    let meta = BTreeMap::from([
-        (META_POOL.to_owned(), name.clone()),
-        (META_VERSION.to_owned(), spec.version.clone()),
-    ]);
+    let meta = BTreeMap::from([(META_POOL.to_owned(), name.clone())]);
 
     Ok(Job {
         id: key.id.clone(),
@@ -146,6 +149,10 @@ fn render_group(pool: &WorkerPool, zone: &Zone, count: u32) -> Result<TaskGroup,
     for task in group.tasks.get_or_insert_with(Vec::new) {
         set_version(task, &pool.spec.version);
     }
+    group
+        .meta
+        .get_or_insert_with(BTreeMap::new)
+        .insert(META_VERSION.to_owned(), pool.spec.version.clone());
     Ok(group)
 }
 
@@ -195,6 +202,11 @@ fn set_version(task: &mut Task, version: &str) {
 /// Nomad fills defaults into the job it returns, so the comparison is one-sided: each value
 /// present in `rendered` must be present and equal in `live`. An empty operand in a rendered
 /// constraint matches `=`, which is how Nomad reads it.
+///
+/// `Update.Canary`, `Update.AutoPromote` and `Update.AutoRevert` are not compared either. The
+/// golden-first rollout sets them per zone (the golden zone keeps `Canary = 1` after it
+/// completes), and they only steer the deployment of the next register, which writes the
+/// rendered values anyway.
 // NOTE: a field removed from `spec.template` is not detected, because the live job still
 // carries it and the rendered job has nothing to compare it with.
 pub fn template_differences(rendered: &Job, live: &Job) -> Vec<String> {
@@ -229,6 +241,11 @@ pub fn template_differences(rendered: &Job, live: &Job) -> Vec<String> {
         for value in [&mut expected, &mut found] {
             if let Value::Object(map) = value {
                 map.remove("Count");
+                if let Some(Value::Object(update)) = map.get_mut("Update") {
+                    for field in ROLLOUT_UPDATE_FIELDS {
+                        update.remove(*field);
+                    }
+                }
             }
         }
         compare_values(&path, &expected, &found, &mut differences);

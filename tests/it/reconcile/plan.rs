@@ -3,8 +3,8 @@ use std::time::Duration;
 use steward::reconcile::plan::RECHECK_AFTER;
 use steward::reconcile::status::condition_type;
 use steward::reconcile::{
-    Action, ConditionStatus, DeploymentStatus, ObservedDeployment, Phase, PlanInput, SizingSource,
-    Status, plan, plan_delete, plan_with,
+    Action, ConditionStatus, DeploymentStatus, GroupVersion, ObservedDeployment, Phase, PlanInput,
+    SizingSource, Status, plan, plan_delete, plan_with, render_job_versions,
 };
 
 use super::{FakeCluster, example_pool, override_of, three_zone_pool, time};
@@ -343,6 +343,87 @@ fn version_change_rolls_out() {
             .reason
             .contains("1.4.2 to registry.example.com/face-match:1.5.0")
     );
+}
+
+#[test]
+fn completed_rollout_is_converged() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+
+    // The job as a golden-first rollout leaves it: versions in group meta, the golden zone
+    // with Canary = 1, and the job meta of the earlier register.
+    let live = cluster.observed.job.as_mut().expect("job exists");
+    let counts: Vec<u32> = ["a", "b"]
+        .iter()
+        .map(|zone| live.group_count(zone).expect("group exists"))
+        .collect();
+    let version = pool.spec.version.as_str();
+    let mut rolled = render_job_versions(
+        &pool,
+        &[
+            GroupVersion {
+                count: counts[0],
+                version,
+                canary: 1,
+            },
+            GroupVersion {
+                count: counts[1],
+                version,
+                canary: 0,
+            },
+        ],
+    )
+    .expect("renders");
+    rolled.meta = live.job.meta.clone();
+    rolled.job_modify_index = live.job.job_modify_index;
+    live.job = rolled;
+
+    let plan = plan(&pool, None, &cluster.observed, time(NOW));
+    assert_eq!(plan.actions, Vec::new());
+    assert_eq!(plan.status.phase, Phase::Ready);
+}
+
+#[test]
+fn one_zone_behind_names_its_version() {
+    let mut pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+    let old = pool.spec.version.clone();
+    let new = "registry.example.com/face-match:1.5.0";
+
+    // Zone a already runs the new version; zone b still runs the old one.
+    let live = cluster.observed.job.as_mut().expect("job exists");
+    let counts: Vec<u32> = ["a", "b"]
+        .iter()
+        .map(|zone| live.group_count(zone).expect("group exists"))
+        .collect();
+    let mixed = render_job_versions(
+        &pool,
+        &[
+            GroupVersion {
+                count: counts[0],
+                version: new,
+                canary: 0,
+            },
+            GroupVersion {
+                count: counts[1],
+                version: &old,
+                canary: 0,
+            },
+        ],
+    )
+    .expect("renders");
+    live.job.task_groups = mixed.task_groups;
+    pool.spec.version = new.to_owned();
+
+    let plan = plan(&pool, None, &cluster.observed, time(NOW));
+    assert!(matches!(
+        plan.actions.as_slice(),
+        [Action::RegisterJob { .. }]
+    ));
+    let reason = &plan.status.decisions[0].reason;
+    assert_eq!(reason, &format!("version changed from {old} to {new}"));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 use serde_json::json;
 use steward::nomad::Constraint;
 use steward::reconcile::render::{VERSION_ENV, zone_constraint};
-use steward::reconcile::{JobKey, RenderError, render_job, template_differences};
+use steward::reconcile::{
+    GroupVersion, JobKey, RenderError, render_job, render_job_versions, template_differences,
+};
 use steward::spec::ZoneConstraint;
 
 use super::{example_pool, with_nomad_defaults};
@@ -22,9 +24,67 @@ fn render_example_pool_job_fields() {
     assert_eq!(job.meta_value("steward.pool"), Some("face-match"));
     assert_eq!(
         job.meta_value("steward.version"),
-        Some("registry.example.com/face-match:1.4.2")
+        None,
+        "a version in job meta would replace every zone's workers at once"
     );
     assert_eq!(job.groups().len(), 2);
+}
+
+#[test]
+fn render_version_in_group_meta() {
+    let pool = example_pool();
+    let job = render_job(&pool, &[3, 2]).expect("renders");
+
+    for group in job.groups() {
+        let meta = group.meta.as_ref().expect("group meta");
+        assert_eq!(
+            meta.get("steward.version").map(String::as_str),
+            Some("registry.example.com/face-match:1.4.2"),
+            "group {}",
+            group.name
+        );
+    }
+}
+
+#[test]
+fn golden_canary_is_not_drift() {
+    let pool = example_pool();
+    let version = pool.spec.version.as_str();
+    let rendered = render_job(&pool, &[3, 2]).expect("renders");
+    // A completed rollout: every zone at spec.version, the golden zone still with Canary = 1,
+    // and AutoPromote and AutoRevert off.
+    let rolled = render_job_versions(
+        &pool,
+        &[
+            GroupVersion {
+                count: 3,
+                version,
+                canary: 1,
+            },
+            GroupVersion {
+                count: 2,
+                version,
+                canary: 0,
+            },
+        ],
+    )
+    .expect("renders");
+
+    let differences = template_differences(&rendered, &with_nomad_defaults(&rolled, 7));
+    assert_eq!(differences, Vec::<String>::new());
+}
+
+#[test]
+fn other_update_fields_are_drift() {
+    let pool = example_pool();
+    let rendered = render_job(&pool, &[3, 2]).expect("renders");
+    let mut live = with_nomad_defaults(&rendered, 7);
+    let groups = live.task_groups.as_mut().expect("groups");
+    let update = groups[0].update.as_mut().expect("update block");
+    update.max_parallel = Some(3);
+
+    let differences = template_differences(&rendered, &live);
+    assert_eq!(differences, vec!["TaskGroups[a].Update.MaxParallel"]);
 }
 
 #[test]
