@@ -1,5 +1,5 @@
-//! [`NomadExecutor`]: the planner's writes performed through the Nomad client, each fenced
-//! by a leadership check right before it is sent.
+//! [`NomadExecutor`]: the planner's and the rollout's writes performed through the Nomad
+//! client, each fenced by a leadership check right before it is sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +143,41 @@ impl Executor for NomadExecutor<'_> {
             .map_err(|error| exec_error(error, 0))?;
         self.accepted();
         info!(%job, "job stopped");
+        Ok(())
+    }
+}
+
+impl crate::rollout::RolloutExecutor for NomadExecutor<'_> {
+    async fn promote_deployment(&self, deployment_id: &str) -> Result<(), ExecError> {
+        self.check_fence()?;
+        self.client
+            .promote_deployment(deployment_id, None)
+            .await
+            .map_err(|error| exec_error(error, 0))?;
+        self.accepted();
+        info!(deployment = deployment_id, "deployment promoted");
+        Ok(())
+    }
+
+    async fn fail_deployment(&self, deployment_id: &str) -> Result<(), ExecError> {
+        self.check_fence()?;
+        self.client
+            .fail_deployment(deployment_id)
+            .await
+            .map_err(|error| exec_error(error, 0))?;
+        self.accepted();
+        info!(deployment = deployment_id, "deployment marked failed");
+        Ok(())
+    }
+
+    async fn pause_deployment(&self, deployment_id: &str, pause: bool) -> Result<(), ExecError> {
+        self.check_fence()?;
+        self.client
+            .pause_deployment(deployment_id, pause)
+            .await
+            .map_err(|error| exec_error(error, 0))?;
+        self.accepted();
+        info!(deployment = deployment_id, pause, "deployment pause set");
         Ok(())
     }
 }
