@@ -27,6 +27,7 @@ use super::clock::{Clock, SystemClock};
 use super::error::Error;
 use super::executor::{Fence, NomadExecutor};
 use super::queue::{QueueConfig, WorkQueue};
+use super::rollout;
 use super::watches::{self, ChangeSink, WatchContext};
 use crate::consul::{self, ConsulClient, Keys, LeaderLock, LeaderLockConfig, TxnOp};
 use crate::nomad;
@@ -34,6 +35,7 @@ use crate::reconcile::status::WorkerCounts;
 use crate::reconcile::{
     self, ExecError, JobKey, Phase, Plan, PlanInput, Status, StatusReport, plan_delete, plan_with,
 };
+use crate::rollout::StepInput;
 use crate::telemetry::{self, Metrics, Readiness};
 
 /// Everything a controller needs. Build with [`ControllerConfig::new`] and adjust fields.
@@ -536,10 +538,49 @@ async fn reconcile_view(
         previous,
         now,
     };
-    let plan = plan_with(&input);
+    let mut plan = plan_with(&input);
+    let job = JobKey::of(pool);
+
+    // The golden-first rollout, when a zone runs another version or a rollout is stored.
+    let stored_rollout = rollout::stored_state(previous);
+    let rollout_step =
+        if rollout::applies(pool, &view.observed, stored_rollout.as_ref()) {
+            let inputs =
+                match rollout::gather(&config.nomad, &config.consul, config.keys.prefix(), pool)
+                    .await
+                {
+                    Ok(inputs) => inputs,
+                    Err(source) => {
+                        warn!(error = %source, "rollout inputs not read");
+                        return Err(Error::Reconcile { pool: name, source });
+                    }
+                };
+            let sizing_counts: Vec<u32> = plan
+                .status
+                .zones
+                .iter()
+                .map(|zone| zone.workers.desired)
+                .collect();
+            // TODO: evaluate spec.rollout.analysis (rollout::evaluate_analysis) at its interval,
+            // outside the reconcile path. Until then the soak runs without an analysis sample.
+            let step = crate::rollout::step(&StepInput {
+                pool,
+                observed: &view.observed,
+                deployment: inputs.deployment.as_ref(),
+                prefetch: &inputs.prefetch,
+                stored: stored_rollout.as_ref(),
+                control: inputs.control.as_ref(),
+                analysis: None,
+                sizing_counts: &sizing_counts,
+                now,
+            });
+            rollout::restrict(&mut plan, &step);
+            Some(step)
+        } else {
+            None
+        };
     log_plan(&plan);
 
-    let job = JobKey::of(pool);
     let executor = NomadExecutor::new(
         &config.nomad,
         &job.namespace,
@@ -547,10 +588,29 @@ async fn reconcile_view(
         Arc::clone(&inner.counters.nomad_writes),
     );
     let planned_status = plan.status.clone();
-    let applied = reconcile::apply(&executor, plan, view.observed.clone(), |observed| {
-        plan_with(&PlanInput { observed, ..input })
+    let mut applied = reconcile::apply(&executor, plan, view.observed.clone(), |observed| {
+        let mut replanned = plan_with(&PlanInput { observed, ..input });
+        if let Some(step) = &rollout_step {
+            rollout::restrict(&mut replanned, step);
+        }
+        replanned
     })
     .await;
+    if let (Ok(_), Some(step)) = (&applied, &rollout_step) {
+        let prefetch = crate::rollout::prefetch_key(pool);
+        if let Err(source) = crate::rollout::apply(&executor, &job, &prefetch, &step.actions).await
+        {
+            applied = Err(reconcile::Error::Nomad {
+                job: job.clone(),
+                source,
+            });
+        }
+    }
+    let rollout_value = rollout_step.as_ref().map(|step| {
+        step.state
+            .as_ref()
+            .map(crate::rollout::RolloutState::to_status_value)
+    });
 
     match applied {
         Ok(mut done) => {
@@ -559,13 +619,18 @@ async fn reconcile_view(
                 requeue_after = earliest(requeue_after, outcome.requeue_after);
                 merge_autoscaler(&mut done.status, outcome);
             }
-            write_status(
+            if let Some(step) = &rollout_step {
+                requeue_after = earliest(requeue_after, step.requeue_after);
+                step.merge_into(&mut done.status);
+            }
+            write_status_with(
                 inner,
                 term,
                 &name,
                 &done.status,
                 generation,
                 view.status.as_ref(),
+                rollout_value,
             )
             .await?;
             Ok(requeue_after.map(|after| config.clock.to_wall(after)))
@@ -714,9 +779,23 @@ async fn write_status(
     generation: u64,
     stored: Option<&StoredStatus>,
 ) -> Result<(), Error> {
+    write_status_with(inner, term, name, report, generation, stored, None).await
+}
+
+/// Writes the status like [`write_status`]; `rollout`, when set, replaces the stored rollout
+/// state (`Some(None)` clears it) instead of carrying it over.
+async fn write_status_with(
+    inner: &Inner,
+    term: &Term,
+    name: &str,
+    report: &StatusReport,
+    generation: u64,
+    stored: Option<&StoredStatus>,
+    rollout: Option<Option<serde_json::Value>>,
+) -> Result<(), Error> {
     let config = &inner.config;
     let previous = stored.and_then(|stored| stored.status.as_ref());
-    let next = Status::next(
+    let mut next = Status::next(
         name,
         previous,
         report,
@@ -724,6 +803,9 @@ async fn write_status(
         &config.identity,
         config.clock.now(),
     );
+    if let Some(rollout) = rollout {
+        next.rollout = rollout;
+    }
     if let Some(previous) = previous
         && !next.differs_from(previous)
     {

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod error;
 pub mod executor;
 pub mod queue;
+mod rollout;
 pub mod watches;
 
 pub use cache::{Cache, CacheCounts, Source};

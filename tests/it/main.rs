@@ -5,6 +5,7 @@ mod consul;
 mod consul_cli;
 mod controller;
 mod controller_autoscale;
+mod controller_rollout;
 mod nomad_client;
 mod nomad_emu;
 mod reconcile;

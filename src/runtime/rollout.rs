@@ -1,0 +1,176 @@
+//! The golden-first rollout inside the controller: when it applies, what it reads besides
+//! the cache, and how it restricts the planner's writes.
+//!
+//! A reconcile runs [`crate::rollout::step`] when a zone of the live job runs another version
+//! than `spec.version`, or when the stored status carries an unfinished rollout. While the
+//! rollout keeps the version ([`RolloutStep::holds_version`]) the planner may not register
+//! the job, and while it is active ([`RolloutStep::is_active`]) the planner may not scale it.
+//!
+//! TODO: the deployment, the prefetch job and the control key are read on each step instead
+//! of coming from watches. A control command or a prefetch allocation is therefore seen at
+//! the step's next requeue (`ROLLOUT_RECHECK`, 5 s of clock time) rather than at once.
+
+use tracing::warn;
+
+use super::executor::exec_error;
+use crate::consul::ConsulClient;
+use crate::nomad::{self, QueryOptions};
+use crate::reconcile::{self, Action, JobKey, Observed, ObservedJob, Plan, Status};
+use crate::rollout::{
+    Control, DeploymentView, PrefetchAllocation, PrefetchObserved, RolloutPhase, RolloutState,
+    RolloutStep, control_key, group_version, prefetch_key,
+};
+use crate::spec::WorkerPool;
+
+/// The inputs of a rollout step beyond the cache, fetched from Nomad and Consul.
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    pub deployment: Option<DeploymentView>,
+    pub prefetch: PrefetchObserved,
+    pub control: Option<Control>,
+}
+
+/// Reads the rollout state stored in `status`. A state that does not parse (written by
+/// another Steward version) is logged and treated as absent, so the step re-derives it from
+/// Nomad.
+pub(crate) fn stored_state(status: Option<&Status>) -> Option<RolloutState> {
+    let status = status?;
+    match RolloutState::from_status(status) {
+        Ok(state) => state,
+        Err(error) => {
+            warn!(%error, "stored rollout state is invalid; deriving it from Nomad again");
+            None
+        }
+    }
+}
+
+/// Returns whether the rollout step must run: a zone of the live job runs another version
+/// than `spec.version`, or the stored rollout has not completed.
+pub(crate) fn applies(
+    pool: &WorkerPool,
+    observed: &Observed,
+    stored: Option<&RolloutState>,
+) -> bool {
+    if stored.is_some_and(|state| state.phase != RolloutPhase::Complete) {
+        return true;
+    }
+    let Some(live) = observed.job.as_ref() else {
+        return false;
+    };
+    if live.owner() != Some(pool.metadata.name.as_str()) || live.job.stop == Some(true) {
+        return false;
+    }
+    pool.spec.zones.iter().any(|zone| {
+        live.job
+            .group(&zone.name)
+            .is_some_and(|group| group_version(group) != Some(pool.spec.version.as_str()))
+    })
+}
+
+/// Reads the job's latest deployment, the prefetch job with its allocations, and the control
+/// command. A control value that does not parse is logged and ignored.
+pub(crate) async fn gather(
+    nomad: &nomad::Client,
+    consul: &ConsulClient,
+    prefix: &str,
+    pool: &WorkerPool,
+) -> Result<Inputs, reconcile::Error> {
+    let job = JobKey::of(pool);
+    let client = nomad.with_namespace(&job.namespace);
+    let failed = |job: &JobKey, error: nomad::Error| reconcile::Error::Nomad {
+        job: job.clone(),
+        source: exec_error(error, 0),
+    };
+
+    let deployment = client
+        .latest_deployment(&job.id, QueryOptions::immediate())
+        .await
+        .map_err(|e| failed(&job, e))?
+        .value
+        .as_ref()
+        .map(DeploymentView::from_nomad);
+
+    let prefetch_job = prefetch_key(pool);
+    let prefetch = match client
+        .read_job(&prefetch_job.id, QueryOptions::immediate())
+        .await
+    {
+        Ok(response) => {
+            let allocations = client
+                .job_allocations(&prefetch_job.id, false, QueryOptions::immediate())
+                .await
+                .map_err(|e| failed(&prefetch_job, e))?
+                .value
+                .iter()
+                .map(PrefetchAllocation::from_stub)
+                .collect();
+            PrefetchObserved {
+                job: Some(ObservedJob::new(response.value)),
+                allocations,
+            }
+        }
+        Err(error) if error.is_not_found() => PrefetchObserved::default(),
+        Err(error) => return Err(failed(&prefetch_job, error)),
+    };
+
+    let key = control_key(prefix, &pool.metadata.name);
+    let control = match consul.kv_get(&key).await {
+        Ok(Some(pair)) => match serde_json::from_slice::<Control>(&pair.value) {
+            Ok(control) => Some(control),
+            Err(error) => {
+                warn!(%key, %error, "rollout control command is invalid JSON; ignored");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            // NOTE: an unreadable control key delays a pause or an abort to the next step;
+            // the rollout itself goes on.
+            warn!(%key, %error, "rollout control key not read; stepping without it");
+            None
+        }
+    };
+
+    Ok(Inputs {
+        deployment,
+        prefetch,
+        control,
+    })
+}
+
+/// Removes the planner's writes that the rollout forbids now: registers while it keeps the
+/// version, scales while it is active. The planner's decisions about them are replaced by
+/// one that names the rollout and the counts that wait.
+pub(crate) fn restrict(plan: &mut Plan, step: &RolloutStep) {
+    let holds_version = step.holds_version();
+    let active = step.is_active();
+    if !holds_version && !active {
+        return;
+    }
+
+    let before = plan.actions.len();
+    plan.actions.retain(|action| match action {
+        Action::RegisterJob { .. } => !holds_version,
+        Action::Scale { .. } => !active,
+        Action::CreateJob(_) | Action::StopJob => true,
+    });
+    if plan.actions.len() == before {
+        return;
+    }
+
+    plan.status.decisions.retain(|decision| {
+        let register = decision.action == "register job";
+        let scale = decision.action.starts_with("scale ");
+        !(register && holds_version || scale && active)
+    });
+    let reason = match &step.pending_counts {
+        Some(counts) => format!("a rollout owns the job; counts {counts:?} wait until it ends"),
+        None => "a rollout owns the job".to_owned(),
+    };
+    plan.status
+        .decisions
+        .push(reconcile::status::DecisionReport {
+            action: "planner writes deferred".to_owned(),
+            reason,
+        });
+}

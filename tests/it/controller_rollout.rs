@@ -1,0 +1,312 @@
+//! Golden-first rollouts driven by the controller: a `spec.version` change is written to the
+//! Consul emulator and the rollout runs on the Nomad emulator at 1000× simulated speed. The
+//! controller reads the emulator's simulated clock, so a 2-minute soak takes 0.12 s.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::json;
+use steward::consul::{ConsulClient, Keys, WriteMode};
+use steward::nomad::{self, QueryOptions};
+use steward::reconcile::{Phase, Status};
+use steward::rollout::{self, RolloutPhase, RolloutState};
+use steward::runtime::{Clock, Controller, ControllerConfig, ControllerHandle, QueueConfig};
+use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
+use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
+use tokio_util::sync::CancellationToken;
+
+const OLD: &str = "registry.local/face:1";
+const NEW: &str = "registry.local/face:2";
+const SPEED: f64 = 1000.0;
+
+/// Upper bound on waiting for the controller. It only bounds a failing test.
+const CONVERGE: Duration = Duration::from_secs(90);
+
+/// The Nomad emulator's simulated clock, so the controller and the emulator agree on time.
+struct EmulatorClock(steward::sim::nomad::clock::SimClock);
+
+impl Clock for EmulatorClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_nanosecond(i128::from(self.0.now_ns())).expect("valid time")
+    }
+
+    fn to_wall(&self, duration: Duration) -> Duration {
+        duration.div_f64(SPEED)
+    }
+}
+
+struct Scene {
+    consul: RunningConsul,
+    nomad: RunningNomad,
+    consul_client: ConsulClient,
+    nomad_client: nomad::Client,
+    keys: Keys,
+    handle: ControllerHandle,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), steward::runtime::Error>>,
+}
+
+impl Scene {
+    async fn start() -> Self {
+        let consul = ConsulEmulator::start(ConsulEmulatorConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            min_session_ttl: Duration::from_secs(1),
+            session_ttl_multiplier: 1,
+            ..ConsulEmulatorConfig::default()
+        })
+        .await
+        .expect("consul emulator starts");
+        let nomad = NomadEmulator::start(NomadEmulatorConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            datacenters: vec!["dc-a".to_owned(), "dc-b".to_owned()],
+            nodes_per_dc: 3,
+            speed: SPEED,
+            ..NomadEmulatorConfig::default()
+        })
+        .await
+        .expect("nomad emulator starts");
+        let consul_client = ConsulClient::for_url(consul.url()).expect("consul client");
+        let nomad_client =
+            nomad::Client::new(nomad::Config::new(&nomad.url()).expect("nomad address"))
+                .expect("nomad client");
+        let keys = Keys::new("steward/").expect("valid prefix");
+
+        let mut config = ControllerConfig::new(
+            consul_client.clone(),
+            keys.clone(),
+            nomad_client.clone(),
+            "rollout-test",
+        );
+        config.clock = std::sync::Arc::new(EmulatorClock(nomad.shared().clock.clone()));
+        config.leader_ttl = Duration::from_secs(2);
+        config.lock_delay = Duration::from_secs(1);
+        config.queue = QueueConfig {
+            debounce: Duration::from_millis(5),
+            max_debounce: Duration::from_millis(50),
+            backoff_base: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+            ..QueueConfig::default()
+        };
+        config.consul_watch.wait = Duration::from_secs(10);
+        config.consul_watch.min_interval = Duration::from_millis(5);
+        config.nomad_watch.wait = Duration::from_secs(10);
+        config.nomad_watch.min_interval = Duration::from_millis(5);
+        let controller = Controller::new(config).expect("valid config");
+        let handle = controller.handle();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(controller.run(shutdown.clone()));
+
+        Self {
+            consul,
+            nomad,
+            consul_client,
+            nomad_client,
+            keys,
+            handle,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn put_pool(&self, version: &str) {
+        let text = format!(
+            "apiVersion: steward/v1
+kind: WorkerPool
+metadata:
+  name: face
+spec:
+  version: \"{version}\"
+  workers: {{min: 6, max: 6}}
+  zones:
+    - name: a
+      datacenter: dc-a
+    - name: b
+      datacenter: dc-b
+  rollout:
+    goldenSoak: 2m
+    healthyDeadline: 5m
+    minHealthyTime: 10s
+    surge: 1
+    prefetch: {{timeout: 10m}}
+  template:
+    Tasks:
+      - Name: app
+        Driver: docker
+        Resources: {{CPU: 200, MemoryMB: 128}}
+"
+        );
+        self.consul_client
+            .kv_put(
+                &self.keys.pool("face"),
+                text.as_bytes(),
+                None,
+                &WriteMode::Plain,
+            )
+            .await
+            .expect("consul write");
+    }
+
+    async fn status(&self) -> Option<Status> {
+        let pair = self
+            .consul_client
+            .kv_get(&self.keys.status("face"))
+            .await
+            .expect("consul read")?;
+        Some(serde_json::from_slice(&pair.value).expect("status is valid JSON"))
+    }
+
+    /// Polls the status until `check` accepts it, and returns every rollout phase seen on
+    /// the way.
+    async fn wait_status(&self, check: impl Fn(&Status) -> bool) -> (Status, Vec<RolloutPhase>) {
+        let deadline = tokio::time::Instant::now() + CONVERGE;
+        let mut phases: Vec<RolloutPhase> = Vec::new();
+        loop {
+            let status = self.status().await;
+            if let Some(state) = status.as_ref().and_then(rollout_state)
+                && phases.last() != Some(&state.phase)
+            {
+                phases.push(state.phase);
+            }
+            if let Some(status) = status.as_ref().filter(|status| check(status)) {
+                return (status.clone(), phases);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "status never matched; phases seen {phases:?}; last: {status:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Returns each zone's version and count.
+    async fn zones(&self) -> Vec<(String, String, i64)> {
+        let job = self
+            .nomad_client
+            .read_job("face", QueryOptions::immediate())
+            .await
+            .expect("job exists")
+            .value;
+        job.groups()
+            .iter()
+            .map(|group| {
+                (
+                    group.name.clone(),
+                    rollout::group_version(group).unwrap_or("none").to_owned(),
+                    group.count.unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    async fn set_image(&self, behaviour: serde_json::Value) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/_sim/images", self.nomad.url()))
+            .json(&behaviour)
+            .send()
+            .await
+            .expect("image fault request sent");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("controller task joins")
+            .expect("controller stops cleanly");
+        self.consul.shutdown().await;
+        self.nomad.shutdown().await;
+    }
+}
+
+fn rollout_state(status: &Status) -> Option<RolloutState> {
+    RolloutState::from_status(status).expect("stored rollout state parses")
+}
+
+fn ready_with_six(status: &Status) -> bool {
+    status.phase == Phase::Ready && status.workers.healthy == 6
+}
+
+fn expected_zones(version: &str) -> Vec<(String, String, i64)> {
+    vec![
+        ("a".to_owned(), version.to_owned(), 3),
+        ("b".to_owned(), version.to_owned(), 3),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_change_rolls_out_golden_first() {
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+    assert_eq!(scene.zones().await, expected_zones(OLD));
+
+    scene.put_pool(NEW).await;
+    let (status, phases) = scene
+        .wait_status(|status| {
+            ready_with_six(status)
+                && rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Complete)
+        })
+        .await;
+
+    // Golden canary, soak, then the zones one at a time.
+    for phase in [
+        RolloutPhase::Golden,
+        RolloutPhase::Soaking,
+        RolloutPhase::Rolling,
+    ] {
+        assert!(phases.contains(&phase), "{phase} not seen in {phases:?}");
+    }
+    let state = rollout_state(&status).expect("rollout stored");
+    assert_eq!(state.to_version, NEW);
+    assert_eq!(state.from_version, OLD);
+    assert!(state.golden.is_some(), "golden worker recorded");
+    let actions: Vec<&str> = status.decisions.iter().map(|d| d.action.as_str()).collect();
+    assert!(actions.contains(&"promote"), "decisions: {actions:?}");
+    assert!(
+        actions.contains(&"rollout complete"),
+        "decisions: {actions:?}"
+    );
+    assert_eq!(scene.zones().await, expected_zones(NEW));
+
+    // Converged: 500 simulated seconds later, nothing more was written to Nomad.
+    let writes = scene.handle.nomad_writes();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        scene.handle.nomad_writes(),
+        writes,
+        "writes after completion"
+    );
+    assert_eq!(scene.zones().await, expected_zones(NEW));
+
+    scene.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhealthy_golden_rolls_back() {
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+
+    scene
+        .set_image(json!({"image": NEW, "healthy": false}))
+        .await;
+    scene.put_pool(NEW).await;
+    let (status, _) = scene
+        .wait_status(|status| {
+            rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Failed)
+        })
+        .await;
+
+    assert_eq!(status.phase, Phase::Degraded);
+    let state = rollout_state(&status).expect("rollout stored");
+    let failure = state.failure.clone().expect("failure reason");
+    assert!(failure.contains("golden worker"), "{failure}");
+    scene
+        .wait_status(|status| status.workers.healthy == 6)
+        .await;
+    assert_eq!(scene.zones().await, expected_zones(OLD));
+
+    scene.stop().await;
+}
