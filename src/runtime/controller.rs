@@ -118,6 +118,8 @@ struct Inner {
     readiness: Readiness,
     /// Metric reads of the autoscaled pools, which run outside reconciles.
     metric_reads: Arc<MetricReads>,
+    /// Analysis samples of the soaking rollouts, which run outside reconciles.
+    analysis_samples: Arc<rollout::AnalysisSamples>,
 }
 
 impl Inner {
@@ -228,6 +230,7 @@ impl Controller {
                 metrics: Arc::new(Metrics::new()),
                 readiness: Readiness::default(),
                 metric_reads: Arc::new(MetricReads::default()),
+                analysis_samples: Arc::new(rollout::AnalysisSamples::default()),
             }),
         })
     }
@@ -561,8 +564,10 @@ async fn reconcile_view(
                 .iter()
                 .map(|zone| zone.workers.desired)
                 .collect();
-            // TODO: evaluate spec.rollout.analysis (rollout::evaluate_analysis) at its interval,
-            // outside the reconcile path. Until then the soak runs without an analysis sample.
+            let analysis =
+                inner
+                    .analysis_samples
+                    .sample(pool, stored_rollout.as_ref(), now, &requeue);
             let step = crate::rollout::step(&StepInput {
                 pool,
                 observed: &view.observed,
@@ -570,7 +575,7 @@ async fn reconcile_view(
                 prefetch: &inputs.prefetch,
                 stored: stored_rollout.as_ref(),
                 control: inputs.control.as_ref(),
-                analysis: None,
+                analysis: analysis.as_ref(),
                 sizing_counts: &sizing_counts,
                 now,
             });

@@ -6,19 +6,27 @@
 //! rollout keeps the version ([`RolloutStep::holds_version`]) the planner may not register
 //! the job, and while it is active ([`RolloutStep::is_active`]) the planner may not scale it.
 //!
+//! During the soak, `spec.rollout.analysis` is evaluated every `analysis.interval` in its own
+//! task ([`AnalysisSamples`]), because the query may take up to
+//! [`crate::rollout::analysis::QUERY_TIMEOUT`].
+//!
 //! TODO: the deployment, the prefetch job and the control key are read on each step instead
 //! of coming from watches. A control command or a prefetch allocation is therefore seen at
 //! the step's next requeue (`ROLLOUT_RECHECK`, 5 s of clock time) rather than at once.
 
-use tracing::warn;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use jiff::{SignedDuration, Timestamp};
+use tracing::{debug, warn};
 
 use super::executor::exec_error;
 use crate::consul::ConsulClient;
 use crate::nomad::{self, QueryOptions};
 use crate::reconcile::{self, Action, JobKey, Observed, ObservedJob, Plan, Status};
 use crate::rollout::{
-    Control, DeploymentView, PrefetchAllocation, PrefetchObserved, RolloutPhase, RolloutState,
-    RolloutStep, control_key, group_version, prefetch_key,
+    AnalysisSample, Control, DeploymentView, PrefetchAllocation, PrefetchObserved, RolloutPhase,
+    RolloutState, RolloutStep, control_key, group_version, prefetch_key,
 };
 use crate::spec::WorkerPool;
 
@@ -173,4 +181,86 @@ pub(crate) fn restrict(plan: &mut Plan, step: &RolloutStep) {
             action: "planner writes deferred".to_owned(),
             reason,
         });
+}
+
+#[derive(Default)]
+struct PoolSamples {
+    latest: Option<AnalysisSample>,
+    in_flight: bool,
+}
+
+/// The latest analysis sample of every soaking pool, shared with the query tasks.
+#[derive(Default)]
+pub(crate) struct AnalysisSamples {
+    pools: Mutex<HashMap<String, PoolSamples>>,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl AnalysisSamples {
+    /// Returns the pool's latest analysis sample. While the stored rollout soaks and the
+    /// latest sample is older than `analysis.interval` (or missing), starts a query at `now`
+    /// whose end stores the sample and calls `requeue` with the pool. Drops the samples of a
+    /// pool that does not soak.
+    pub(crate) fn sample(
+        self: &Arc<Self>,
+        pool: &WorkerPool,
+        stored: Option<&RolloutState>,
+        now: Timestamp,
+        requeue: &super::autoscaling::Requeue,
+    ) -> Option<AnalysisSample> {
+        let name = pool.metadata.name.clone();
+        let soaking = stored.is_some_and(|state| state.phase == RolloutPhase::Soaking);
+        let Some(analysis) = pool.spec.rollout.analysis.clone().filter(|_| soaking) else {
+            self.pools
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            return None;
+        };
+
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        let samples = pools.entry(name.clone()).or_default();
+        let interval =
+            SignedDuration::try_from(analysis.interval.get()).unwrap_or(SignedDuration::MAX);
+        let due = samples.latest.as_ref().is_none_or(|sample| {
+            sample.at.saturating_add(interval).unwrap_or(Timestamp::MAX) <= now
+        });
+        if !due || samples.in_flight {
+            return samples.latest.clone();
+        }
+
+        let client = self
+            .client
+            .get_or_init(|| crate::rollout::analysis_http_client().map_err(|e| e.to_string()))
+            .clone();
+        let client = match client {
+            Ok(client) => client,
+            Err(error) => {
+                warn!(pool = %name, %error, "analysis HTTP client not built");
+                samples.latest = Some(AnalysisSample {
+                    at: now,
+                    value: Err(format!("cannot build the HTTP client: {error}")),
+                });
+                return samples.latest.clone();
+            }
+        };
+        samples.in_flight = true;
+        let latest = samples.latest.clone();
+        drop(pools);
+
+        debug!(pool = %name, query = %analysis.query, "evaluating rollout analysis");
+        let shared = Arc::clone(self);
+        let requeue = Arc::clone(requeue);
+        tokio::spawn(async move {
+            let sample = crate::rollout::evaluate_analysis(&client, &analysis, now).await;
+            {
+                let mut pools = shared.pools.lock().unwrap_or_else(PoisonError::into_inner);
+                let samples = pools.entry(name.clone()).or_default();
+                samples.in_flight = false;
+                samples.latest = Some(sample);
+            }
+            requeue(name);
+        });
+        latest
+    }
 }

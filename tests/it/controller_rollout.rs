@@ -3,7 +3,12 @@
 //! controller reads the emulator's simulated clock, so a 2-minute soak takes 0.12 s.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -78,7 +83,7 @@ impl Scene {
             nomad_client.clone(),
             "rollout-test",
         );
-        config.clock = std::sync::Arc::new(EmulatorClock(nomad.shared().clock.clone()));
+        config.clock = Arc::new(EmulatorClock(nomad.shared().clock.clone()));
         config.leader_ttl = Duration::from_secs(2);
         config.lock_delay = Duration::from_secs(1);
         config.queue = QueueConfig {
@@ -110,6 +115,12 @@ impl Scene {
     }
 
     async fn put_pool(&self, version: &str) {
+        self.put_pool_with(version, "").await;
+    }
+
+    /// Writes the pool with `extra` appended to its `spec.rollout` block (indented by four
+    /// spaces).
+    async fn put_pool_with(&self, version: &str, extra: &str) {
         let text = format!(
             "apiVersion: steward/v1
 kind: WorkerPool
@@ -129,7 +140,7 @@ spec:
     minHealthyTime: 10s
     surge: 1
     prefetch: {{timeout: 10m}}
-  template:
+{extra}  template:
     Tasks:
       - Name: app
         Driver: docker
@@ -309,4 +320,93 @@ async fn unhealthy_golden_rolls_back() {
     assert_eq!(scene.zones().await, expected_zones(OLD));
 
     scene.stop().await;
+}
+
+/// Serves `/api/v1/query` with `value` as one vector sample and counts the requests.
+async fn serve_analysis(value: f64) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    let router = Router::new().route(
+        "/api/v1/query",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                axum::Json(json!({
+                    "status": "success",
+                    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, value.to_string()]}]}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the analysis stub");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("stub serves");
+    });
+    (address, requests, task)
+}
+
+fn analysis_block(address: &str) -> String {
+    format!(
+        "    analysis:\n      address: {address}\n      query: sum(rate(errors_total[1m]))\n      threshold: 0.05\n      interval: 30s\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_analysis_completes() {
+    let (address, requests, stub) = serve_analysis(0.01).await;
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+
+    scene.put_pool_with(NEW, &analysis_block(&address)).await;
+    let (status, _) = scene
+        .wait_status(|status| rollout_state(status).is_some_and(|state| !state.phase.is_active()))
+        .await;
+
+    let state = rollout_state(&status).expect("rollout stored");
+    assert_eq!(
+        state.phase,
+        RolloutPhase::Complete,
+        "failure: {:?}",
+        state.failure
+    );
+    assert!(
+        state.last_analysis_at.is_some(),
+        "an analysis sample was used"
+    );
+    assert!(requests.load(Ordering::Relaxed) >= 1);
+    assert_eq!(scene.zones().await, expected_zones(NEW));
+
+    scene.stop().await;
+    stub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_analysis_rolls_back() {
+    let (address, _requests, stub) = serve_analysis(0.5).await;
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+
+    scene.put_pool_with(NEW, &analysis_block(&address)).await;
+    let (status, _) = scene
+        .wait_status(|status| rollout_state(status).is_some_and(|state| !state.phase.is_active()))
+        .await;
+
+    let state = rollout_state(&status).expect("rollout stored");
+    assert_eq!(state.phase, RolloutPhase::Failed);
+    let failure = state.failure.clone().expect("failure reason");
+    assert!(failure.contains("analysis failed"), "{failure}");
+    assert_eq!(status.phase, Phase::Degraded);
+    scene
+        .wait_status(|status| status.workers.healthy == 6)
+        .await;
+    assert_eq!(scene.zones().await, expected_zones(OLD));
+
+    scene.stop().await;
+    stub.abort();
 }
