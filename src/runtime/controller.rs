@@ -518,7 +518,7 @@ async fn reconcile_view(
         .and_then(|stored| stored.status.as_ref());
     let requeue_inner = Arc::clone(inner);
     let requeue: autoscaling::Requeue = Arc::new(move |pool: String| {
-        requeue_inner.queue_changed(BTreeSet::from([pool]), "metrics read");
+        requeue_inner.queue_changed(BTreeSet::from([pool]), "metric or analysis read");
     });
     let scaling = autoscaling::evaluate(&autoscaling::Context {
         pool,
@@ -545,45 +545,16 @@ async fn reconcile_view(
     let job = JobKey::of(pool);
 
     // The golden-first rollout, when a zone runs another version or a rollout is stored.
-    let stored_rollout = rollout::stored_state(previous);
-    let rollout_step =
-        if rollout::applies(pool, &view.observed, stored_rollout.as_ref()) {
-            let inputs =
-                match rollout::gather(&config.nomad, &config.consul, config.keys.prefix(), pool)
-                    .await
-                {
-                    Ok(inputs) => inputs,
-                    Err(source) => {
-                        warn!(error = %source, "rollout inputs not read");
-                        return Err(Error::Reconcile { pool: name, source });
-                    }
-                };
-            let sizing_counts: Vec<u32> = plan
-                .status
-                .zones
-                .iter()
-                .map(|zone| zone.workers.desired)
-                .collect();
-            let analysis =
-                inner
-                    .analysis_samples
-                    .sample(pool, stored_rollout.as_ref(), now, &requeue);
-            let step = crate::rollout::step(&StepInput {
-                pool,
-                observed: &view.observed,
-                deployment: inputs.deployment.as_ref(),
-                prefetch: &inputs.prefetch,
-                stored: stored_rollout.as_ref(),
-                control: inputs.control.as_ref(),
-                analysis: analysis.as_ref(),
-                sizing_counts: &sizing_counts,
-                now,
-            });
-            rollout::restrict(&mut plan, &step);
-            Some(step)
-        } else {
-            None
-        };
+    let rollout_step = step_rollout(
+        inner,
+        pool,
+        &view.observed,
+        previous,
+        &mut plan,
+        now,
+        &requeue,
+    )
+    .await?;
     log_plan(&plan);
 
     let executor = NomadExecutor::new(
@@ -666,6 +637,61 @@ async fn reconcile_view(
     }
 }
 
+/// Runs the golden-first rollout's step when it applies, and removes the planner's writes
+/// that it forbids from `plan`. Returns `None` when no rollout applies.
+async fn step_rollout(
+    inner: &Inner,
+    pool: &crate::spec::WorkerPool,
+    observed: &reconcile::Observed,
+    previous: Option<&Status>,
+    plan: &mut Plan,
+    now: jiff::Timestamp,
+    requeue: &autoscaling::Requeue,
+) -> Result<Option<crate::rollout::RolloutStep>, Error> {
+    let config = &inner.config;
+    let name = &pool.metadata.name;
+    let stored = rollout::stored_state(previous);
+    if !rollout::applies(pool, observed, stored.as_ref()) {
+        inner.analysis_samples.forget(name);
+        return Ok(None);
+    }
+
+    let inputs =
+        match rollout::gather(&config.nomad, &config.consul, config.keys.prefix(), pool).await {
+            Ok(inputs) => inputs,
+            Err(source) => {
+                warn!(error = %source, "rollout inputs not read");
+                return Err(Error::Reconcile {
+                    pool: name.clone(),
+                    source,
+                });
+            }
+        };
+    let sizing_counts: Vec<u32> = plan
+        .status
+        .zones
+        .iter()
+        .map(|zone| zone.workers.desired)
+        .collect();
+    let analysis = inner
+        .analysis_samples
+        .sample(pool, stored.as_ref(), now, requeue);
+
+    let step = crate::rollout::step(&StepInput {
+        pool,
+        observed,
+        deployment: inputs.deployment.as_ref(),
+        prefetch: &inputs.prefetch,
+        stored: stored.as_ref(),
+        control: inputs.control.as_ref(),
+        analysis: analysis.as_ref(),
+        sizing_counts: &sizing_counts,
+        now,
+    });
+    rollout::restrict(plan, &step);
+    Ok(Some(step))
+}
+
 /// Adds the autoscaler's state, conditions and configuration error to the planner's report.
 fn merge_autoscaler(report: &mut StatusReport, outcome: &autoscaling::Outcome) {
     if let Some(sizing) = report.sizing.as_mut() {
@@ -698,6 +724,8 @@ async fn reconcile_deleted(
     let config = &inner.config;
     let name = view.name.clone();
     let fence = || term.may_write();
+    inner.metric_reads.forget(&name);
+    inner.analysis_samples.forget(&name);
 
     if let Some(job) = view.job_key.clone() {
         let plan = plan_delete(&name, job.clone(), &view.observed, config.orphan_on_delete);

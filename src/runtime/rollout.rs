@@ -197,6 +197,14 @@ pub(crate) struct AnalysisSamples {
 }
 
 impl AnalysisSamples {
+    /// Drops the samples kept for a pool without a rollout in progress.
+    pub(crate) fn forget(&self, pool: &str) {
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(pool);
+    }
+
     /// Returns the pool's latest analysis sample. While the stored rollout soaks and the
     /// latest sample is older than `analysis.interval` (or missing), starts a query at `now`
     /// whose end stores the sample and calls `requeue` with the pool. Drops the samples of a
