@@ -130,17 +130,16 @@ impl Default for Cache {
 }
 
 /// Returns the keys whose value differs between two maps, including added and removed keys.
-fn changed_keys<K: Ord + Clone + std::hash::Hash, V: PartialEq>(
-    old: impl Fn(&K) -> Option<V>,
+fn changed_keys<K: Ord + Clone, V: PartialEq>(
+    old: &BTreeMap<K, V>,
     new: &BTreeMap<K, V>,
-    old_keys: impl Iterator<Item = K>,
 ) -> Vec<K> {
     let mut changed: Vec<K> = new
         .iter()
-        .filter(|(key, value)| old(key).as_ref() != Some(*value))
+        .filter(|(key, value)| old.get(key) != Some(*value))
         .map(|(key, _)| key.clone())
         .collect();
-    changed.extend(old_keys.filter(|key| !new.contains_key(key)));
+    changed.extend(old.keys().filter(|key| !new.contains_key(key)).cloned());
     changed
 }
 
@@ -193,11 +192,7 @@ impl Cache {
     /// Replaces every pool with a complete list. Returns the pools that changed.
     pub fn replace_pools(&self, pools: BTreeMap<String, PoolEntry>) -> BTreeSet<String> {
         let mut state = self.write();
-        let changed = changed_keys(
-            |name| state.pools.get(name).cloned(),
-            &pools,
-            state.pools.keys().cloned(),
-        );
+        let changed = changed_keys(&state.pools, &pools);
         state.pools = pools;
         drop(state);
         self.mark_synced(Source::Pools);
@@ -210,11 +205,7 @@ impl Cache {
         overrides: BTreeMap<String, OverrideEntry>,
     ) -> BTreeSet<String> {
         let mut state = self.write();
-        let changed = changed_keys(
-            |name| state.overrides.get(name).cloned(),
-            &overrides,
-            state.overrides.keys().cloned(),
-        );
+        let changed = changed_keys(&state.overrides, &overrides);
         state.overrides = overrides;
         drop(state);
         self.mark_synced(Source::Overrides);
@@ -328,11 +319,7 @@ impl Cache {
     pub fn replace_nodes(&self, nodes: BTreeMap<String, ObservedNode>) -> BTreeSet<String> {
         let mut state = self.write();
         let mut affected = BTreeSet::new();
-        let changed = changed_keys(
-            |id| state.nodes.get(id).cloned(),
-            &nodes,
-            state.nodes.keys().cloned(),
-        );
+        let changed = changed_keys(&state.nodes, &nodes);
         for id in &changed {
             if let Some(old) = state.nodes.get(id) {
                 state.pools_on_node(old, &mut affected);
