@@ -83,6 +83,15 @@ pub async fn run(args: Args) -> CliResult {
     let (client, keys) = objects::connect(&args.consul)?;
 
     let plan = plan(&client, &keys, &documents, args.prune).await?;
+    if !plan.problems().is_empty() {
+        for problem in plan.problems() {
+            eprintln!("{problem}");
+        }
+        return Err(CliError::usage(anyhow::anyhow!(
+            "{} found; nothing was applied",
+            plural(plan.problems().len(), "error")
+        )));
+    }
     if !args.dry_run {
         execute(&client, &plan).await?;
     }
@@ -95,9 +104,17 @@ pub async fn run(args: Args) -> CliResult {
 /// The writes one apply makes, each checked against the ModifyIndex read when planning.
 pub struct Plan {
     changes: Vec<Change>,
+    /// Overrides in the input that break a rule of their pool as stored in Consul.
+    problems: Vec<String>,
 }
 
 impl Plan {
+    /// Returns the overrides in the input that exceed the max of their stored pool without
+    /// `force`, one message each. A plan with problems must not be executed.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
     /// Formats one line per object, kubectl style: `pool/web created`.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let suffix = if dry_run { " (dry run)" } else { "" };
@@ -125,7 +142,13 @@ pub async fn plan(
     let overrides = objects::read_overrides(client, keys).await?;
 
     let mut changes = Vec::new();
+    let mut problems = Vec::new();
     let mut applied_pools = BTreeSet::new();
+    let input_pools: BTreeSet<&str> = documents
+        .iter()
+        .filter(|d| matches!(d.document, Document::WorkerPool(_)))
+        .map(|d| d.document.name())
+        .collect();
     for loaded in documents {
         let text = spec::to_yaml(&loaded.document).into_bytes();
         let name = loaded.document.name().to_string();
@@ -138,11 +161,24 @@ pub async fn plan(
                     pools.get(&name).map(as_unit),
                 )
             }
-            Document::Override(_) => (
-                format!("override/{name}"),
-                keys.override_(&name),
-                overrides.get(&name).map(as_unit),
-            ),
+            Document::Override(item) => {
+                // Loading checked overrides against pools in the same input. An override of a pool
+                // that exists only in Consul is checked against the stored pool here.
+                let stored_pool = pools.get(&name).and_then(|p| p.object.as_ref().ok());
+                if let (false, Some(pool)) = (input_pools.contains(name.as_str()), stored_pool) {
+                    for error in spec::validate_override_for_pool(item, pool) {
+                        problems.push(format!(
+                            "{}: {}: {}",
+                            loaded.source, error.path, error.message
+                        ));
+                    }
+                }
+                (
+                    format!("override/{name}"),
+                    keys.override_(&name),
+                    overrides.get(&name).map(as_unit),
+                )
+            }
         };
         changes.push(plan_write(label, key, text, stored));
     }
@@ -161,7 +197,7 @@ pub async fn plan(
             }
         }
     }
-    Ok(Plan { changes })
+    Ok(Plan { changes, problems })
 }
 
 fn as_unit<T>(stored: &Stored<T>) -> Stored<()> {

@@ -28,11 +28,6 @@ pub struct Args {
 
 /// Starts the emulator and serves until Ctrl-C.
 pub async fn run(args: Args) -> CliResult {
-    if let Some(dir) = &args.data_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create the data directory {}", dir.display()))
-            .map_err(CliError::usage)?;
-    }
     let config = ConsulEmulatorConfig {
         addr: args.addr,
         data_dir: args.data_dir,

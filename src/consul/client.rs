@@ -9,22 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::config::ClientConfig;
+use super::duration::format_go_duration;
 use super::error::{Error, Result, TxnError};
 use super::keys::{encode_key_path, validate_key};
-
-/// Receives one observation per HTTP request, so telemetry can count requests and latency
-/// per endpoint without this module depending on it.
-pub trait RequestObserver: Send + Sync {
-    /// `endpoint` is a fixed label such as `kv`, `txn` or `session/renew`; `status` is `None`
-    /// when no response arrived.
-    fn observe(
-        &self,
-        endpoint: &'static str,
-        method: &Method,
-        status: Option<u16>,
-        elapsed: Duration,
-    );
-}
+use crate::telemetry::RequestObserver;
 
 /// The index and leader headers of a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -301,12 +289,8 @@ pub struct SessionInfo {
 impl SessionInfo {
     /// Returns the TTL as a duration, if the session has one and it parses.
     pub fn ttl_duration(&self) -> Option<Duration> {
-        crate::sim::consul::parse_go_duration(&self.ttl)
+        super::duration::parse_go_duration(&self.ttl)
     }
-}
-
-fn format_go_duration(duration: Duration) -> String {
-    format!("{}ms", duration.as_millis())
 }
 
 /// A Consul HTTP API client. Cheap to clone; clones share the connection pool.
@@ -427,7 +411,7 @@ impl ConsulClient {
         let response = match result {
             Ok(response) => response,
             Err(e) => {
-                self.observe(endpoint, &method, None, started);
+                self.observe(endpoint, None, started);
                 return Err(if e.is_timeout() {
                     Error::Timeout {
                         endpoint: path.to_string(),
@@ -447,7 +431,7 @@ impl ConsulClient {
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(e) => {
-                self.observe(endpoint, &method, Some(status.as_u16()), started);
+                self.observe(endpoint, Some(status.as_u16()), started);
                 return Err(if e.is_timeout() {
                     Error::Timeout {
                         endpoint: path.to_string(),
@@ -462,7 +446,7 @@ impl ConsulClient {
                 });
             }
         };
-        self.observe(endpoint, &method, Some(status.as_u16()), started);
+        self.observe(endpoint, Some(status.as_u16()), started);
         tracing::trace!(%method, endpoint, status = status.as_u16(), index = meta.index, "consul request");
 
         let message = || String::from_utf8_lossy(&body).trim().to_string();
@@ -494,15 +478,12 @@ impl ConsulClient {
         }
     }
 
-    fn observe(
-        &self,
-        endpoint: &'static str,
-        method: &Method,
-        status: Option<u16>,
-        started: Instant,
-    ) {
+    /// Reports one request to the observer as system `consul`, with status 0 when no
+    /// response arrived.
+    fn observe(&self, endpoint: &'static str, status: Option<u16>, started: Instant) {
         if let Some(observer) = &self.observer {
-            observer.observe(endpoint, method, status, started.elapsed());
+            let seconds = started.elapsed().as_secs_f64();
+            observer.observe("consul", endpoint, status.unwrap_or(0), seconds);
         }
     }
 
@@ -540,7 +521,7 @@ impl ConsulClient {
         let path = Self::kv_path(key);
         let (query, wait) = Self::blocking_query(options);
         let answer = self
-            .send(Method::GET, "kv", &path, &query, None, wait)
+            .send(Method::GET, "/v1/kv/:key", &path, &query, None, wait)
             .await?;
         match answer.status {
             StatusCode::NOT_FOUND => Ok((None, answer.meta)),
@@ -563,7 +544,7 @@ impl ConsulClient {
         let (mut query, wait) = Self::blocking_query(options);
         query.push(("recurse", String::new()));
         let answer = self
-            .send(Method::GET, "kv", &path, &query, None, wait)
+            .send(Method::GET, "/v1/kv/:key", &path, &query, None, wait)
             .await?;
         match answer.status {
             StatusCode::NOT_FOUND => Ok((Vec::new(), answer.meta)),
@@ -587,7 +568,7 @@ impl ConsulClient {
             query.push(("separator", separator.to_string()));
         }
         let answer = self
-            .send(Method::GET, "kv", &path, &query, None, wait)
+            .send(Method::GET, "/v1/kv/:key", &path, &query, None, wait)
             .await?;
         match answer.status {
             StatusCode::NOT_FOUND => Ok((Vec::new(), answer.meta)),
@@ -609,7 +590,7 @@ impl ConsulClient {
         let answer = self
             .send(
                 Method::GET,
-                "kv",
+                "/v1/kv/:key",
                 &path,
                 &[("raw", String::new())],
                 None,
@@ -623,7 +604,7 @@ impl ConsulClient {
         }
     }
 
-    /// Writes `value` under `key`. Returns Consul's answer: always `true` for a plain write,
+    /// Writes `value` under `key`. Returns Consul's result: always `true` for a plain write,
     /// and whether the CAS, acquire or release succeeded otherwise. An unchanged value moves
     /// no ModifyIndex and wakes no watcher.
     pub async fn kv_put(
@@ -646,7 +627,14 @@ impl ConsulClient {
             WriteMode::Release(session) => query.push(("release", session.clone())),
         }
         let sent = self
-            .send(Method::PUT, "kv", &path, &query, Some(value.to_vec()), None)
+            .send(
+                Method::PUT,
+                "/v1/kv/:key",
+                &path,
+                &query,
+                Some(value.to_vec()),
+                None,
+            )
             .await;
         let answer = match (sent, mode) {
             // Consul returns 500 "invalid session" when the acquiring or releasing session
@@ -687,7 +675,7 @@ impl ConsulClient {
         let path = Self::kv_path(key);
         let query: Vec<(&str, String)> = cas.iter().map(|i| ("cas", i.to_string())).collect();
         let answer = self
-            .send(Method::DELETE, "kv", &path, &query, None, None)
+            .send(Method::DELETE, "/v1/kv/:key", &path, &query, None, None)
             .await?;
         if decode_bool(&path, key, answer)? {
             Ok(())
@@ -706,7 +694,7 @@ impl ConsulClient {
         let answer = self
             .send(
                 Method::DELETE,
-                "kv",
+                "/v1/kv/:key",
                 &path,
                 &[("recurse", String::new())],
                 None,
@@ -732,7 +720,7 @@ impl ConsulClient {
             message: e.to_string(),
         })?;
         let answer = self
-            .send(Method::PUT, "txn", "/v1/txn", &[], Some(body), None)
+            .send(Method::PUT, "/v1/txn", "/v1/txn", &[], Some(body), None)
             .await?;
         match answer.status {
             StatusCode::OK | StatusCode::CONFLICT => {
@@ -804,7 +792,7 @@ impl ConsulClient {
         let answer = self
             .send(
                 Method::PUT,
-                "session/create",
+                "/v1/session/create",
                 path,
                 &[],
                 Some(body.to_string().into_bytes()),
@@ -832,7 +820,7 @@ impl ConsulClient {
     pub async fn session_renew(&self, id: &str) -> Result<SessionInfo> {
         let path = format!("/v1/session/renew/{}", encode_key_path(id));
         let answer = self
-            .send(Method::PUT, "session/renew", &path, &[], None, None)
+            .send(Method::PUT, "/v1/session/renew/:id", &path, &[], None, None)
             .await?;
         match answer.status {
             StatusCode::NOT_FOUND => Err(Error::SessionNotFound { id: id.to_string() }),
@@ -850,7 +838,14 @@ impl ConsulClient {
     pub async fn session_destroy(&self, id: &str) -> Result<()> {
         let path = format!("/v1/session/destroy/{}", encode_key_path(id));
         let answer = self
-            .send(Method::PUT, "session/destroy", &path, &[], None, None)
+            .send(
+                Method::PUT,
+                "/v1/session/destroy/:id",
+                &path,
+                &[],
+                None,
+                None,
+            )
             .await?;
         decode_bool(&path, id, answer).map(|_| ())
     }
@@ -859,7 +854,7 @@ impl ConsulClient {
     pub async fn session_info(&self, id: &str) -> Result<Option<SessionInfo>> {
         let path = format!("/v1/session/info/{}", encode_key_path(id));
         let answer = self
-            .send(Method::GET, "session/info", &path, &[], None, None)
+            .send(Method::GET, "/v1/session/info/:id", &path, &[], None, None)
             .await?;
         if answer.status != StatusCode::OK {
             return Err(rejected(&path, answer.status, &answer.body));
@@ -872,7 +867,7 @@ impl ConsulClient {
     pub async fn session_list(&self) -> Result<Vec<SessionInfo>> {
         let path = "/v1/session/list";
         let answer = self
-            .send(Method::GET, "session/list", path, &[], None, None)
+            .send(Method::GET, "/v1/session/list", path, &[], None, None)
             .await?;
         if answer.status != StatusCode::OK {
             return Err(rejected(path, answer.status, &answer.body));
@@ -884,7 +879,7 @@ impl ConsulClient {
     pub async fn status_leader(&self) -> Result<String> {
         let path = "/v1/status/leader";
         let answer = self
-            .send(Method::GET, "status/leader", path, &[], None, None)
+            .send(Method::GET, "/v1/status/leader", path, &[], None, None)
             .await?;
         if answer.status != StatusCode::OK {
             return Err(rejected(path, answer.status, &answer.body));

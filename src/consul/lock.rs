@@ -193,28 +193,44 @@ impl LeaderLock {
             .map(|p| String::from_utf8_lossy(&p.value).into_owned()))
     }
 
-    /// Stops the tasks, releases the key if held and destroys the session.
+    /// Stops the tasks, releases the key if held and destroys the session. The session is
+    /// destroyed even when the release fails, and the first error is returned.
     pub async fn shutdown(self) -> Result<()> {
         self.cancel.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
-        let session = self.shared.lock().session.take();
-        self.shared.lock().holds_key = false;
+
+        let session = {
+            let mut state = self.shared.lock();
+            state.holds_key = false;
+            state.session.take()
+        };
         self.shared.publish(&self.config.key);
-        if let Some(session) = session {
-            let value = self.config.holder.as_bytes();
-            self.client
-                .kv_put(
-                    &self.config.key,
-                    value,
-                    None,
-                    &WriteMode::Release(session.clone()),
-                )
-                .await?;
-            self.client.session_destroy(&session).await?;
-            tracing::info!(key = %self.config.key, %session, "released leader lock");
+        let Some(session) = session else {
+            return Ok(());
+        };
+
+        let release = WriteMode::Release(session.clone());
+        let released = self
+            .client
+            .kv_put(
+                &self.config.key,
+                self.config.holder.as_bytes(),
+                None,
+                &release,
+            )
+            .await;
+        if let Err(error) = &released {
+            tracing::warn!(key = %self.config.key, %session, %error, "failed to release the leader key");
         }
+        let destroyed = self.client.session_destroy(&session).await;
+        if let Err(error) = &destroyed {
+            tracing::warn!(key = %self.config.key, %session, %error, "failed to destroy the leader session");
+        }
+        released?;
+        destroyed?;
+        tracing::info!(key = %self.config.key, %session, "released leader lock");
         Ok(())
     }
 }

@@ -2,19 +2,19 @@
 
 mod client;
 mod config;
+mod duration;
 mod error;
 pub mod keys;
 mod lock;
-mod metrics;
 mod watch;
 
 pub use client::{
-    ConsulClient, KvPair, QueryMeta, QueryOptions, RequestObserver, SessionBehavior, SessionInfo,
-    SessionRequest, TxnOp, WireKvPair, WriteMode,
+    ConsulClient, KvPair, QueryMeta, QueryOptions, SessionBehavior, SessionInfo, SessionRequest,
+    TxnOp, WireKvPair, WriteMode,
 };
 pub use config::{ClientConfig, ConsulArgs, Token};
+pub(crate) use duration::parse_go_duration;
 pub use error::{Error, Result, TxnError};
 pub use keys::Keys;
 pub use lock::{LeaderLock, LeaderLockConfig};
-pub use metrics::{ConsulMetrics, RequestLabels};
 pub use watch::{KvSnapshot, KvWatch, WatchConfig, WatchTarget};

@@ -748,10 +748,22 @@ async fn delete_behavior_removes_locked_keys() {
 
 #[tokio::test]
 async fn leader_lock_hands_over_when_session_destroyed() {
+    hand_over_after_destroy(Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn leader_lock_hands_over_after_lock_delay() {
+    // Acquires inside the delay return false, so the lock must retry until it ends.
+    hand_over_after_destroy(Duration::from_secs(1)).await;
+}
+
+/// Starts two leader locks, destroys the leader's session, and checks that exactly one of
+/// them leads afterwards and that a release hands leadership to the other.
+async fn hand_over_after_destroy(lock_delay: Duration) {
     let (consul, client) = start_with(fast_sessions()).await;
     let config = |holder: &str| LeaderLockConfig {
         ttl: Duration::from_secs(2),
-        lock_delay: Duration::ZERO,
+        lock_delay,
         wait: Duration::from_secs(5),
         retry_interval: Duration::from_millis(50),
         ..LeaderLockConfig::new("steward/leader", holder)
@@ -914,7 +926,7 @@ async fn watch_survives_unavailable_and_restore() {
         .unwrap();
     assert_eq!(grown.pairs.len(), 2);
 
-    // While the server returns 503, the watch retries, and then it sees the later write.
+    // While the server returns 503, the watch retries, and then it reports the later write.
     let outage = post(
         &format!("{}/_sim/unavailable", consul.url()),
         r#"{"seconds": 1}"#,
@@ -970,8 +982,9 @@ async fn watch_survives_unavailable_and_restore() {
 #[tokio::test]
 async fn data_dir_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet is created on start.
     let config = || ConsulEmulatorConfig {
-        data_dir: Some(dir.path().to_path_buf()),
+        data_dir: Some(dir.path().join("consul")),
         ..Default::default()
     };
 
@@ -986,11 +999,15 @@ async fn data_dir_keeps_state_across_restarts() {
     let (consul, client) = start_with(config()).await;
     assert_eq!(client.kv_get("keep/me").await.unwrap().unwrap(), before);
     consul.shutdown().await;
-    assert!(!dir.path().join("state.json.tmp").exists());
+    assert!(dir.path().join("consul/state.json").exists());
+    assert!(!dir.path().join("consul/state.json.tmp").exists());
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("/work/shared/fixtures/consul/{name}")).unwrap()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/consul_fixtures")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
 }
 
 fn field_names(value: &serde_json::Value) -> Vec<String> {
@@ -1013,6 +1030,14 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
         assert!(pair.session.is_some(), "{name}");
         assert!(!pair.value.is_empty(), "{name}");
     }
+    let locked: Vec<WireKvPair> =
+        serde_json::from_str(&fixture("kv-leader-key-locked.json")).unwrap();
+    let holder = steward::consul::KvPair::try_from(locked[0].clone()).unwrap();
+    let acquire_value: serde_json::Value =
+        serde_json::from_str(&fixture("kv-leader-acquire-value.json")).unwrap();
+    let holder_value: serde_json::Value = serde_json::from_slice(&holder.value).unwrap();
+    assert!(holder_value.get("Node").is_some() && acquire_value.get("Node").is_some());
+
     let keys: Vec<String> = serde_json::from_str(&fixture("kv-keys-response.json")).unwrap();
     assert_eq!(keys.len(), 3);
     assert!(serde_json::from_str::<bool>(&fixture("kv-put-response.json")).unwrap());
@@ -1114,9 +1139,10 @@ async fn fixtures_parse_and_emulator_uses_same_fields() {
 #[derive(Default)]
 struct KvRequestCounter(std::sync::atomic::AtomicUsize);
 
-impl steward::consul::RequestObserver for KvRequestCounter {
-    fn observe(&self, endpoint: &'static str, _: &reqwest::Method, _: Option<u16>, _: Duration) {
-        if endpoint == "kv" {
+impl steward::telemetry::RequestObserver for KvRequestCounter {
+    fn observe(&self, system: &str, endpoint: &str, _status: u16, _seconds: f64) {
+        assert_eq!(system, "consul");
+        if endpoint == "/v1/kv/:key" {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
@@ -1393,4 +1419,120 @@ async fn tls_without_ca_rejects_unknown_server() {
         "{error:?}"
     );
     server.abort();
+}
+
+#[tokio::test]
+async fn watch_resyncs_quietly_when_index_drops() {
+    let (consul, client) = start().await;
+    client
+        .kv_put("drop/a", b"1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    client
+        .kv_put("drop/b", b"2", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let counter = std::sync::Arc::new(KvRequestCounter::default());
+    let config = WatchConfig {
+        wait: Duration::from_millis(300),
+        ..fast_watch()
+    };
+    let mut watch = KvWatch::new(
+        client.clone().with_observer(counter.clone()),
+        WatchTarget::Prefix("drop/".into()),
+        config,
+    );
+    assert_eq!(
+        tokio::time::timeout(GUARD, watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .pairs
+            .len(),
+        2
+    );
+
+    // Deleting the newest key leaves a tombstone that keeps the list index at the delete.
+    client.kv_delete("drop/b", None).await.unwrap();
+    let after_delete = tokio::time::timeout(GUARD, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after_delete.pairs.len(), 1);
+
+    // Reaping it makes the list index drop below the one the watch blocks on. The watch
+    // must reset and re-read, and the unchanged data must not count as a change.
+    post(&format!("{}/_sim/reap-tombstones", consul.url()), "").await;
+    let (_, dropped) = client
+        .kv_list("drop/", &QueryOptions::default())
+        .await
+        .unwrap();
+    assert!(dropped.index < after_delete.index);
+    let next =
+        tokio::spawn(async move { (tokio::time::timeout(GUARD, watch.next()).await, watch) });
+    let before = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::timeout(GUARD, async {
+        // The blocking read times out with the lower index, then the resync read and a new
+        // blocking read follow.
+        while counter.0.load(std::sync::atomic::Ordering::SeqCst) < before + 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !next.is_finished(),
+        "a resync with unchanged data yields nothing"
+    );
+
+    client
+        .kv_put("drop/c", b"3", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    let (changed, _watch) = next.await.unwrap();
+    let keys: Vec<String> = changed
+        .unwrap()
+        .unwrap()
+        .pairs
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(keys, ["drop/a", "drop/c"]);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_requests_reach_controller_metrics() {
+    let (consul, client) = start().await;
+    let metrics = std::sync::Arc::new(steward::telemetry::Metrics::new());
+    let observed = client.with_observer(metrics.clone());
+    observed
+        .kv_put("m/k", b"v", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    observed.kv_get("m/k").await.unwrap();
+    observed.kv_get("m/missing").await.unwrap();
+
+    let text = metrics.encode();
+    let kv_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains(r#"system="consul""#)
+                && l.contains(r#"endpoint="/v1/kv/:key""#)
+                && l.contains("requests_total")
+        })
+        .collect();
+    assert!(
+        kv_lines
+            .iter()
+            .any(|l| l.contains(r#"status="200""#) && l.ends_with(" 2")),
+        "{text}"
+    );
+    assert!(
+        kv_lines
+            .iter()
+            .any(|l| l.contains(r#"status="404""#) && l.ends_with(" 1")),
+        "{text}"
+    );
+    consul.shutdown().await;
 }

@@ -564,3 +564,38 @@ async fn token_settings_come_from_environment() {
     );
     consul.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_checks_override_against_stored_pool() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:1"));
+    assert!(
+        steward(&consul, &["apply", "-f", pool.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+
+    let text = |force: bool| {
+        format!(
+            "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: web\nspec:\n  workers: 30\n  reason: launch\n  until: 2099-01-01T00:00:00Z\n{}",
+            if force { "  force: true\n" } else { "" }
+        )
+    };
+    let over = write_file(dir.path(), "override.yaml", &text(false));
+    let rejected = steward(&consul, &["apply", "-f", over.to_str().unwrap()]).await;
+    assert_eq!(rejected.status.code(), Some(2), "{}", stderr(&rejected));
+    assert!(
+        stderr(&rejected).contains("spec.workers"),
+        "{}",
+        stderr(&rejected)
+    );
+    assert_eq!(client.kv_get("steward/overrides/web").await.unwrap(), None);
+
+    write_file(dir.path(), "override.yaml", &text(true));
+    let forced = steward(&consul, &["apply", "-f", over.to_str().unwrap()]).await;
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert_eq!(stdout(&forced), "override/web created\n");
+    consul.shutdown().await;
+}

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::{Behavior, Data, Entry, Session, Store, WriteMode};
 use super::{ConsulEmulatorConfig, StartError};
+use crate::consul::parse_go_duration;
 
 /// Largest KV value and transaction body: Consul's `kv_max_value_size` default, 512 KiB.
 pub(crate) const MAX_VALUE_SIZE: usize = 512 * 1024;
@@ -64,6 +65,12 @@ impl Shared {
         cancel: CancellationToken,
     ) -> Result<Self, StartError> {
         let mut data = Data::default();
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir).map_err(|e| StartError::LoadState {
+                path: dir.clone(),
+                message: format!("failed to create the data directory: {e}"),
+            })?;
+        }
         if let Some(path) = state_path(&config) {
             match std::fs::read(&path) {
                 Ok(bytes) => {
@@ -324,45 +331,6 @@ fn session_json(session: &Session) -> Value {
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
-
-/// Parses a Go duration such as `5m`, `1m30s`, `250ms` or `10`, which Consul reads as seconds
-/// when the unit is missing in `wait`.
-pub(crate) fn parse_go_duration(input: &str) -> Option<Duration> {
-    let input = input.trim();
-    if input.is_empty() {
-        return None;
-    }
-    if let Ok(seconds) = input.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = input;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * scale);
-    }
-    Some(total)
-}
 
 struct BlockingParams {
     index: Option<u64>,
@@ -958,15 +926,6 @@ async fn sim_reap_tombstones(State(shared): State<Arc<Shared>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_go_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("10"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("soon"), None);
-    }
 
     #[test]
     fn key_paths_clean_and_reject() {

@@ -22,8 +22,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use http::parse_go_duration;
-
 /// Settings of one emulated Consul agent.
 #[derive(Debug, Clone)]
 pub struct ConsulEmulatorConfig {
