@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-use steward::consul::{ConsulClient, Keys, RequestObserver, TxnOp, WriteMode};
+use steward::consul::{ConsulClient, Keys, TxnOp, WriteMode};
 use steward::nomad::{self, RequestMetrics, RequestRecord};
 use steward::reconcile::render_job;
 use steward::runtime::{Controller, ControllerConfig};
@@ -31,6 +30,7 @@ use steward::sim::nomad::jobs::{RegisterRequest, register};
 use steward::sim::nomad::lifecycle::tick;
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use steward::spec::{self, Document, WorkerPool};
+use steward::telemetry::RequestObserver;
 use tokio_util::sync::CancellationToken;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -79,10 +79,10 @@ struct Counter {
 }
 
 impl RequestObserver for Counter {
-    fn observe(&self, endpoint: &'static str, _: &Method, _: Option<u16>, elapsed: Duration) {
-        // The Consul observer has no blocking flag: KV reads held longer than 1 s are
-        // counted as blocking queries.
-        if endpoint == "kv" && elapsed > Duration::from_secs(1) {
+    fn observe(&self, _system: &str, endpoint: &str, _status: u16, seconds: f64) {
+        // The observer has no blocking flag: KV reads held longer than 1 s are counted as
+        // blocking queries.
+        if endpoint.contains("kv") && seconds > 1.0 {
             self.blocking.fetch_add(1, Ordering::Relaxed);
         } else {
             self.other.fetch_add(1, Ordering::Relaxed);

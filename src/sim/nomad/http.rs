@@ -21,7 +21,7 @@ use super::lifecycle::{fail_deployment, promote_canaries};
 use super::nodes;
 use super::render;
 use super::state::{Cluster, DeploymentStatus, ImageBehaviour, JobKey, Table};
-use crate::nomad::model::{Job, parse_go_duration};
+use crate::nomad::model::{AllocListStub, Job, parse_go_duration};
 
 /// Maximum blocking wait Nomad allows (`MaxBlockingRPCQueryTime`), in seconds.
 pub const MAX_BLOCKING_SECONDS: u64 = 300;
@@ -100,11 +100,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_response(index: u64, body: &Value, read: bool) -> Response {
+fn json_response(index: u64, body: &impl serde::Serialize, read: bool) -> Response {
+    let text = match serde_json::to_string(body) {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::error!(%error, "failed to encode a response body");
+            return ApiError::internal(format!("failed to encode the response: {error}"))
+                .into_response();
+        }
+    };
     let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        text,
     )
         .into_response();
     let headers = response.headers_mut();
@@ -138,11 +146,11 @@ fn check_available(shared: &Shared) -> Result<(), ApiError> {
 
 /// Serves a blocking read. `read` computes `(index, body)`, and the response waits while
 /// the index is not above `?index=` and the wait has not run out. Only query parameters count.
-async fn blocking(
+async fn blocking<B: serde::Serialize>(
     shared: &Shared,
     params: &HashMap<String, String>,
     tables: &[Table],
-    read: impl Fn(&Cluster) -> Result<(u64, Value), (u64, ApiError)>,
+    read: impl Fn(&Cluster) -> Result<(u64, B), (u64, ApiError)>,
 ) -> Response {
     if let Err(error) = check_available(shared) {
         return error.into_response();
@@ -268,6 +276,7 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/allocation/{id}/stop", post(stop_alloc).put(stop_alloc))
         .route("/v1/evaluations", get(list_evals))
         .route("/v1/evaluation/{id}", get(read_eval))
+        .route("/v1/evaluation/{id}/allocations", get(eval_allocs))
         .route("/v1/deployments", get(list_deployments))
         .route("/v1/deployment/{id}", get(read_deployment))
         .route("/v1/deployment/allocations/{id}", get(deployment_allocs))
@@ -303,14 +312,15 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
         &params,
         &[Table::Jobs, Table::JobSummary],
         |cluster| {
-            let stubs: Vec<Value> = cluster
+            // Typed stubs are serialized after the lock is released.
+            let stubs: Vec<crate::nomad::model::JobListStub> = cluster
                 .jobs
                 .iter()
                 .filter(|((job_ns, id), _)| (ns == "*" || *job_ns == ns) && id.starts_with(&prefix))
-                .map(|(key, entry)| render::job_stub(cluster, key, entry))
+                .map(|(key, entry)| render::job_stub_model(cluster, key, entry))
                 .collect();
             let index = cluster.tables.jobs.max(cluster.tables.job_summary);
-            Ok((index, Value::Array(stubs)))
+            Ok((index, stubs))
         },
     )
     .await
@@ -474,8 +484,11 @@ async fn job_allocations(
 ) -> Response {
     let key = job_key(&params, id);
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
-        let stubs: Vec<Value> = cluster.job_allocs(&key).map(render::alloc_stub).collect();
-        Ok((cluster.tables.allocs, Value::Array(stubs)))
+        let stubs: Vec<AllocListStub> = cluster
+            .job_allocs(&key)
+            .map(render::alloc_stub_model)
+            .collect();
+        Ok((cluster.tables.allocs, stubs))
     })
     .await
 }
@@ -805,13 +818,13 @@ async fn node_eligibility(
 async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> Response {
     let prefix = params.get("prefix").cloned().unwrap_or_default();
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
-        let stubs: Vec<Value> = cluster
+        let stubs: Vec<AllocListStub> = cluster
             .allocs
             .range(prefix.clone()..)
             .take_while(|(id, _)| id.starts_with(&prefix))
-            .map(|(_, alloc)| render::alloc_stub(alloc))
+            .map(|(_, alloc)| render::alloc_stub_model(alloc))
             .collect();
-        Ok((cluster.tables.allocs, Value::Array(stubs)))
+        Ok((cluster.tables.allocs, stubs))
     })
     .await
 }
@@ -887,6 +900,26 @@ async fn read_eval(
     .await
 }
 
+async fn eval_allocs(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    blocking(&shared, &params, &[Table::Allocs], |cluster| {
+        let Some(eval) = cluster.evals.get(&id) else {
+            return Ok((cluster.tables.allocs, Vec::new()));
+        };
+        let key = (eval.namespace.clone(), eval.job_id.clone());
+        let stubs: Vec<AllocListStub> = cluster
+            .job_allocs(&key)
+            .filter(|alloc| alloc.eval_id == id)
+            .map(render::alloc_stub_model)
+            .collect();
+        Ok((cluster.tables.allocs, stubs))
+    })
+    .await
+}
+
 // ---- deployments ----
 
 async fn list_deployments(State(shared): State<AppState>, Query(params): Params) -> Response {
@@ -930,15 +963,15 @@ async fn deployment_allocs(
 ) -> Response {
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
         let Some(deployment) = cluster.deployments.get(&id) else {
-            return Ok((cluster.tables.allocs, Value::Array(Vec::new())));
+            return Ok((cluster.tables.allocs, Vec::new()));
         };
         let key = (deployment.namespace.clone(), deployment.job_id.clone());
-        let stubs: Vec<Value> = cluster
+        let stubs: Vec<AllocListStub> = cluster
             .job_allocs(&key)
             .filter(|alloc| alloc.deployment_id.as_deref() == Some(id.as_str()))
-            .map(render::alloc_stub)
+            .map(render::alloc_stub_model)
             .collect();
-        Ok((cluster.tables.allocs, Value::Array(stubs)))
+        Ok((cluster.tables.allocs, stubs))
     })
     .await
 }

@@ -228,8 +228,8 @@ pub fn register(
 
     // EnforceIndex: check-and-set on JobModifyIndex.
     if request.enforce_index {
-        let wanted = request.job_modify_index;
-        match (&existing, wanted) {
+        let expected = request.job_modify_index;
+        match (&existing, expected) {
             (Some(_), 0) => {
                 return Err(ApiError::internal(
                     "Enforcing job modify index 0: job already exists",

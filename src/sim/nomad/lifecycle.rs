@@ -245,6 +245,14 @@ fn advance_alloc(cluster: &mut Cluster, id: &str, now_ns: i64) {
                 cluster.add_timer(due, Timer::Alloc(id.to_owned()));
                 return;
             }
+            // Health set through `/v1/deployment/allocation-health` wins over the timer.
+            let reported = alloc
+                .deployment_status
+                .as_ref()
+                .is_some_and(|status| status.healthy.is_some());
+            if reported {
+                return;
+            }
             if unhealthy_image {
                 cluster.update_alloc(id, now_ns, |alloc| {
                     mark_health(alloc, false, now_ns);
@@ -304,6 +312,28 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
         let mut needs_promotion = false;
 
         for (group_name, state) in updated.task_groups.iter_mut() {
+            // An allocation without health after `HealthyDeadline` is unhealthy.
+            let overdue: Vec<String> = cluster
+                .job_allocs(&key)
+                .filter(|alloc| alloc.deployment_id.as_deref() == Some(id.as_str()))
+                .filter(|alloc| alloc.task_group == *group_name && alloc.is_live())
+                .filter(|alloc| {
+                    alloc
+                        .deployment_status
+                        .as_ref()
+                        .and_then(|s| s.healthy)
+                        .is_none()
+                })
+                .filter(|alloc| {
+                    state.healthy_deadline_ns > 0
+                        && alloc.create_time_ns + state.healthy_deadline_ns < now_ns
+                })
+                .map(|alloc| alloc.id.clone())
+                .collect();
+            for alloc_id in overdue {
+                cluster.update_alloc(&alloc_id, now_ns, |alloc| mark_health(alloc, false, now_ns));
+            }
+
             let members: Vec<_> = cluster
                 .job_allocs(&key)
                 .filter(|alloc| alloc.deployment_id.as_deref() == Some(id.as_str()))

@@ -116,7 +116,8 @@ pub fn fail_node(cluster: &mut Cluster, node_id: &str, now_ns: i64) -> Result<()
             });
         });
     }
-    // The lost allocations are desired to run, so the reconciler replaces them.
+    // The lost allocations are desired to run, so the evaluations replace them.
+    queue_node_evals(cluster, node_id, "node-update", now_ns);
     tracing::info!(node = %node_id, "node failed");
     Ok(())
 }
@@ -135,6 +136,30 @@ pub fn recover_node(cluster: &mut Cluster, node_id: &str, now_ns: i64) -> Result
     queue_system_jobs(cluster);
     tracing::info!(node = %node_id, "node recovered");
     Ok(())
+}
+
+/// Creates one evaluation per job with allocations on a node, as Nomad does when a node
+/// changes status or starts draining.
+fn queue_node_evals(cluster: &mut Cluster, node_id: &str, triggered_by: &str, now_ns: i64) {
+    let mut jobs: Vec<std::sync::Arc<crate::nomad::model::Job>> = Vec::new();
+    for alloc in cluster.node_allocs(node_id) {
+        if !jobs
+            .iter()
+            .any(|job| job.id == alloc.job_id && job.namespace == alloc.job.namespace)
+        {
+            jobs.push(std::sync::Arc::clone(&alloc.job));
+        }
+    }
+    for job in jobs {
+        let key = (job.namespace_or_default().to_owned(), job.id.clone());
+        let current = cluster
+            .jobs
+            .get(&key)
+            .map(|entry| std::sync::Arc::clone(&entry.job));
+        if let Some(current) = current {
+            cluster.create_eval(&current, triggered_by, node_id, "", now_ns);
+        }
+    }
 }
 
 /// Marks system and sysbatch jobs for reconciling, because the set of nodes changed.
@@ -183,6 +208,7 @@ pub fn set_drain(
             });
             node.eligibility = "ineligible".to_owned();
             node.last_drain = Some(last_drain_started(now_ns, meta));
+            queue_node_evals(cluster, node_id, "node-drain", now_ns);
         }
         None => {
             if node.drain.take().is_some()

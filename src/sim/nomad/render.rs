@@ -152,10 +152,10 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobSummar
     }
     for alloc in cluster.job_allocs(key) {
         let counts = groups.entry(alloc.task_group.clone()).or_default();
-        let wanted = alloc.desired_status == "run";
+        let desired_run = alloc.desired_status == "run";
         match alloc.client_status {
-            ClientStatus::Pending if wanted => counts.starting += 1,
-            ClientStatus::Running if wanted => counts.running += 1,
+            ClientStatus::Pending if desired_run => counts.starting += 1,
+            ClientStatus::Running if desired_run => counts.running += 1,
             ClientStatus::Pending | ClientStatus::Running | ClientStatus::Complete => {
                 counts.complete += 1
             }
@@ -196,10 +196,15 @@ pub fn job_summary(cluster: &Cluster, key: &JobKey) -> Option<Value> {
     serde_json::to_value(summary(cluster, key, entry)).ok()
 }
 
-/// `JobListStub`, built with the client's model.
+/// `JobListStub` as JSON.
 pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
+    serde_json::to_value(job_stub_model(cluster, key, entry)).unwrap_or(Value::Null)
+}
+
+/// `JobListStub`, built with the client's model.
+pub fn job_stub_model(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobListStub {
     let job = &entry.job;
-    let model = wire::JobListStub {
+    wire::JobListStub {
         id: job.id.clone(),
         parent_id: job.parent_id.clone().unwrap_or_default(),
         name: job.name.clone().unwrap_or_default(),
@@ -221,8 +226,7 @@ pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
         submit_time: job.submit_time.map(UnixNanos),
         meta: None,
         extra: Map::new(),
-    };
-    serde_json::to_value(model).unwrap_or(Value::Null)
+    }
 }
 
 fn non_empty(map: &BTreeMap<String, u64>) -> Option<BTreeMap<String, u64>> {
@@ -444,7 +448,7 @@ mod tests {
     use crate::sim::nomad::lifecycle::tick;
     use crate::sim::nomad::{NomadEmulatorConfig, build_cluster};
 
-    /// A cluster with one running service job, one blocked group and one deployment.
+    /// Builds a cluster with one running service job, one blocked group and one deployment.
     fn busy_cluster() -> Cluster {
         let config = NomadEmulatorConfig {
             nodes_per_dc: 2,

@@ -20,7 +20,7 @@ pub const MAX_RESCHEDULES: u32 = 3;
 /// First reschedule delay of a failed service allocation, doubled on every attempt.
 const RESCHEDULE_DELAY_NS: i64 = 30_000_000_000;
 
-/// What one reconcile of a job produced.
+/// The result of one reconcile of a job.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Groups that could not be fully placed.
@@ -77,13 +77,13 @@ pub fn reconcile_job(cluster: &mut Cluster, key: &JobKey, now_ns: i64, eval_id: 
                 place_per_node(cluster, key, &job, group, now_ns, eval_id, &mut regexes)
             }
             _ => {
-                let wanted = plan_group(cluster, key, &job, group, now_ns);
+                let planned = plan_group(cluster, key, &job, group, now_ns);
                 place(
                     cluster,
                     key,
                     &job,
                     group,
-                    wanted,
+                    planned,
                     now_ns,
                     eval_id,
                     &mut regexes,
@@ -425,9 +425,15 @@ fn place_per_node(
 ) -> Option<(PlacementFailure, u64)> {
     let sysbatch = job.r#type.as_deref() == Some("sysbatch");
     let version = job.version.unwrap_or(0);
+    let fingerprint = group_fingerprint(job, group);
     let mut covered: HashMap<String, u32> = HashMap::new();
+    let mut outdated = Vec::new();
     for alloc in cluster.job_allocs(key) {
         if alloc.task_group != group.name {
+            continue;
+        }
+        if alloc.is_live() && alloc.fingerprint != fingerprint {
+            outdated.push(alloc.id.clone());
             continue;
         }
         if alloc.is_live()
@@ -435,6 +441,11 @@ fn place_per_node(
         {
             covered.insert(alloc.node_id.clone(), 1);
         }
+    }
+    // NOTE: a changed system or sysbatch group replaces every node's allocation at once; the
+    // group's `Update.MaxParallel` is not applied.
+    for id in outdated {
+        cluster.stop_alloc(&id, now_ns, "alloc is being updated due to job update");
     }
 
     let usage = match group_usage(group) {

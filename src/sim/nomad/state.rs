@@ -152,13 +152,13 @@ pub struct SimNode {
 }
 
 impl SimNode {
-    /// Whether the scheduler may place new allocations here.
+    /// Reports whether the scheduler may place new allocations here.
     pub fn schedulable(&self) -> bool {
         self.status == "ready" && self.eligibility == "eligible" && self.drain.is_none()
     }
 }
 
-/// How a simulated image behaves; set through `PUT /_sim/images`.
+/// The simulated behaviour of an image, set through `PUT /_sim/images`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageBehaviour {
     /// False makes allocations running this image fail their health check.
@@ -171,7 +171,7 @@ pub struct ImageBehaviour {
     pub pull_error: Option<String>,
 }
 
-/// Pull time of an image nobody configured, in simulated seconds.
+/// Pull time of an image without configured behaviour, in simulated seconds.
 pub const DEFAULT_PULL_SECONDS: f64 = 20.0;
 /// Download rate used to turn an image size into a pull time, in MB per simulated second.
 pub const PULL_MB_PER_SECOND: f64 = 20.0;
@@ -295,12 +295,12 @@ pub struct SimAlloc {
 }
 
 impl SimAlloc {
-    /// Whether the allocation is meant to run and has not reached a terminal state.
+    /// Reports whether the allocation is meant to run and is not yet terminal.
     pub fn is_live(&self) -> bool {
         self.desired_status == "run" && !self.client_status.is_terminal()
     }
 
-    /// Whether health has been reported as good.
+    /// Reports whether health has been reported as good.
     pub fn is_healthy(&self) -> bool {
         self.deployment_status
             .as_ref()
@@ -308,7 +308,7 @@ impl SimAlloc {
             == Some(true)
     }
 
-    /// Whether this is an unpromoted canary.
+    /// Reports whether this is an unpromoted canary.
     pub fn is_canary(&self) -> bool {
         self.deployment_status
             .as_ref()
@@ -316,7 +316,7 @@ impl SimAlloc {
     }
 }
 
-/// Why a task group could not be placed (`AllocMetric` in `FailedTGAllocs`).
+/// The reasons a task group could not be placed (`AllocMetric` in `FailedTGAllocs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlacementFailure {
     pub nodes_evaluated: u64,
@@ -487,7 +487,7 @@ pub struct Cluster {
     pub blocked_jobs: BTreeSet<JobKey>,
     /// Allocations and jobs to look at again at a simulated time (Unix ns).
     pub timers: std::collections::BinaryHeap<std::cmp::Reverse<(i64, Timer)>>,
-    /// Until when (simulated Unix ns) `/v1/` answers 500 "No cluster leader".
+    /// End of the outage (simulated Unix ns) during which `/v1/` returns 500 "No cluster leader".
     pub unavailable_until_ns: i64,
     pub rng: StdRng,
 }

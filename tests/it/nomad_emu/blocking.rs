@@ -152,7 +152,7 @@ async fn invalid_blocking_parameters_are_400() {
 }
 
 #[tokio::test]
-async fn empty_lists_are_arrays_and_latest_deployment_is_null() {
+async fn empty_lists_are_arrays() {
     let harness = Harness::start(&["dc1"], 1).await;
     for path in [
         "/v1/jobs",

@@ -127,7 +127,11 @@ async fn promote_rejects_unhealthy_canaries() {
             &json!({"image": "app:slow", "pullSeconds": 36000}),
         )
         .await;
-    harness.register(canary_job("app:slow", 1, false)).await;
+    let mut job = canary_job("app:slow", 1, false);
+    // Deadlines of 100 simulated hours keep the deployment running while promotion is tried.
+    job["Update"]["HealthyDeadline"] = json!(360_000_000_000_000_i64);
+    job["Update"]["ProgressDeadline"] = json!(360_000_000_000_000_i64);
+    harness.register(job).await;
     let deployment = active_deployment(&harness).await;
 
     let promote = harness
@@ -257,5 +261,93 @@ async fn pause_stops_rolling_update() {
         .await
         .parse();
     assert_eq!(paused.status.as_str(), "paused");
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn healthy_canary_is_auto_promoted() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let mut job = canary_job("app:1", 1, false);
+    job["Update"]["AutoPromote"] = json!(true);
+    harness.register(job.clone()).await;
+    wait_deployment_done(&harness, "web").await;
+
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("app:2");
+    harness.register(job).await;
+    let deployment = harness
+        .eventually("the version 1 deployment", || async {
+            let deployment: Option<Deployment> =
+                harness.get("/v1/job/web/deployment").await.parse();
+            deployment.filter(|d| d.job_version == 1)
+        })
+        .await;
+    wait_deployment_done(&harness, "web").await;
+
+    let done: Deployment = harness
+        .get(&format!("/v1/deployment/{}", deployment.id))
+        .await
+        .parse();
+    assert_eq!(done.status.as_str(), "successful");
+    let state = &done.task_groups["web"];
+    assert!(state.promoted);
+    assert_eq!(state.desired_canaries, 1);
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn progress_deadline_fails_deployment() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let mut job = canary_job("app:1", 1, false);
+    job["Update"]["ProgressDeadline"] = json!(60_000_000_000_i64);
+    harness.register(job.clone()).await;
+    wait_deployment_done(&harness, "web").await;
+
+    // The canary's image takes ten simulated hours to pull, far past the deadline.
+    harness
+        .put(
+            "/_sim/images",
+            &json!({"image": "app:slow", "pullSeconds": 36000}),
+        )
+        .await;
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("app:slow");
+    harness.register(job).await;
+    let failed: Deployment = harness
+        .eventually("a failed deployment", || async {
+            let list: Vec<Deployment> = harness.get("/v1/job/web/deployments").await.parse();
+            list.into_iter().find(|d| d.status.as_str() == "failed")
+        })
+        .await;
+    assert_eq!(failed.status_description, "Failed due to progress deadline");
+    assert_eq!(failed.job_version, 1);
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn healthy_deadline_marks_allocation_unhealthy() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let mut job = canary_job("app:1", 0, false);
+    job["Update"]["HealthyDeadline"] = json!(60_000_000_000_i64);
+    harness.register(job.clone()).await;
+    wait_deployment_done(&harness, "web").await;
+
+    harness
+        .put(
+            "/_sim/images",
+            &json!({"image": "app:slow", "pullSeconds": 36000}),
+        )
+        .await;
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("app:slow");
+    harness.register(job).await;
+    let failed: Deployment = harness
+        .eventually("a failed deployment", || async {
+            let list: Vec<Deployment> = harness.get("/v1/job/web/deployments").await.parse();
+            list.into_iter().find(|d| d.status.as_str() == "failed")
+        })
+        .await;
+    assert_eq!(
+        failed.status_description,
+        "Failed due to unhealthy allocations"
+    );
+    assert_eq!(failed.task_groups["web"].unhealthy_allocs, 1);
     harness.nomad.shutdown().await;
 }

@@ -32,6 +32,13 @@ async fn register_places_allocations_on_matching_nodes() {
     names.sort();
     assert_eq!(names, ["web.web[0]", "web.web[1]"]);
 
+    let eval_id = &running[0].eval_id;
+    let by_eval: Vec<steward::nomad::AllocListStub> = harness
+        .get(&format!("/v1/evaluation/{eval_id}/allocations"))
+        .await
+        .parse();
+    assert!(by_eval.iter().any(|alloc| alloc.id == running[0].id));
+
     let stubs: Vec<JobListStub> = harness.get("/v1/jobs").await.parse();
     assert_eq!(stubs.len(), 1);
     assert_eq!(stubs[0].id, "web");
@@ -233,6 +240,19 @@ async fn scale_errors_follow_nomad_order() {
         assert_eq!(reply.status, status, "{body}");
         assert_eq!(reply.text, text, "{body}");
     }
+    // The first deployment must finish, or the scale is rejected for it before the index check.
+    wait_deployment_done(&harness, "web").await;
+    let stale = harness
+        .post(
+            "/v1/job/web/scale",
+            &json!({"Count": 2, "Target": {"Group": "web"}, "JobModifyIndex": 999_999}),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let prefix =
+        "Enforcing job modify index 999999: job exists with conflicting job modify index: ";
+    assert!(stale.text.starts_with(prefix), "{}", stale.text);
+
     let unknown = harness
         .post(
             "/v1/job/nope/scale",

@@ -171,7 +171,7 @@ pub(crate) fn config() -> NomadEmulatorConfig {
     }
 }
 
-/// A service job with one docker task.
+/// Builds a service job with one docker task.
 pub(crate) fn service_job(id: &str, count: i64, image: &str) -> Value {
     json!({
         "ID": id,

@@ -93,6 +93,7 @@ async fn eligibility_cannot_be_restored_while_draining() {
             harness.allocs("batch").await.into_iter().next()
         })
         .await;
+
     harness
         .post(
             &format!("/v1/node/{id}/drain"),
@@ -311,5 +312,31 @@ async fn slow_pull_keeps_allocation_pending() {
     assert_eq!(pending.client_status.as_str(), "pending");
     assert!(pending.deployment_status.is_none());
     harness.running("infer", 1).await;
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn system_job_runs_everywhere_and_updates() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let mut job = service_job("agent", 1, "agent:1");
+    job["Type"] = json!("system");
+    harness.register(job.clone()).await;
+    let running = harness.running("agent", 3).await;
+    let mut nodes: Vec<&str> = running.iter().map(|alloc| alloc.node_id.as_str()).collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 3, "one allocation per node");
+
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = json!("agent:2");
+    harness.register(job).await;
+    harness
+        .eventually("three allocations of version 1", || async {
+            let running = harness.running("agent", 3).await;
+            running
+                .iter()
+                .all(|alloc| alloc.job_version == 1)
+                .then_some(())
+        })
+        .await;
     harness.nomad.shutdown().await;
 }
