@@ -295,6 +295,7 @@ impl Controller {
             context.clone(),
             background.clone(),
         ));
+        tasks.spawn(rollout::watch_controls(context.clone(), background.clone()));
         tasks.spawn(watches::watch_nodes(context, background.clone()));
 
         let result = Self::campaign(&inner, &shutdown).await;

@@ -10,18 +10,22 @@
 //! task ([`AnalysisSamples`]), because the query may take up to
 //! [`crate::rollout::analysis::QUERY_TIMEOUT`].
 //!
-//! TODO: the deployment, the prefetch job and the control key are read on each step instead
-//! of coming from watches. A control command or a prefetch allocation is therefore seen at
-//! the step's next requeue (`ROLLOUT_RECHECK`, 5 s of clock time) rather than at once.
+//! The deployment, the prefetch job and the control key are read afresh on each step. Changes
+//! to them queue the pool at once: the prefetch job carries the pool's `steward.pool` meta, so
+//! the job, allocation and deployment watches map it to the pool, and [`watch_controls`]
+//! watches the control keys.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::watches::WatchContext;
+
 use super::executor::exec_error;
-use crate::consul::ConsulClient;
+use crate::consul::{ConsulClient, KvWatch, WatchTarget};
 use crate::nomad::{self, QueryOptions};
 use crate::reconcile::{self, Action, JobKey, Observed, ObservedJob, Plan, Status};
 use crate::rollout::{
@@ -270,5 +274,98 @@ impl AnalysisSamples {
             requeue(name);
         });
         latest
+    }
+}
+
+/// Watches `<prefix>rollouts/` until `cancel` fires and queues the pool of every control key
+/// (`<prefix>rollouts/<pool>/control`) that was written or deleted since the last snapshot.
+pub(crate) async fn watch_controls(context: WatchContext, cancel: CancellationToken) {
+    let prefix = format!("{}rollouts/", context.keys.prefix());
+    let mut watch = KvWatch::new(
+        context.consul.clone(),
+        WatchTarget::Prefix(prefix.clone()),
+        context.consul_watch,
+    );
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    loop {
+        let snapshot = tokio::select! {
+            () = cancel.cancelled() => return,
+            snapshot = watch.next() => snapshot,
+        };
+        let snapshot = match snapshot {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                warn!(%prefix, %error, "rollout control watch failed permanently; retrying with a full read");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(context.consul_watch.backoff_cap) => continue,
+                }
+            }
+        };
+
+        let current = control_indexes(&prefix, &snapshot.pairs);
+        let mut changed: std::collections::BTreeSet<String> = current
+            .iter()
+            .filter(|(pool, index)| seen.get(*pool) != Some(*index))
+            .map(|(pool, _)| pool.clone())
+            .collect();
+        changed.extend(
+            seen.keys()
+                .filter(|pool| !current.contains_key(*pool))
+                .cloned(),
+        );
+        seen = current;
+        (context.sink)(changed, "rollout control changed");
+    }
+}
+
+/// Maps each pool with a control key under `prefix` (`<prefix><pool>/control`) to the key's
+/// modify index. Other keys under the prefix are skipped.
+fn control_indexes(prefix: &str, pairs: &[crate::consul::KvPair]) -> HashMap<String, u64> {
+    let mut indexes = HashMap::new();
+    for pair in pairs {
+        let pool = pair
+            .key
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("/control"))
+            .filter(|pool| !pool.is_empty() && !pool.contains('/'));
+        if let Some(pool) = pool {
+            indexes.insert(pool.to_owned(), pair.modify_index);
+        }
+    }
+    indexes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(key: &str, modify_index: u64) -> crate::consul::KvPair {
+        crate::consul::KvPair {
+            key: key.to_owned(),
+            value: Vec::new(),
+            flags: 0,
+            create_index: 1,
+            modify_index,
+            lock_index: 0,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn control_indexes_keep_only_control_keys() {
+        let pairs = [
+            pair("steward/rollouts/face/control", 7),
+            pair("steward/rollouts/ocr/control", 9),
+            pair("steward/rollouts/face/notes", 11),
+            pair("steward/rollouts//control", 12),
+            pair("steward/rollouts/a/b/control", 13),
+        ];
+
+        let indexes = control_indexes("steward/rollouts/", &pairs);
+
+        assert_eq!(indexes.len(), 2, "{indexes:?}");
+        assert_eq!(indexes.get("face"), Some(&7));
+        assert_eq!(indexes.get("ocr"), Some(&9));
     }
 }

@@ -119,8 +119,13 @@ impl Scene {
     }
 
     /// Writes the pool with `extra` appended to its `spec.rollout` block (indented by four
-    /// spaces).
+    /// spaces). The soak lasts 2 minutes unless `extra` sets `goldenSoak`.
     async fn put_pool_with(&self, version: &str, extra: &str) {
+        let soak = if extra.contains("goldenSoak") {
+            ""
+        } else {
+            "    goldenSoak: 2m\n"
+        };
         let text = format!(
             "apiVersion: steward/v1
 kind: WorkerPool
@@ -135,8 +140,7 @@ spec:
     - name: b
       datacenter: dc-b
   rollout:
-    goldenSoak: 2m
-    healthyDeadline: 5m
+{soak}    healthyDeadline: 5m
     minHealthyTime: 10s
     surge: 1
     prefetch: {{timeout: 10m}}
@@ -409,4 +413,56 @@ async fn failing_analysis_rolls_back() {
 
     scene.stop().await;
     stub.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_key_pauses_and_resumes() {
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+
+    let control = rollout::control_key(scene.keys.prefix(), "face");
+    let write = |action: &'static str, at: &'static str| {
+        let body = json!({"action": action, "by": "test", "at": at}).to_string();
+        let client = scene.consul_client.clone();
+        let key = control.clone();
+        async move {
+            client
+                .kv_put(&key, body.as_bytes(), None, &WriteMode::Plain)
+                .await
+                .expect("consul write");
+        }
+    };
+
+    // A pause dated after the rollout's start applies at its first step, so no worker moves.
+    write("pause", "2030-01-01T00:00:00Z").await;
+    scene.put_pool(NEW).await;
+    let (status, _) = scene
+        .wait_status(|status| rollout_state(status).is_some_and(|state| state.paused.is_some()))
+        .await;
+    let paused = status
+        .condition("RolloutPaused")
+        .expect("RolloutPaused condition");
+    assert_eq!(paused.status, steward::reconcile::ConditionStatus::True);
+    let state = rollout_state(&status).expect("rollout stored");
+    assert!(state.phase.is_active(), "{}", state.phase);
+    assert_eq!(scene.zones().await, expected_zones(OLD));
+
+    // The resume is read at the next step: the control key watch queues the pool, and a
+    // paused rollout is rechecked every few seconds of clock time anyway.
+    write("resume", "2030-01-01T00:01:00Z").await;
+    let (status, _) = scene
+        .wait_status(|status| rollout_state(status).is_some_and(|state| !state.phase.is_active()))
+        .await;
+    let state = rollout_state(&status).expect("rollout stored");
+    assert_eq!(
+        state.phase,
+        RolloutPhase::Complete,
+        "failure: {:?}",
+        state.failure
+    );
+    assert_eq!(state.paused, None);
+    assert_eq!(scene.zones().await, expected_zones(NEW));
+
+    scene.stop().await;
 }
