@@ -130,17 +130,16 @@ impl Default for Cache {
 }
 
 /// Returns the keys whose value differs between two maps, including added and removed keys.
-fn changed_keys<K: Ord + Clone + std::hash::Hash, V: PartialEq>(
-    old: impl Fn(&K) -> Option<V>,
+fn changed_keys<K: Ord + Clone, V: PartialEq>(
+    old: &BTreeMap<K, V>,
     new: &BTreeMap<K, V>,
-    old_keys: impl Iterator<Item = K>,
 ) -> Vec<K> {
     let mut changed: Vec<K> = new
         .iter()
-        .filter(|(key, value)| old(key).as_ref() != Some(*value))
+        .filter(|(key, value)| old.get(key) != Some(*value))
         .map(|(key, _)| key.clone())
         .collect();
-    changed.extend(old_keys.filter(|key| !new.contains_key(key)));
+    changed.extend(old.keys().filter(|key| !new.contains_key(key)).cloned());
     changed
 }
 
@@ -193,11 +192,7 @@ impl Cache {
     /// Replaces every pool with a complete list. Returns the pools that changed.
     pub fn replace_pools(&self, pools: BTreeMap<String, PoolEntry>) -> BTreeSet<String> {
         let mut state = self.write();
-        let changed = changed_keys(
-            |name| state.pools.get(name).cloned(),
-            &pools,
-            state.pools.keys().cloned(),
-        );
+        let changed = changed_keys(&state.pools, &pools);
         state.pools = pools;
         drop(state);
         self.mark_synced(Source::Pools);
@@ -210,11 +205,7 @@ impl Cache {
         overrides: BTreeMap<String, OverrideEntry>,
     ) -> BTreeSet<String> {
         let mut state = self.write();
-        let changed = changed_keys(
-            |name| state.overrides.get(name).cloned(),
-            &overrides,
-            state.overrides.keys().cloned(),
-        );
+        let changed = changed_keys(&state.overrides, &overrides);
         state.overrides = overrides;
         drop(state);
         self.mark_synced(Source::Overrides);
@@ -328,11 +319,7 @@ impl Cache {
     pub fn replace_nodes(&self, nodes: BTreeMap<String, ObservedNode>) -> BTreeSet<String> {
         let mut state = self.write();
         let mut affected = BTreeSet::new();
-        let changed = changed_keys(
-            |id| state.nodes.get(id).cloned(),
-            &nodes,
-            state.nodes.keys().cloned(),
-        );
+        let changed = changed_keys(&state.nodes, &nodes);
         for id in &changed {
             if let Some(old) = state.nodes.get(id) {
                 state.pools_on_node(old, &mut affected);
@@ -437,4 +424,168 @@ pub struct CacheCounts {
     pub jobs: usize,
     pub allocations: usize,
     pub nodes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{AllocHealth, ClientStatus, DesiredStatus, NodeStatus};
+    use crate::spec::Document;
+
+    fn pool(name: &str, job: &str, zones: &[&str]) -> PoolEntry {
+        let zones: String = zones
+            .iter()
+            .map(|zone| format!("    - name: {zone}\n      datacenter: {zone}\n"))
+            .collect();
+        let text = format!(
+            "apiVersion: steward/v1\nkind: WorkerPool\nmetadata:\n  name: {name}\nspec:\n  job: {{id: {job}}}\n  version: \"img:1\"\n  workers: {{min: 1, max: 5}}\n  zones:\n{zones}  template:\n    Tasks:\n      - Name: w\n        Driver: docker\n        Resources: {{CPU: 100, MemoryMB: 128}}\n"
+        );
+        let mut documents = crate::spec::parse_str(&text, name).expect("valid pool");
+        let Document::WorkerPool(pool) = documents.remove(0).document else {
+            panic!("not a pool");
+        };
+        PoolEntry {
+            modify_index: 7,
+            pool: Ok(pool),
+        }
+    }
+
+    fn job(id: &str, owner: Option<&str>) -> ObservedJob {
+        let meta = owner.map(|owner| serde_json::json!({"steward.pool": owner}));
+        let job =
+            serde_json::from_value(serde_json::json!({"ID": id, "Meta": meta})).expect("valid job");
+        ObservedJob::new(job)
+    }
+
+    fn node(id: &str, datacenter: &str, status: NodeStatus) -> ObservedNode {
+        ObservedNode {
+            id: id.to_owned(),
+            datacenter: datacenter.to_owned(),
+            meta: BTreeMap::new(),
+            attributes: BTreeMap::new(),
+            status,
+            eligible: true,
+            draining: false,
+        }
+    }
+
+    fn key(id: &str) -> JobKey {
+        JobKey {
+            id: id.to_owned(),
+            namespace: "default".to_owned(),
+        }
+    }
+
+    fn allocation(id: &str) -> ObservedAllocation {
+        ObservedAllocation {
+            id: id.to_owned(),
+            task_group: "a".to_owned(),
+            node_id: "n1".to_owned(),
+            job_version: 0,
+            client_status: ClientStatus::Running,
+            desired_status: DesiredStatus::Run,
+            health: AllocHealth::Healthy,
+            canary: false,
+        }
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn ready_only_after_every_source() {
+        let cache = Cache::new();
+        cache.replace_pools(BTreeMap::new());
+        cache.replace_overrides(BTreeMap::new());
+        cache.replace_statuses(BTreeMap::new());
+        cache.replace_jobs(HashMap::new());
+        cache.replace_allocations(HashMap::new());
+        cache.replace_deployments(HashMap::new());
+        assert!(!cache.is_ready());
+        assert_eq!(cache.pending_sources(), vec![Source::Nodes]);
+
+        cache.replace_nodes(BTreeMap::new());
+        assert!(cache.is_ready());
+    }
+
+    #[test]
+    fn pool_change_reports_only_changed_pools() {
+        let cache = Cache::new();
+        let first = BTreeMap::from([
+            ("web".to_owned(), pool("web", "web", &["a"])),
+            ("api".to_owned(), pool("api", "api", &["a"])),
+        ]);
+        assert_eq!(cache.replace_pools(first.clone()), names(&["api", "web"]));
+
+        let mut second = first;
+        second.remove("api");
+        second.get_mut("web").expect("web is present").modify_index = 8;
+        assert_eq!(cache.replace_pools(second.clone()), names(&["api", "web"]));
+        assert!(cache.replace_pools(second).is_empty());
+    }
+
+    #[test]
+    fn allocation_change_maps_to_pool() {
+        let cache = Cache::new();
+        cache.replace_pools(BTreeMap::from([(
+            "web".to_owned(),
+            pool("web", "web-job", &["a"]),
+        )]));
+        // A job owned through its meta by a pool that is no longer declared.
+        cache.replace_jobs(HashMap::from([
+            (key("web-job"), job("web-job", Some("web"))),
+            (key("old"), job("old", Some("gone"))),
+        ]));
+
+        let changed = cache.replace_allocations(HashMap::from([
+            (key("web-job"), vec![allocation("1")]),
+            (key("old"), vec![allocation("2")]),
+            (key("foreign"), vec![allocation("3")]),
+        ]));
+        assert_eq!(changed, names(&["gone", "web"]));
+
+        let unchanged = cache.replace_allocations(HashMap::from([
+            (key("web-job"), vec![allocation("1")]),
+            (key("old"), vec![allocation("2")]),
+            (key("foreign"), vec![allocation("3")]),
+        ]));
+        assert!(unchanged.is_empty());
+    }
+
+    #[test]
+    fn node_change_queues_pools_with_zone_on_it() {
+        let cache = Cache::new();
+        cache.replace_pools(BTreeMap::from([
+            ("ab".to_owned(), pool("ab", "ab", &["a", "b"])),
+            ("b".to_owned(), pool("b", "b", &["b"])),
+            ("c".to_owned(), pool("c", "c", &["c"])),
+        ]));
+        cache.replace_nodes(BTreeMap::from([
+            ("n1".to_owned(), node("n1", "a", NodeStatus::Ready)),
+            ("n2".to_owned(), node("n2", "b", NodeStatus::Ready)),
+        ]));
+
+        let changed = cache.replace_nodes(BTreeMap::from([
+            ("n1".to_owned(), node("n1", "a", NodeStatus::Ready)),
+            ("n2".to_owned(), node("n2", "b", NodeStatus::Down)),
+        ]));
+        assert_eq!(changed, names(&["ab", "b"]));
+    }
+
+    #[test]
+    fn deleted_pool_view_finds_running_job() {
+        let cache = Cache::new();
+        cache.replace_pools(BTreeMap::new());
+        cache.replace_jobs(HashMap::from([(
+            key("gone-job"),
+            job("gone-job", Some("gone")),
+        )]));
+
+        let view = cache.view("gone");
+        assert!(view.pool.is_none());
+        assert_eq!(view.job_key, Some(key("gone-job")));
+        assert!(view.observed.job.is_some());
+        assert!(cache.all_pool_names().contains("gone"));
+    }
 }

@@ -440,8 +440,13 @@ async fn reconcile(
 
     let result = tokio::select! {
         biased;
-        // Leadership lost: drop the reconcile between two awaits, before its next write.
-        () = term.leading.cancelled() => Err(Error::NotLeader { pool: name.clone() }),
+        // The term ended: drop the reconcile between two awaits, before its next write. At
+        // shutdown the lock is still held and the pool is simply left for the next leader.
+        () = term.leading.cancelled() => if term.lock.is_leader() {
+            Ok(None)
+        } else {
+            Err(Error::NotLeader { pool: name.clone() })
+        },
         result = reconcile_view(&inner, &term, view).instrument(span) => result,
     };
 

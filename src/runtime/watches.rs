@@ -56,6 +56,7 @@ pub async fn watch_pools(context: WatchContext, cancel: CancellationToken) {
         WatchTarget::Prefix(prefix.clone()),
         context.consul_watch,
     );
+    let mut parsed = ParsedPools::new();
     loop {
         let snapshot = tokio::select! {
             () = cancel.cancelled() => return,
@@ -63,7 +64,7 @@ pub async fn watch_pools(context: WatchContext, cancel: CancellationToken) {
         };
         match snapshot {
             Ok(snapshot) => {
-                let pools = parse_pools(&context.keys, &snapshot.pairs);
+                let pools = parse_pools(&context.keys, &snapshot.pairs, &mut parsed);
                 debug!(
                     index = snapshot.index,
                     pools = pools.len(),
@@ -144,15 +145,31 @@ fn child_name<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
         .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
+/// Pools parsed from earlier snapshots, by name: the stored text and what it parsed to.
+pub type ParsedPools = HashMap<String, (Vec<u8>, PoolEntry)>;
+
 /// Parses the pool keys. A key whose text is not one valid WorkerPool named like the key is
-/// kept as an error, so its status can report what is wrong.
-pub fn parse_pools(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, PoolEntry> {
+/// kept as an error, so its status can report what is wrong. Keys whose text and modify index
+/// match an entry of `parsed` reuse it without parsing, and `parsed` is updated to this list.
+pub fn parse_pools(
+    keys: &Keys,
+    pairs: &[KvPair],
+    parsed: &mut ParsedPools,
+) -> BTreeMap<String, PoolEntry> {
     let prefix = keys.pools_prefix();
     let mut pools = BTreeMap::new();
     for pair in pairs {
         let Some(name) = child_name(&prefix, &pair.key) else {
             continue;
         };
+        if let Some((value, entry)) = parsed.get(name)
+            && *value == pair.value
+            && entry.modify_index == pair.modify_index
+        {
+            pools.insert(name.to_owned(), entry.clone());
+            continue;
+        }
+
         let pool = match parse_one(&pair.key, &pair.value) {
             Ok(Document::WorkerPool(pool)) if pool.metadata.name == name => Ok(pool),
             Ok(Document::WorkerPool(pool)) => Err(format!(
@@ -169,14 +186,14 @@ pub fn parse_pools(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, PoolEntry>
         if let Err(message) = &pool {
             warn!(key = %pair.key, %message, "invalid pool in Consul");
         }
-        pools.insert(
-            name.to_owned(),
-            PoolEntry {
-                modify_index: pair.modify_index,
-                pool,
-            },
-        );
+        let entry = PoolEntry {
+            modify_index: pair.modify_index,
+            pool,
+        };
+        parsed.insert(name.to_owned(), (pair.value.clone(), entry.clone()));
+        pools.insert(name.to_owned(), entry);
     }
+    parsed.retain(|name, _| pools.contains_key(name));
     pools
 }
 
@@ -405,9 +422,10 @@ pub fn observe_allocation(stub: &AllocListStub) -> ObservedAllocation {
 
 /// Watches every allocation of the cluster and groups them by job.
 ///
-/// NOTE: one list of every allocation is simple and needs one connection, but each change
-/// transfers the whole list. Per-job blocking queries would move less data for large
-/// clusters at the cost of one connection per pool.
+/// NOTE: one list of every allocation needs one connection, but each change transfers the
+/// whole list and the watch keeps the last one to compare. With 100,000 allocations the
+/// controller peaked at about 1.4 GiB (BENCHMARKS.md). Per-job queries or the event stream
+/// would hold much less.
 pub async fn watch_allocations(context: WatchContext, cancel: CancellationToken) {
     let client = context.nomad.clone();
     let watch = nomad::Watch::new("allocations", context.nomad_watch.clone(), move |options| {

@@ -685,3 +685,62 @@ async fn queue_runs_5000_pools_once() {
     let unique: BTreeSet<String> = seen.into_iter().collect();
     assert_eq!(unique, names);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_command_reports_pools() {
+    let cluster = Cluster::start(&["a", "b"]).await;
+    cluster.put_pool("shown", &["a", "b"], 2).await;
+    let url = cluster.consul.url();
+
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("steward")
+                .expect("binary built")
+                .args(args)
+                .output()
+                .expect("steward runs")
+        })
+    };
+    let before = run(vec!["status".into(), "--consul-addr".into(), url.clone()])
+        .await
+        .expect("joins");
+    assert!(before.status.success(), "{before:?}");
+    let text = String::from_utf8_lossy(&before.stdout);
+    assert!(
+        text.contains("pool shown exists but no controller has written its status yet"),
+        "{text}"
+    );
+
+    let controller = cluster.spawn("one");
+    cluster
+        .wait_status("shown", |s| s.workers.desired == 2)
+        .await;
+    let after = run(vec![
+        "status".into(),
+        "shown".into(),
+        "-o".into(),
+        "json".into(),
+        "--consul-addr".into(),
+        url.clone(),
+    ])
+    .await
+    .expect("joins");
+    assert!(after.status.success(), "{after:?}");
+    let status: Status = serde_json::from_slice(&after.stdout).expect("status JSON");
+    assert_eq!(status.pool, "shown");
+    assert_eq!(status.written_by, "one");
+
+    let missing = run(vec![
+        "status".into(),
+        "absent".into(),
+        "--consul-addr".into(),
+        url,
+    ])
+    .await
+    .expect("joins");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("pool absent not found"));
+
+    controller.stop().await;
+    cluster.stop().await;
+}
