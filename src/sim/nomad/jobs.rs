@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
+use super::defaults::fill_group_defaults;
 use super::state::{Cluster, JobEntry, JobKey, ScalingEvent, TRACKED_VERSIONS, Table};
+use super::validate::validate_job;
 use crate::nomad::model::{Job, MigrateStrategy, NomadDuration, Resources, UpdateStrategy};
 
 /// An error returned as plain text with a status code, as Nomad's HTTP layer does.
@@ -92,7 +94,8 @@ fn merge_update(base: &UpdateStrategy, over: &UpdateStrategy) -> UpdateStrategy 
 
 /// Fills in the defaults Nomad's `Canonicalize` sets: Name = ID, namespace `default`,
 /// priority 50, region `global`, type `service`, node pool `default`, datacenters `*`,
-/// group count 1, the `Update` block merged into each service group, and task resources.
+/// group count 1, the `Update` block merged into each service group, task resources, and the
+/// restart, reschedule, disk, log and kill-timeout defaults of [`fill_group_defaults`].
 pub fn canonicalize(job: &mut Job) {
     if job.name.as_deref().unwrap_or("").is_empty() {
         job.name = Some(job.id.clone());
@@ -133,6 +136,12 @@ pub fn canonicalize(job: &mut Job) {
     let is_service = job.r#type.as_deref() == Some("service");
     let is_system = job.r#type.as_deref() == Some("system");
 
+    let mut groups = job.task_groups.take();
+    for group in groups.iter_mut().flatten() {
+        fill_group_defaults(job, group);
+    }
+    job.task_groups = groups;
+
     for group in job.task_groups.iter_mut().flatten() {
         group.count.get_or_insert(1);
         if is_service || is_system {
@@ -158,48 +167,6 @@ pub fn canonicalize(job: &mut Job) {
     }
 }
 
-/// Validates a canonical job the way `Job.Validate` does, for the checks the emulator
-/// models. Nomad returns these as 500 with a multi-error text.
-fn validate(job: &Job) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    match job.r#type.as_deref() {
-        Some("service" | "batch" | "system" | "sysbatch") => {}
-        other => errors.push(format!("Invalid job type: {:?}", other.unwrap_or(""))),
-    }
-    if job.groups().is_empty() {
-        errors.push("Missing job task groups".to_owned());
-    }
-    for group in job.groups() {
-        if group.count.unwrap_or(1) < 0 {
-            errors.push(format!("Task group {} has a negative count", group.name));
-        }
-        if group.task_list().is_empty() {
-            errors.push(format!("Task group {} has no tasks", group.name));
-        }
-        for task in group.task_list() {
-            if let Some(resources) = &task.resources
-                && resources.cores.unwrap_or(0) > 0
-                && resources.cpu.unwrap_or(0) > 0
-            {
-                errors.push(format!(
-                    "Task {}: Only one of cores or cpu can be set",
-                    task.name
-                ));
-            }
-        }
-    }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let lines: Vec<String> = errors.iter().map(|error| format!("\t* {error}")).collect();
-    Err(ApiError::internal(format!(
-        "{} error{} occurred:\n{}\n\n",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" },
-        lines.join("\n")
-    )))
-}
-
 /// Clears the fields the server owns, so two jobs compare by spec alone.
 fn spec_only(job: &Job) -> Job {
     let mut spec = job.clone();
@@ -222,7 +189,7 @@ pub fn register(
 ) -> Result<WriteOutcome, ApiError> {
     let mut job = request.job;
     canonicalize(&mut job);
-    validate(&job)?;
+    validate_job(&job)?;
     let key: JobKey = (job.namespace_or_default().to_owned(), job.id.clone());
     let existing = cluster.jobs.get(&key).map(|entry| Arc::clone(&entry.job));
 

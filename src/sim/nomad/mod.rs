@@ -6,6 +6,7 @@
 //! second. A ticker advances the state machine every [`TICK`] of wall time.
 
 pub mod clock;
+pub mod defaults;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle;
@@ -14,6 +15,7 @@ pub mod placement;
 pub mod render;
 pub mod scheduler;
 pub mod state;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@ mod blocking;
 mod deployments;
 mod jobs;
 mod nodes;
+mod validation;
 
 use std::future::Future;
 use std::time::Duration;
