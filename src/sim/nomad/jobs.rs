@@ -251,15 +251,21 @@ pub fn register(
         .as_ref()
         .is_none_or(|current| spec_only(current) != spec_only(&job));
     if !spec_changed {
+        // Nothing is written for the job, and the evaluation is a Raft entry of its own.
+        // Nomad 1.x (`nomad/job_endpoint.go` `Register`) replies with the stored
+        // JobModifyIndex. Older releases replied with the job's ModifyIndex.
         let current = existing.expect("an unchanged spec implies an existing job");
         let (eval_id, eval_index) = cluster.create_eval(&current, "job-register", "", "", now_ns);
         return Ok(WriteOutcome {
             eval_id,
             eval_create_index: eval_index,
-            job_modify_index: current.modify_index.unwrap_or(0),
+            job_modify_index: current.job_modify_index.unwrap_or(0),
             index: eval_index,
         });
     }
+
+    // The job, its summary and its evaluation form one Raft entry, so all three indexes
+    // in the reply are equal.
 
     let job = store_version(cluster, &key, job, now_ns);
     let is_parent = job.periodic.is_some() || job.parameterized_job.is_some();
@@ -411,9 +417,14 @@ pub fn scale(
         )));
     }
 
+    // Nomad applies three Raft entries here: the job with its new count, then the
+    // evaluation, then the scaling event. The reply carries one index from each.
     cluster.begin();
     let previous_count = group.count.unwrap_or(1);
-    let mut outcome = WriteOutcome::default();
+    let mut outcome = WriteOutcome {
+        job_modify_index: job.modify_index.unwrap_or(0),
+        ..WriteOutcome::default()
+    };
     if let Some(count) = request.count {
         let mut spec = (*job).clone();
         for group in spec.task_groups.iter_mut().flatten() {
@@ -422,19 +433,21 @@ pub fn scale(
             }
         }
         let stored = store_version(cluster, key, spec, now_ns);
+
+        cluster.begin();
         let (eval_id, eval_index) = cluster.create_eval(&stored, "job-scaling", "", "", now_ns);
         outcome = WriteOutcome {
             eval_id,
             eval_create_index: eval_index,
             job_modify_index: stored.job_modify_index.unwrap_or(0),
-            index: eval_index,
+            index: 0,
         };
+        cluster.begin();
     }
+    // NOTE: Nomad keeps scaling events in a table of their own. The emulator moves the
+    // jobs table index, so job watchers also wake on an event without a count.
     let index = cluster.touch(Table::Jobs);
-    if outcome.index == 0 {
-        outcome.index = index;
-        outcome.job_modify_index = have;
-    }
+    outcome.index = index;
     let event = ScalingEvent {
         time_ns: now_ns,
         count: request.count,
@@ -479,6 +492,8 @@ pub fn deregister(
         });
     }
 
+    // The stopped job and its evaluation form one Raft entry, so the reply carries one index
+    // three times, also when the job was already stopped.
     let mut spec = (*job).clone();
     spec.stop = Some(true);
     let stored = if job.stop == Some(true) {
@@ -490,7 +505,7 @@ pub fn deregister(
     Ok(WriteOutcome {
         eval_id,
         eval_create_index: eval_index,
-        job_modify_index: stored.job_modify_index.unwrap_or(0),
+        job_modify_index: eval_index,
         index: eval_index,
     })
 }

@@ -3,6 +3,7 @@
 
 mod blocking;
 mod deployments;
+mod indexes;
 mod jobs;
 mod nodes;
 mod validation;
