@@ -3,6 +3,7 @@
 
 mod blocking;
 mod deployments;
+mod dev_defaults;
 mod indexes;
 mod jobs;
 mod nodes;
