@@ -404,13 +404,16 @@ pub fn scale(
             )));
         }
     }
-    if cluster.active_deployment_id(key).is_some() {
+    // Nomad 1.x checks the deployment and the JobModifyIndex only when the request sets a
+    // count, so a scaling event without one is recorded during a deployment.
+    let changes_count = request.count.is_some();
+    if changes_count && cluster.active_deployment_id(key).is_some() {
         return Err(ApiError::bad_request(
             "job scaling blocked due to active deployment",
         ));
     }
     let have = job.job_modify_index.unwrap_or(0);
-    if request.job_modify_index != 0 && request.job_modify_index != have {
+    if changes_count && request.job_modify_index != 0 && request.job_modify_index != have {
         return Err(ApiError::internal(format!(
             "Enforcing job modify index {}: job exists with conflicting job modify index: {have}",
             request.job_modify_index

@@ -93,7 +93,8 @@ async fn scale_reply_has_three_entries() {
     let job = harness.get("/v1/job/web").await.json();
     assert_eq!(index_of(&job, "JobModifyIndex"), job_modify);
 
-    // Without a count only the scaling event is written.
+    // Without a count only the scaling event is written, also while the deployment of the
+    // new count runs.
     let event = harness
         .post(
             "/v1/job/web/scale",
