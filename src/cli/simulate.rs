@@ -286,8 +286,7 @@ mod tests {
             Predictor::Reactive,
             Predictor::Seasonal,
         ])
-        .err()
-        .expect("a duplicate is rejected");
+        .expect_err("a duplicate is rejected");
         assert_eq!(error.code, 2);
         assert!(
             error.error.to_string().contains("seasonal twice"),

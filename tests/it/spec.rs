@@ -798,3 +798,38 @@ mod cli {
         );
     }
 }
+
+#[test]
+fn schema_to_closed_pipe_exits_quietly() {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("schema")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run steward schema");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn schema_to_full_device_fails() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        // NOTE: only systems with /dev/full (Linux) can run this check.
+        return;
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("schema")
+        .stdout(full)
+        .output()
+        .expect("run steward schema");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed to write to standard output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
