@@ -8,7 +8,10 @@ use serde_json::Value;
 
 use super::document::{Document, LoadedDocument};
 use super::error::{ValidationError, ValidationReport};
-use super::parse::{MAX_INPUT_BYTES, ParsedDocument, parse_documents, too_large_message};
+use super::parse::{
+    MAX_INPUT_BYTES, ParsedDocument, parse_documents, path_push_index, path_push_key,
+    too_large_message,
+};
 use super::schema;
 use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
 use super::validate::{validate_document, validate_set};
@@ -219,24 +222,23 @@ fn check_document(
     // Unknown fields are dropped before deserializing, so that a typo does not hide the
     // semantic errors in the rest of the document.
     let document = match kind {
-        KIND_WORKER_POOL => serde_json::from_value::<WorkerPool>(cleaned)
-            .map(Document::WorkerPool)
-            .map_err(|e| e.to_string()),
-        _ => serde_json::from_value::<Override>(cleaned)
-            .map(Document::Override)
-            .map_err(|e| e.to_string()),
+        KIND_WORKER_POOL => deserialize::<WorkerPool>(cleaned).map(Document::WorkerPool),
+        _ => deserialize::<Override>(cleaned).map(Document::Override),
     };
     let document = match document {
         Ok(document) => Some(document),
-        Err(message) => {
-            if reported.is_empty() {
-                // NOTE: serde_json names no field here. The schema normally catches the
-                // problem first with its path, so this is only a fallback.
-                document_errors.push(locate(
-                    ValidationError::new("", format!("invalid {kind}: {message}")),
-                    source,
-                    parsed,
-                ));
+        Err(error) => {
+            // The schema normally catches the problem first, so this error is reported only
+            // when the schema found nothing on the same field, its parents or its children
+            // (serde names the parent object of a missing field).
+            let related = |a: &str, b: &str| {
+                a == b || a.starts_with(&format!("{b}.")) || a.starts_with(&format!("{b}["))
+            };
+            let duplicate = reported
+                .iter()
+                .any(|path| related(&error.path, path) || related(path, &error.path));
+            if !duplicate {
+                document_errors.push(locate(error, source, parsed));
             }
             None
         }
@@ -259,6 +261,47 @@ fn check_document(
     document_errors.sort_by_key(|e| (e.line, e.column));
     errors.extend(document_errors);
     document
+}
+
+/// Deserializes a typed object, returning the first error with its field path and a message
+/// in the words of the object format rather than Rust's type names.
+fn deserialize<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let mut path = String::new();
+        for segment in error.path().iter() {
+            path = match segment {
+                serde_path_to_error::Segment::Seq { index } => path_push_index(&path, *index),
+                serde_path_to_error::Segment::Map { key } => path_push_key(&path, key),
+                serde_path_to_error::Segment::Enum { variant } => path_push_key(&path, variant),
+                serde_path_to_error::Segment::Unknown => path,
+            };
+        }
+        ValidationError::new(path, plain_message(&error.into_inner().to_string()))
+    })
+}
+
+/// Rewrites serde's messages about numbers, such as "invalid type: floating point `3.0`,
+/// expected u32", into the words of the object format: "expected a whole number, found 3.0".
+fn plain_message(message: &str) -> String {
+    let expected = message.rsplit_once(", expected ").map(|(found, expected)| {
+        let expected = match expected.trim() {
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number of at least 0",
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        (found, expected)
+    });
+    let Some((found, expected)) = expected else {
+        return message.to_owned();
+    };
+    let found = found
+        .trim_start_matches("invalid type: ")
+        .trim_start_matches("invalid value: ")
+        .replace("floating point ", "")
+        .replace("integer ", "")
+        .replace('`', "");
+    format!("expected {expected}, found {found}")
 }
 
 /// Removes the field at a JSON pointer, if present.

@@ -833,3 +833,118 @@ fn schema_to_full_device_fails() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A minimal valid pool whose `spec.workers`, `spec.autoscaling.lookback` (line 22) and the
+/// template's `KillTimeout` can be replaced.
+fn small_pool(workers: &str, lookback: &str, kill_timeout: &str) -> String {
+    format!(
+        "apiVersion: steward/v1
+kind: WorkerPool
+metadata:
+  name: web
+spec:
+  version: \"1\"
+  template:
+    Tasks:
+      - Name: web
+        Driver: docker
+        KillTimeout: {kill_timeout}
+        Resources:
+          CPU: 500
+          MemoryMB: 256
+  workers:
+{workers}
+  zones:
+    - name: a
+      datacenter: dc-a
+  autoscaling:
+    lookback: {lookback}
+    metric:
+      source: csv
+      path: trace.csv
+    capacityPerWorker: 5
+"
+    )
+}
+
+fn pool_errors(text: &str) -> Vec<String> {
+    match spec::parse_str(text, "pool.yaml") {
+        Ok(_) => Vec::new(),
+        Err(report) => report.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn float_count_names_field_and_line() {
+    let errors = pool_errors(&small_pool("    min: 3e0\n    max: 5", "20m", "10s"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("pool.yaml:16:5: spec.workers.min: expected a whole number"),
+        "{errors:?}"
+    );
+    assert!(!errors[0].contains("u32"), "{errors:?}");
+}
+
+#[test]
+fn leading_zero_count_explained() {
+    let errors = pool_errors(&small_pool("    min: 030\n    max: 50", "20m", "10s"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("spec.workers.min"), "{errors:?}");
+    assert!(errors[0].contains("write 30"), "{errors:?}");
+}
+
+#[test]
+fn durations_accept_days_reject_calendar_units() {
+    let workers = "    min: 1\n    max: 5";
+    assert_eq!(
+        pool_errors(&small_pool(workers, "1d", "10s")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        pool_errors(&small_pool(workers, "P1D", "10s")),
+        Vec::<String>::new()
+    );
+    for bad in ["P1Y", "PT", "\"1 fortnight\"", "99999999999999999999h"] {
+        let errors = pool_errors(&small_pool(workers, bad, "10s"));
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert!(
+            errors[0].starts_with("pool.yaml:22:5: spec.autoscaling.lookback: invalid duration"),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn template_duration_error_shows_format() {
+    let errors = pool_errors(&small_pool("    min: 1\n    max: 5", "20m", "2 minutes"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("spec.template.Tasks[0].KillTimeout"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("Go duration such as"), "{errors:?}");
+}
+
+#[test]
+fn to_yaml_prints_readable_template_durations() {
+    let loaded = spec::parse_str(
+        &small_pool("    min: 1\n    max: 5", "90m", "10m"),
+        "pool.yaml",
+    )
+    .unwrap_or_else(|report| panic!("{report}"));
+    let Document::WorkerPool(pool) = &loaded[0].document else {
+        panic!("expected a pool");
+    };
+    let yaml = pool.to_yaml();
+    assert!(yaml.contains("KillTimeout: 10m"), "{yaml}");
+    assert!(yaml.contains("lookback: 1h30m"), "{yaml}");
+    assert!(!yaml.contains("600000000000"), "{yaml}");
+    let again = spec::parse_stored(&yaml, "again.yaml").unwrap_or_else(|r| panic!("{r}\n{yaml}"));
+    assert_eq!(again[0].document, loaded[0].document);
+
+    let json = serde_json::to_value(pool).expect("serialize");
+    assert_eq!(
+        json["spec"]["template"]["Tasks"][0]["KillTimeout"],
+        600_000_000_000_i64
+    );
+}
