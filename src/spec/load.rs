@@ -14,7 +14,7 @@ use super::parse::{
 };
 use super::schema;
 use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
-use super::validate::{validate_document, validate_set};
+use super::validate::{validate_document, validate_set_at};
 
 /// The `source` of documents read from standard input.
 pub const STDIN_SOURCE: &str = "<stdin>";
@@ -92,7 +92,9 @@ fn finish(
     checked: Vec<Checked>,
     mut errors: Vec<ValidationError>,
 ) -> Result<Vec<LoadedDocument>, ValidationReport> {
-    for (index, error) in validate_set(checked.iter().map(|c| &c.loaded.document)) {
+    let documents: Vec<&Document> = checked.iter().map(|c| &c.loaded.document).collect();
+    let locations: Vec<String> = checked.iter().map(location_of).collect();
+    for (index, error) in validate_set_at(&documents, &locations) {
         let item = &checked[index];
         errors.push(locate(error, &item.loaded.source, &item.parsed));
     }
@@ -101,6 +103,20 @@ fn finish(
         Ok(checked.into_iter().map(|c| c.loaded).collect())
     } else {
         Err(ValidationReport { errors })
+    }
+}
+
+/// Names where a document's `metadata.name` sits: `FILE:LINE:COL (document N)`, with N
+/// counted from 1 within the file.
+fn location_of(checked: &Checked) -> String {
+    let source = &checked.loaded.source;
+    let number = checked.loaded.index + 1;
+    match checked.parsed.position_of("metadata.name") {
+        Some(position) => format!(
+            "{source}:{}:{} (document {number})",
+            position.line, position.column
+        ),
+        None => format!("{source} (document {number})"),
     }
 }
 

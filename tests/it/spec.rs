@@ -948,3 +948,74 @@ fn to_yaml_prints_readable_template_durations() {
         600_000_000_000_i64
     );
 }
+
+#[test]
+fn duplicate_name_names_first_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = small_pool("    min: 1\n    max: 5", "1h", "10s");
+    let first = dir.path().join("a.yaml");
+    let second = dir.path().join("b.yaml");
+    std::fs::write(&first, &pool).expect("write a.yaml");
+    std::fs::write(&second, pool.replace("dc-a", "dc-b")).expect("write b.yaml");
+
+    let report = spec::load_paths(&[first.clone(), second]).expect_err("duplicate names");
+    let message = report
+        .errors
+        .iter()
+        .find(|e| e.path == "metadata.name")
+        .unwrap_or_else(|| panic!("no metadata.name error in {report}"))
+        .to_string();
+    let expected = format!("{}:4:3 (document 1)", first.display());
+    assert!(message.contains(&expected), "{message}");
+    assert!(!message.contains("document 0"), "{message}");
+}
+
+#[test]
+fn template_enums_are_checked() {
+    let pool = small_pool("    min: 1\n    max: 5", "1h", "10s");
+    let cases = [
+        (
+            "    RestartPolicy:\n      Mode: retry\n",
+            "spec.template.RestartPolicy.Mode",
+        ),
+        (
+            "    ReschedulePolicy:\n      DelayFunction: linear\n",
+            "spec.template.ReschedulePolicy.DelayFunction",
+        ),
+        (
+            "    Migrate:\n      HealthCheck: always\n",
+            "spec.template.Migrate.HealthCheck",
+        ),
+    ];
+    for (block, path) in cases {
+        let text = pool.replace("  template:\n", &format!("  template:\n{block}"));
+        let errors = pool_errors(&text);
+        assert_eq!(errors.len(), 1, "{block}: {errors:?}");
+        assert!(errors[0].contains(path), "{errors:?}");
+        assert!(errors[0].contains("must be one of"), "{errors:?}");
+    }
+
+    let task_mode = pool.replace(
+        "        Driver: docker\n",
+        "        Driver: docker\n        RestartPolicy:\n          Mode: retry\n",
+    );
+    let errors = pool_errors(&task_mode);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("spec.template.Tasks[0].RestartPolicy.Mode"),
+        "{errors:?}"
+    );
+
+    let small_memory = pool.replace("MemoryMB: 256", "MemoryMB: 9");
+    let errors = pool_errors(&small_memory);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("MemoryMB: must be at least 10"),
+        "{errors:?}"
+    );
+    let valid = pool.replace(
+        "  template:\n",
+        "  template:\n    RestartPolicy:\n      Mode: fail\n",
+    );
+    assert_eq!(pool_errors(&valid), Vec::<String>::new());
+}
