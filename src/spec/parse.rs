@@ -136,7 +136,40 @@ fn syntax_message(error: &serde_saphyr::Error) -> String {
     if first.contains("recursion limit exceeded") {
         return depth_message();
     }
-    format!("invalid YAML or JSON: {}", strip_position(first))
+    let detail = strip_position(first);
+    if let Some(message) = steward_message(detail) {
+        return message;
+    }
+    format!("invalid YAML or JSON: {detail}")
+}
+
+/// Rewrites serde-saphyr 2.2 messages that name its own options into
+/// what is wrong in the input and how to fix it. Returns `None` for other messages.
+fn steward_message(detail: &str) -> Option<String> {
+    if let Some(rest) = detail.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return Some(format!(
+            "duplicate key `{key}`: a key may appear only once in a mapping; remove or merge \
+             the repeated one"
+        ));
+    }
+    if detail.starts_with("non-finite float") {
+        let value = detail.split('`').nth(1).unwrap_or("a non-finite number");
+        return Some(format!(
+            "{value} is not a finite number; write a number such as 1.5"
+        ));
+    }
+    if detail.contains("recursive references") {
+        return Some(
+            "an alias refers to the node that contains it, which would repeat forever; write \
+             the values out instead"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 fn depth_message() -> String {
@@ -426,6 +459,30 @@ mod tests {
             documents[1].positions.get("b"),
             Some(&Position { line: 3, column: 2 })
         );
+    }
+
+    #[test]
+    fn library_messages_are_reworded() {
+        let cases = [
+            ("a: 1\na: 2\n", "duplicate key `a`"),
+            ("a: .inf\n", ".inf is not a finite number"),
+            ("a: .nan\n", ".nan is not a finite number"),
+            (
+                "a: &x\n  b: *x\n",
+                "an alias refers to the node that contains it",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = parse_documents(text).expect_err("invalid input");
+            assert!(
+                error.message.contains(expected),
+                "{text:?}: {}",
+                error.message
+            );
+            for internal in ["DuplicateKeyPolicy", "policy", "weak recursion"] {
+                assert!(!error.message.contains(internal), "{}", error.message);
+            }
+        }
     }
 
     #[test]

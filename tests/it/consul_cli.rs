@@ -718,3 +718,37 @@ async fn override_set_rejects_zero_for() {
     assert!(!usage.contains("--consul-addr"), "{usage}");
     consul.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_consul_and_empty_prefix_explained() {
+    // A port that was just free: nothing listens there, so the connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("steward")
+            .unwrap()
+            .args(["get"])
+            .env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env_remove("CONSUL_HTTP_SSL")
+            .env_remove("STEWARD_PREFIX")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(message.contains("check CONSUL_HTTP_ADDR"), "{message}");
+    assert!(message.contains("steward dev consul"), "{message}");
+
+    let (consul, _client) = start().await;
+    let empty = steward(&consul, &["get", "--prefix", ""]).await;
+    assert_eq!(empty.status.code(), Some(2));
+    let message = stderr(&empty);
+    assert!(message.contains("--prefix"), "{message}");
+    assert!(message.contains("STEWARD_PREFIX"), "{message}");
+    consul.shutdown().await;
+}
