@@ -163,6 +163,9 @@ pub async fn plan(
         .map(|d| d.document.name())
         .collect();
     for loaded in documents {
+        if let Some(problem) = spec::stored_size_problem(&loaded.document) {
+            problems.push(format!("{}: {problem}", loaded.source));
+        }
         let text = spec::to_yaml(&loaded.document).into_bytes();
         let name = loaded.document.name().to_string();
         let (label, key, stored) = match &loaded.document {
@@ -213,11 +216,38 @@ pub async fn plan(
             }
         }
     }
-    Ok(Plan {
+    let mut plan = Plan {
         changes,
         problems,
         kept_overrides,
-    })
+    };
+    check_transaction_sizes(&mut plan, client.txn_max_ops());
+    Ok(plan)
+}
+
+/// Adds a problem when the writes of one transaction would exceed Consul's request body
+/// limit, so nothing is sent that Consul rejects with 413. The size is an estimate: base64
+/// values and keys plus 128 bytes of JSON per operation.
+fn check_transaction_sizes(plan: &mut Plan, max_ops: usize) {
+    let ops = plan.ops();
+    for batch in ops.chunks(max_ops.max(1)) {
+        let size: usize = batch
+            .iter()
+            .map(|op| match op {
+                TxnOp::Cas { key, value, .. } => key.len() + value.len().div_ceil(3) * 4 + 128,
+                TxnOp::DeleteCas { key, .. } => key.len() + 128,
+                _ => 256,
+            })
+            .sum();
+        if size > spec::CONSUL_MAX_BODY_BYTES {
+            plan.problems.push(format!(
+                "the writes need about {size} bytes in one Consul transaction, above Consul's \
+                 limit of {} bytes (512 KiB, values in base64); apply the files in smaller \
+                 groups",
+                spec::CONSUL_MAX_BODY_BYTES
+            ));
+        }
+    }
 }
 
 fn as_unit<T>(stored: &Stored<T>) -> Stored<()> {

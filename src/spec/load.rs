@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::document::{Document, LoadedDocument};
 use super::error::{ValidationError, ValidationReport};
 use super::parse::{
-    MAX_INPUT_BYTES, ParsedDocument, parse_documents, path_push_index, path_push_key,
-    too_large_message,
+    MAX_INPUT_BYTES, MAX_STORED_BYTES, ParsedDocument, parse_documents, path_push_index,
+    path_push_key, too_large_message,
 };
 use super::schema;
 use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
@@ -260,6 +260,12 @@ fn check_document(
         }
     };
 
+    if let Some(document) = &document
+        && let Some(problem) = stored_size_problem(document)
+    {
+        document_errors.push(locate(ValidationError::new("", problem), source, parsed));
+    }
+
     // NOTE: semantic checks need the typed object, so a document with a schema error other
     // than an unknown field (a wrong type, a missing field) reports only its schema errors.
     // Its semantic errors show up on the next run, once the schema errors are fixed.
@@ -318,6 +324,21 @@ fn plain_message(message: &str) -> String {
         .replace("integer ", "")
         .replace('`', "");
     format!("expected {expected}, found {found}")
+}
+
+/// Returns why `document` cannot be stored when its YAML, as `steward apply` writes it, is
+/// larger than [`MAX_STORED_BYTES`].
+pub fn stored_size_problem(document: &Document) -> Option<String> {
+    let size = super::document::to_yaml(document).len();
+    (size > MAX_STORED_BYTES).then(|| {
+        format!(
+            "the {} is {size} bytes as stored YAML, above the limit of {MAX_STORED_BYTES} \
+             bytes: Consul stores at most 512 KiB per value and per transaction, and a \
+             transaction carries values in base64, which adds a third; shrink the object, \
+             for example by moving large Meta or Env values elsewhere",
+            document.kind()
+        )
+    })
 }
 
 /// Removes the field at a JSON pointer, if present.

@@ -15,6 +15,16 @@ use serde_saphyr::Spanned;
 /// file beyond this size is a mistake or an attack.
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 
+/// Consul's default limit on a KV value and on a `/v1/txn` request body (`kv_max_value_size`
+/// and `txn_max_req_len`, both 512 KiB by default in Consul 1.x).
+pub const CONSUL_MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Maximum size of one object's stored YAML. `steward apply` writes through `/v1/txn`, whose
+/// JSON body carries each value in base64 (4 bytes per 3), so a value of this size takes
+/// 518,828 bytes there and leaves about 5 KiB of the 512 KiB body for the key and the rest
+/// of the operation.
+pub const MAX_STORED_BYTES: usize = 380 * 1024;
+
 /// Maximum nesting depth of mappings and sequences. The deepest modeled field of a pool (a
 /// check header of a task's service in the template) sits about a dozen levels down, and
 /// free-form driver configuration gets the rest.

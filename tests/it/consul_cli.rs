@@ -752,3 +752,25 @@ async fn unreachable_consul_and_empty_prefix_explained() {
     assert!(message.contains("STEWARD_PREFIX"), "{message}");
     consul.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_rejects_oversized_pool() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(spec::MAX_STORED_BYTES);
+    let text = pool_yaml("web", "img:1").replacen(
+        "metadata:\n",
+        &format!("metadata:\n  annotations:\n    note: {big}\n"),
+        1,
+    );
+    let file = write_file(dir.path(), "web.yaml", &text);
+    let applied = steward(&consul, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(applied.status.code(), Some(2), "{}", stderr(&applied));
+    assert!(
+        stderr(&applied).contains("above the limit"),
+        "{}",
+        stderr(&applied)
+    );
+    assert_eq!(client.kv_get("steward/pools/web").await.unwrap(), None);
+    consul.shutdown().await;
+}

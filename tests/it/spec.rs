@@ -1019,3 +1019,38 @@ fn template_enums_are_checked() {
     );
     assert_eq!(pool_errors(&valid), Vec::<String>::new());
 }
+
+#[test]
+fn oversized_pool_is_rejected() {
+    let pool = small_pool("    min: 1\n    max: 5", "1h", "10s");
+    let big = "x".repeat(spec::MAX_STORED_BYTES);
+    let text = pool.replace(
+        "  name: web\n",
+        &format!("  name: web\n  annotations:\n    note: {big}\n"),
+    );
+    let errors = pool_errors(&text);
+    assert_eq!(
+        errors.len(),
+        1,
+        "{:?}",
+        errors
+            .iter()
+            .map(|e| &e[..200.min(e.len())])
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        errors[0].contains("above the limit of 389120 bytes"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("base64"), "{}", errors[0]);
+
+    let fits = pool.replace(
+        "  name: web\n",
+        &format!(
+            "  name: web\n  annotations:\n    note: {}\n",
+            "x".repeat(300_000)
+        ),
+    );
+    assert_eq!(pool_errors(&fits), Vec::<String>::new());
+}
