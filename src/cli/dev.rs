@@ -26,9 +26,7 @@ use crate::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad, zone_n
 use crate::sim::traffic::{self, TrafficReplay};
 use crate::spec::{self, Document, LoadedDocument, MetricSource};
 
-/// The NASA Kennedy Space Center trace of July 1995, one row per minute, built into the binary
-/// so `steward dev` runs anywhere.
-const NASA_TRACE: &str = include_str!("../../traces/nasa_ksc_jul1995_1min.csv");
+use crate::sim::traces::NASA_TRACE;
 
 /// The example pools, built into the binary for the same reason.
 const EXAMPLE_POOLS: [(&str, &str); 2] = [
