@@ -180,18 +180,18 @@ async fn run_all(args: AllArgs) -> CliResult {
             )
         })?;
 
-    println!("consul emulator   {}", consul.url());
-    println!(
+    super::output::println(format!("consul emulator   {}", consul.url()))?;
+    super::output::println(format!(
         "nomad emulator    {} ({} nodes in {})",
         nomad.url(),
         args.nodes,
         args.datacenters.join(", ")
-    );
-    println!(
+    ))?;
+    super::output::println(format!(
         "traffic replay    {} (x{scale:.2}, {:.0} requests/day)",
         traffic.url(),
         args.scale_to
-    );
+    ))?;
 
     let consul_client = ConsulClient::for_url(consul.url()).map_err(CliError::failure)?;
     let keys = Keys::new("steward/").map_err(CliError::failure)?;
@@ -220,7 +220,7 @@ async fn run_all(args: AllArgs) -> CliResult {
         () = view => {}
     }
 
-    println!("\nstopping");
+    super::output::println("\nstopping")?;
     shutdown.cancel();
     if let Some(controller) = controller
         && let Err(error) = controller.await
@@ -355,7 +355,7 @@ async fn apply_pools(
 ) -> CliResult {
     let plan = apply::plan(client, keys, documents, false).await?;
     for line in plan.lines(false) {
-        println!("{line}");
+        super::output::println(line)?;
     }
     apply::execute(client, &plan).await
 }
@@ -378,10 +378,10 @@ async fn start_controller(
     config.listen = Some(args.listen);
     config.clock = Arc::new(clock);
     let controller = Controller::new(config).map_err(CliError::failure)?;
-    println!(
+    super::output::println(format!(
         "controller        metrics on http://{}/metrics",
         args.listen
-    );
+    ))?;
 
     Ok(tokio::spawn(async move {
         if let Err(error) = controller.run(shutdown).await {

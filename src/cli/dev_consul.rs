@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> CliResult {
     let consul = ConsulEmulator::start(config)
         .await
         .map_err(CliError::failure)?;
-    println!("consul emulator listening on {}", consul.url());
+    super::output::println(format!("consul emulator listening on {}", consul.url()))?;
 
     let cancel = consul.cancel_token();
     tokio::select! {

@@ -93,7 +93,7 @@ pub async fn run(args: Args) -> CliResult {
             crate::sim::nomad::EmulatorError::Config(_) => CliError::usage(error),
             crate::sim::nomad::EmulatorError::Bind { .. } => CliError::failure(error),
         })?;
-    println!("nomad emulator listening on {}", nomad.url());
+    super::output::println(format!("nomad emulator listening on {}", nomad.url()))?;
 
     tokio::signal::ctrl_c()
         .await

@@ -65,7 +65,7 @@ impl Default for ConsulEmulatorConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address could not be bound (permanent for this address).
-    #[error("failed to listen on {addr}: {source}")]
+    #[error("failed to listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]

@@ -38,7 +38,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     /// The listen address could not be bound (in use, or not a local address).
-    #[error("failed to bind the Nomad emulator to {addr}: {source}")]
+    #[error("failed to bind the Nomad emulator to {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
