@@ -118,6 +118,12 @@ pub struct AllArgs {
     #[arg(long)]
     pub no_controller: bool,
 
+    /// Log filter for the controller and the emulators, written to stderr: a level such as
+    /// `info`, or a filter such as `steward=debug,warn`. Default: `RUST_LOG`, else `warn`, so
+    /// the live view on stdout stays readable.
+    #[arg(long)]
+    pub log_level: Option<String>,
+
     /// Seconds between two refreshes of the live view (wall time).
     #[arg(long, default_value_t = 2.0)]
     pub refresh: f64,
@@ -134,6 +140,13 @@ pub async fn run(args: Args) -> CliResult {
 
 async fn run_all(args: AllArgs) -> CliResult {
     check_args(&args)?;
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".to_owned());
+    crate::telemetry::init_logging(crate::telemetry::LogFormat::Text, Some(&level))
+        .map_err(CliError::usage)?;
     let clock = SimClock::starting_now(args.speed);
     warn_if_exposed("Consul emulator", args.consul_addr, false);
     warn_if_exposed("Nomad emulator", args.nomad_addr, false);
