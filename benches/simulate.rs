@@ -60,11 +60,17 @@ fn bench_simulate(c: &mut Criterion) {
         spec.predictor = predictor;
         let autoscaler = Autoscaler::new(&spec, bounds).expect("valid policy");
         group.bench_function(simulate::predictor_name(predictor), |b| {
-            b.iter(|| simulate::simulate(black_box(&autoscaler), bounds, black_box(&trace)));
+            b.iter(|| {
+                simulate::simulate(black_box(&autoscaler), bounds, black_box(&trace))
+                    .expect("valid bounds")
+            });
         });
     }
     group.bench_function("oracle", |b| {
-        b.iter(|| simulate::oracle(black_box(&trace), spec.capacity_per_worker, 360, bounds));
+        b.iter(|| {
+            simulate::oracle(black_box(&trace), spec.capacity_per_worker, 360, bounds)
+                .expect("valid bounds")
+        });
     });
     group.finish();
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 
 use super::objects::{self, Stored};
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, output};
 use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, TxnOp};
 use crate::spec::{self, Document, LoadedDocument};
 
@@ -16,6 +16,13 @@ use crate::spec::{self, Document, LoadedDocument};
 /// check-and-set on the ModifyIndex read just before, so a concurrent apply fails with a
 /// conflict (exit status 1) instead of overwriting.
 #[derive(Debug, ClapArgs)]
+#[command(
+    override_usage = "steward apply -f <FILE|DIR> [-f <FILE|DIR>]... [OPTIONS]",
+    after_long_help = "\
+Exit status: 0 when every object was applied (or, with --dry-run, planned); 1 on a \
+conflict or when Consul cannot be reached; 2 for bad usage or invalid input, in which case \
+nothing was written."
+)]
 pub struct Args {
     /// A file, a directory (every *.yaml, *.yml and *.json below it) or `-` for standard
     /// input. Repeat to apply several together.
@@ -96,7 +103,7 @@ pub async fn run(args: Args) -> CliResult {
         execute(&client, &plan).await?;
     }
     for line in plan.lines(args.dry_run) {
-        println!("{line}");
+        output::println(line)?;
     }
     Ok(())
 }
@@ -106,6 +113,8 @@ pub struct Plan {
     changes: Vec<Change>,
     /// Overrides in the input that break a rule of their pool as stored in Consul.
     problems: Vec<String>,
+    /// Names of pruned pools whose override stays under its own key.
+    kept_overrides: Vec<String>,
 }
 
 impl Plan {
@@ -121,6 +130,9 @@ impl Plan {
         self.changes
             .iter()
             .map(|c| format!("{} {}{suffix}", c.label, c.action.verb()))
+            .chain(self.kept_overrides.iter().map(|name| {
+                format!("override/{name} remains; remove it with `steward override clear {name}`")
+            }))
             .collect()
     }
 
@@ -143,6 +155,7 @@ pub async fn plan(
 
     let mut changes = Vec::new();
     let mut problems = Vec::new();
+    let mut kept_overrides = Vec::new();
     let mut applied_pools = BTreeSet::new();
     let input_pools: BTreeSet<&str> = documents
         .iter()
@@ -150,6 +163,9 @@ pub async fn plan(
         .map(|d| d.document.name())
         .collect();
     for loaded in documents {
+        if let Some(problem) = spec::stored_size_problem(&loaded.document) {
+            problems.push(format!("{}: {problem}", loaded.source));
+        }
         let text = spec::to_yaml(&loaded.document).into_bytes();
         let name = loaded.document.name().to_string();
         let (label, key, stored) = match &loaded.document {
@@ -186,6 +202,9 @@ pub async fn plan(
     if prune {
         for (name, stored) in &pools {
             if !applied_pools.contains(name) {
+                if overrides.contains_key(name) {
+                    kept_overrides.push(name.clone());
+                }
                 changes.push(Change {
                     label: format!("pool/{name}"),
                     action: Action::Pruned,
@@ -197,7 +216,38 @@ pub async fn plan(
             }
         }
     }
-    Ok(Plan { changes, problems })
+    let mut plan = Plan {
+        changes,
+        problems,
+        kept_overrides,
+    };
+    check_transaction_sizes(&mut plan, client.txn_max_ops());
+    Ok(plan)
+}
+
+/// Adds a problem when the writes of one transaction would exceed Consul's request body
+/// limit, so nothing is sent that Consul rejects with 413. The size is an estimate: base64
+/// values and keys plus 128 bytes of JSON per operation.
+fn check_transaction_sizes(plan: &mut Plan, max_ops: usize) {
+    let ops = plan.ops();
+    for batch in ops.chunks(max_ops.max(1)) {
+        let size: usize = batch
+            .iter()
+            .map(|op| match op {
+                TxnOp::Cas { key, value, .. } => key.len() + value.len().div_ceil(3) * 4 + 128,
+                TxnOp::DeleteCas { key, .. } => key.len() + 128,
+                _ => 256,
+            })
+            .sum();
+        if size > spec::CONSUL_MAX_BODY_BYTES {
+            plan.problems.push(format!(
+                "the writes need about {size} bytes in one Consul transaction, above Consul's \
+                 limit of {} bytes (512 KiB, values in base64); apply the files in smaller \
+                 groups",
+                spec::CONSUL_MAX_BODY_BYTES
+            ));
+        }
+    }
 }
 
 fn as_unit<T>(stored: &Stored<T>) -> Stored<()> {

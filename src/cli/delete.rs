@@ -3,11 +3,14 @@
 use clap::Args as ClapArgs;
 
 use super::objects;
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, output};
 use crate::consul::{ConsulArgs, Error as ConsulError};
 
 /// Delete a WorkerPool from Consul KV. Its override, if any, stays under its own key.
 #[derive(Debug, ClapArgs)]
+#[command(after_long_help = "\
+Exit status: 0 when the pool was deleted; 1 when it is not found, changed during the delete, \
+or Consul cannot be reached; 2 for bad usage.")]
 pub struct Args {
     /// The pool's name.
     pub name: String,
@@ -32,7 +35,7 @@ pub async fn run(args: Args) -> CliResult {
         .kv_delete(&stored.key, Some(stored.modify_index))
         .await
     {
-        Ok(()) => println!("pool/{} deleted", args.name),
+        Ok(()) => output::println(format_args!("pool/{} deleted", args.name))?,
         Err(error @ ConsulError::CasConflict { .. }) => {
             return Err(CliError::failure(anyhow::Error::new(error).context(
                 format!(
@@ -52,10 +55,10 @@ pub async fn run(args: Args) -> CliResult {
         .await?
         .is_some()
     {
-        println!(
+        output::println(format_args!(
             "override/{} remains; remove it with `steward override clear {}`",
             args.name, args.name
-        );
+        ))?;
     }
     Ok(())
 }

@@ -5,7 +5,6 @@
 //! HTTP, and prints a live view. `steward dev consul` and `steward dev nomad` run one emulator
 //! alone.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,19 +15,18 @@ use anyhow::Context as _;
 use clap::{Args as ClapArgs, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use super::dev_consul::{parse_listen_addr, warn_if_exposed};
 use super::{CliError, CliResult, apply, dev_consul, dev_nomad};
 use crate::consul::{ConsulClient, Keys};
 use crate::reconcile::status::Status;
 use crate::runtime::{Controller, ControllerConfig};
 use crate::sim::clock::SimClock;
 use crate::sim::consul::{ConsulEmulator, ConsulEmulatorConfig};
-use crate::sim::nomad::{NodeSpec, NomadEmulator, NomadEmulatorConfig, RunningNomad};
+use crate::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad, zone_node_spec};
 use crate::sim::traffic::{self, TrafficReplay};
 use crate::spec::{self, Document, LoadedDocument, MetricSource};
 
-/// The NASA Kennedy Space Center trace of July 1995, one row per minute, built into the binary
-/// so `steward dev` runs anywhere.
-const NASA_TRACE: &str = include_str!("../../traces/nasa_ksc_jul1995_1min.csv");
+use crate::sim::traces::NASA_TRACE;
 
 /// The example pools, built into the binary for the same reason.
 const EXAMPLE_POOLS: [(&str, &str); 2] = [
@@ -65,19 +63,19 @@ pub enum DevCommand {
 #[derive(Debug, ClapArgs)]
 pub struct AllArgs {
     /// Address of the emulated Consul.
-    #[arg(long, default_value = "127.0.0.1:8500")]
+    #[arg(long, default_value = "127.0.0.1:8500", value_parser = parse_listen_addr)]
     pub consul_addr: SocketAddr,
 
     /// Address of the emulated Nomad.
-    #[arg(long, default_value = "127.0.0.1:4646")]
+    #[arg(long, default_value = "127.0.0.1:4646", value_parser = parse_listen_addr)]
     pub nomad_addr: SocketAddr,
 
     /// Address of the Prometheus-compatible traffic replay the pools' autoscalers read.
-    #[arg(long, default_value = "127.0.0.1:9091")]
+    #[arg(long, default_value = "127.0.0.1:9091", value_parser = parse_listen_addr)]
     pub prometheus_addr: SocketAddr,
 
     /// Address of the controller's /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "127.0.0.1:9464")]
+    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
 
     /// Nomad client nodes in all, spread evenly over the datacenters.
@@ -120,6 +118,12 @@ pub struct AllArgs {
     #[arg(long)]
     pub no_controller: bool,
 
+    /// Log filter for the controller and the emulators, written to stderr: a level such as
+    /// `info`, or a filter such as `steward=debug,warn`. Default: `RUST_LOG`, else `warn`, so
+    /// the live view on stdout stays readable.
+    #[arg(long)]
+    pub log_level: Option<String>,
+
     /// Seconds between two refreshes of the live view (wall time).
     #[arg(long, default_value_t = 2.0)]
     pub refresh: f64,
@@ -136,7 +140,16 @@ pub async fn run(args: Args) -> CliResult {
 
 async fn run_all(args: AllArgs) -> CliResult {
     check_args(&args)?;
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".to_owned());
+    crate::telemetry::init_logging(crate::telemetry::LogFormat::Text, Some(&level))
+        .map_err(CliError::usage)?;
     let clock = SimClock::starting_now(args.speed);
+    warn_if_exposed("Consul emulator", args.consul_addr, false);
+    warn_if_exposed("Nomad emulator", args.nomad_addr, false);
 
     let samples = load_trace(args.trace.as_ref())?;
     let documents = load_pools(&args.files)?;
@@ -180,18 +193,18 @@ async fn run_all(args: AllArgs) -> CliResult {
             )
         })?;
 
-    println!("consul emulator   {}", consul.url());
-    println!(
+    super::output::println(format!("consul emulator   {}", consul.url()))?;
+    super::output::println(format!(
         "nomad emulator    {} ({} nodes in {})",
         nomad.url(),
         args.nodes,
         args.datacenters.join(", ")
-    );
-    println!(
+    ))?;
+    super::output::println(format!(
         "traffic replay    {} (x{scale:.2}, {:.0} requests/day)",
         traffic.url(),
         args.scale_to
-    );
+    ))?;
 
     let consul_client = ConsulClient::for_url(consul.url()).map_err(CliError::failure)?;
     let keys = Keys::new("steward/").map_err(CliError::failure)?;
@@ -220,7 +233,7 @@ async fn run_all(args: AllArgs) -> CliResult {
         () = view => {}
     }
 
-    println!("\nstopping");
+    super::output::println("\nstopping")?;
     shutdown.cancel();
     if let Some(controller) = controller
         && let Err(error) = controller.await
@@ -277,31 +290,21 @@ fn check_args(args: &AllArgs) -> CliResult {
 /// Builds the emulated cluster: `nodes` nodes spread over the datacenters, each with node
 /// meta `zone=rack-<k+1>` for datacenter k.
 fn nomad_config(args: &AllArgs) -> NomadEmulatorConfig {
-    let defaults = NomadEmulatorConfig::default();
-    let zones = args.datacenters.len();
-    let node_specs = (0..args.nodes)
-        .map(|i| {
-            let zone = i % zones;
-            NodeSpec {
-                datacenter: args.datacenters[zone].clone(),
-                node_class: "gpu".to_owned(),
-                node_pool: "default".to_owned(),
-                meta: BTreeMap::from([("zone".to_owned(), format!("rack-{}", zone + 1))]),
-                cpu_mhz: defaults.cpu_mhz,
-                memory_mb: defaults.memory_mb,
-                cores: defaults.cores,
-                gpus: args.gpus_per_node,
-            }
-        })
-        .collect();
-    NomadEmulatorConfig {
+    let mut config = NomadEmulatorConfig {
         addr: args.nomad_addr,
-        datacenters: Vec::new(),
+        datacenters: args.datacenters.clone(),
         nodes_per_dc: 0,
-        node_specs,
         speed: args.speed,
-        ..defaults
-    }
+        gpus: args.gpus_per_node,
+        node_class: "gpu".to_owned(),
+        zone_meta: true,
+        ..NomadEmulatorConfig::default()
+    };
+    let zones = args.datacenters.len();
+    config.node_specs = (0..args.nodes)
+        .map(|i| zone_node_spec(&config, i % zones))
+        .collect();
+    config
 }
 
 fn load_trace(path: Option<&PathBuf>) -> Result<Vec<crate::autoscale::Sample>, CliError> {
@@ -365,7 +368,7 @@ async fn apply_pools(
 ) -> CliResult {
     let plan = apply::plan(client, keys, documents, false).await?;
     for line in plan.lines(false) {
-        println!("{line}");
+        super::output::println(line)?;
     }
     apply::execute(client, &plan).await
 }
@@ -388,10 +391,10 @@ async fn start_controller(
     config.listen = Some(args.listen);
     config.clock = Arc::new(clock);
     let controller = Controller::new(config).map_err(CliError::failure)?;
-    println!(
+    super::output::println(format!(
         "controller        metrics on http://{}/metrics",
         args.listen
-    );
+    ))?;
 
     Ok(tokio::spawn(async move {
         if let Err(error) = controller.run(shutdown).await {

@@ -4,7 +4,7 @@ use clap::{Args as ClapArgs, ValueEnum};
 use comfy_table::{Table, presets};
 
 use super::objects::{self, Stored};
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, output};
 use crate::consul::ConsulArgs;
 use crate::spec::{Override, WorkerPool};
 
@@ -13,7 +13,7 @@ use crate::spec::{Override, WorkerPool};
 pub enum Output {
     /// One row per pool.
     Table,
-    /// The stored YAML of each pool, separated by `---`.
+    /// The stored YAML of each valid pool, as one YAML stream of `---`-separated documents.
     Yaml,
     /// A JSON array of pools (one object when NAME is given).
     Json,
@@ -21,6 +21,12 @@ pub enum Output {
 
 /// Show WorkerPools stored in Consul KV, with their active overrides.
 #[derive(Debug, ClapArgs)]
+#[command(after_long_help = "\
+Stored values that are not a valid WorkerPool are left out of the output and reported on \
+stderr with their key and the reason.
+
+Exit status: 0 when every pool shown is valid; 1 when NAME is not found, a stored value is \
+invalid, or Consul cannot be reached; 2 for bad usage.")]
 pub struct Args {
     /// Show only this pool; it must exist.
     pub name: Option<String>,
@@ -51,24 +57,20 @@ pub async fn run(args: Args) -> CliResult {
             )));
         }
     }
+    let mut invalid = 0usize;
     for stored in pools.values() {
         if let Err(problem) = &stored.object {
+            invalid += 1;
             eprintln!(
-                "warning: {} does not hold a valid WorkerPool: {problem}",
+                "error: {} does not hold a valid WorkerPool: {problem}",
                 stored.key
             );
         }
     }
 
     match args.output {
-        Output::Table => print!("{}", table(&pools, &overrides)),
-        Output::Yaml => {
-            let texts: Vec<String> = pools
-                .values()
-                .map(|s| String::from_utf8_lossy(&s.text).into_owned())
-                .collect();
-            print!("{}", texts.join("---\n"));
-        }
+        Output::Table => output::print(table(&pools, &overrides))?,
+        Output::Yaml => output::print(yaml_stream(&pools))?,
         Output::Json => {
             let valid: Vec<&WorkerPool> = pools
                 .values()
@@ -79,13 +81,35 @@ pub async fn run(args: Args) -> CliResult {
                 _ => serde_json::to_value(&valid),
             }
             .map_err(anyhow::Error::from)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?
-            );
+            output::println(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)?;
         }
     }
+
+    if invalid > 0 {
+        return Err(CliError::failure(anyhow::anyhow!(
+            "{invalid} stored value{} not a valid WorkerPool; fix {} with `steward apply` or \
+             remove {} with `steward delete`",
+            if invalid == 1 { " is" } else { "s are" },
+            if invalid == 1 { "it" } else { "them" },
+            if invalid == 1 { "it" } else { "them" },
+        )));
+    }
     Ok(())
+}
+
+/// Joins the stored text of every valid pool into one YAML stream. Each document starts with
+/// `---` on a line of its own and ends with a newline, even when the stored value lacks one.
+fn yaml_stream(pools: &std::collections::BTreeMap<String, Stored<WorkerPool>>) -> String {
+    let mut stream = String::new();
+    for stored in pools.values().filter(|s| s.object.is_ok()) {
+        let text = String::from_utf8_lossy(&stored.text);
+        stream.push_str("---\n");
+        stream.push_str(&text);
+        if !text.ends_with('\n') {
+            stream.push('\n');
+        }
+    }
+    stream
 }
 
 fn table(

@@ -15,6 +15,7 @@ pub mod dev_consul;
 pub mod dev_nomad;
 pub mod get;
 mod objects;
+pub mod output;
 pub mod override_cmd;
 pub mod rollout;
 pub mod schema;

@@ -2,17 +2,32 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
-
 use super::CliError;
-use crate::consul::{ConsulArgs, ConsulClient, Keys, KvPair, QueryOptions};
+use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, KvPair, QueryOptions};
 use crate::spec::{self, Document, Override, WorkerPool};
 
 /// Builds the client and key layout; invalid settings are bad usage (exit status 2).
 pub(crate) fn connect(args: &ConsulArgs) -> Result<(ConsulClient, Keys), CliError> {
     let client = args.client().map_err(CliError::usage)?;
-    let keys = args.keys().map_err(CliError::usage)?;
+    let keys = args.keys().map_err(|error| {
+        CliError::usage(anyhow::anyhow!(
+            "invalid --prefix (or STEWARD_PREFIX) {:?}: {error}; use a prefix such as \
+             `steward/`",
+            args.prefix
+        ))
+    })?;
     Ok((client, keys))
+}
+
+/// Adds what to check when Consul could not be reached, such as a refused connection.
+pub(crate) fn explain_consul_error(error: ConsulError, action: String) -> anyhow::Error {
+    if matches!(error, ConsulError::Unavailable { .. }) {
+        return anyhow::anyhow!(
+            "{action}: {error}; check CONSUL_HTTP_ADDR (or --consul-addr) and that Consul, or \
+             `steward dev consul`, is running there"
+        );
+    }
+    anyhow::Error::new(error).context(action)
 }
 
 /// An object read back from a key: its ModifyIndex, the stored text, and the parsed object or
@@ -70,7 +85,7 @@ pub(crate) async fn read_pools(
     let (pairs, _) = client
         .kv_list(&prefix, &QueryOptions::default())
         .await
-        .with_context(|| format!("failed to list pools under {prefix}"))?;
+        .map_err(|e| explain_consul_error(e, format!("failed to list pools under {prefix}")))?;
     Ok(pairs
         .iter()
         .filter_map(|pair| {
@@ -89,7 +104,7 @@ pub(crate) async fn read_overrides(
     let (pairs, _) = client
         .kv_list(&prefix, &QueryOptions::default())
         .await
-        .with_context(|| format!("failed to list overrides under {prefix}"))?;
+        .map_err(|e| explain_consul_error(e, format!("failed to list overrides under {prefix}")))?;
     Ok(pairs
         .iter()
         .filter_map(|pair| {
@@ -109,7 +124,7 @@ pub(crate) async fn read_pool(
     let pair = client
         .kv_get(&key)
         .await
-        .with_context(|| format!("failed to read {key}"))?;
+        .map_err(|e| explain_consul_error(e, format!("failed to read {key}")))?;
     Ok(pair.as_ref().map(stored_pool))
 }
 
@@ -123,7 +138,7 @@ pub(crate) async fn read_override(
     let pair = client
         .kv_get(&key)
         .await
-        .with_context(|| format!("failed to read {key}"))?;
+        .map_err(|e| explain_consul_error(e, format!("failed to read {key}")))?;
     Ok(pair.as_ref().map(stored_override))
 }
 

@@ -151,10 +151,10 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
         .await
         .with_context(|| format!("failed to write {action} to {key}"))
         .map_err(CliError::failure)?;
-    println!(
+    super::output::println(format!(
         "rollout/{} {action} requested by {}; the controller acts on it at its next reconcile",
         args.name, args.by
-    );
+    ))?;
     Ok(())
 }
 

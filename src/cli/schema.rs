@@ -2,7 +2,7 @@
 
 use clap::{Args as ClapArgs, ValueEnum};
 
-use super::CliResult;
+use super::{CliResult, output};
 use crate::spec;
 
 /// Object kinds that have a schema.
@@ -16,6 +16,9 @@ pub enum Kind {
 
 /// Print the JSON Schema (draft-07) of an object kind.
 #[derive(Debug, ClapArgs)]
+#[command(
+    after_long_help = "Exit status: 0 on success; 1 when standard output cannot be written; 2 for bad usage."
+)]
 pub struct Args {
     /// The kind whose schema to print.
     #[arg(value_enum, default_value = "WorkerPool")]
@@ -29,6 +32,5 @@ pub async fn run(args: Args) -> CliResult {
         Kind::Override => spec::override_schema(),
     };
     let text = serde_json::to_string_pretty(&schema).map_err(anyhow::Error::from)?;
-    println!("{text}");
-    Ok(())
+    output::println(text)
 }

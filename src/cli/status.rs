@@ -113,7 +113,7 @@ pub async fn run(args: Args) -> CliResult {
     let name = args.name.as_deref();
 
     let mut snapshot = read(&client, &keys, name, 0).await?;
-    print!("{}", render(&snapshot, name, args.output)?);
+    super::output::print(render(&snapshot, name, args.output)?)?;
     if !args.watch {
         return Ok(());
     }
@@ -127,7 +127,7 @@ pub async fn run(args: Args) -> CliResult {
             continue;
         }
         if changed {
-            print!("{}", render(&next, name, args.output)?);
+            super::output::print(render(&next, name, args.output)?)?;
         }
         snapshot = next;
     }

@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, output};
 use crate::spec::{self, Document, LoadedDocument};
 
 /// Options of `steward validate`.
 #[derive(Debug, ClapArgs)]
+#[command(
+    override_usage = "steward validate -f <FILE|DIR> [-f <FILE|DIR>]...",
+    after_long_help = "\
+Exit status: 0 when every document is valid; 2 when any is invalid or a file cannot be read."
+)]
 pub struct Args {
     /// A file, a directory (every *.yaml, *.yml and *.json below it, recursively) or `-` for
     /// standard input. Repeat it to check several. They are checked together, so two pools
@@ -28,14 +33,13 @@ pub async fn run(args: Args) -> CliResult {
     match spec::load_paths(&args.paths) {
         Ok(documents) => {
             for loaded in &documents {
-                println!("{}", summary(loaded));
+                output::println(summary(loaded))?;
             }
-            println!(
+            output::println(format_args!(
                 "{} valid document{}",
                 documents.len(),
                 if documents.len() == 1 { "" } else { "s" }
-            );
-            Ok(())
+            ))
         }
         Err(report) => {
             for error in &report.errors {

@@ -57,7 +57,7 @@ pub struct ConsulArgs {
     )]
     pub client_key: Option<PathBuf>,
 
-    /// Use HTTPS when the address has no scheme (`true`, `false`, `1` or `0`).
+    /// Use HTTPS when the address has no scheme (`true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`).
     #[arg(long = "consul-http-ssl", value_name = "BOOL", env = "CONSUL_HTTP_SSL", value_parser = clap::builder::BoolishValueParser::new())]
     pub http_ssl: Option<bool>,
 

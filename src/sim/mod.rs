@@ -5,4 +5,5 @@ pub mod clock;
 pub mod consul;
 pub mod nomad;
 pub mod simulate;
+pub mod traces;
 pub mod traffic;

@@ -101,7 +101,8 @@ pub fn to_yaml(document: &Document) -> String {
 }
 
 fn to_yaml_text<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_saphyr::to_string(value)
+    // Template durations print as `10m` rather than nanoseconds; they read back the same.
+    let mut text = crate::nomad::with_readable_durations(|| serde_saphyr::to_string(value))
         .expect("the object types serialize to YAML: string keys and finite numbers only");
     if !text.ends_with('\n') {
         text.push('\n');

@@ -8,10 +8,13 @@ use serde_json::Value;
 
 use super::document::{Document, LoadedDocument};
 use super::error::{ValidationError, ValidationReport};
-use super::parse::{MAX_INPUT_BYTES, ParsedDocument, parse_documents, too_large_message};
+use super::parse::{
+    MAX_INPUT_BYTES, MAX_STORED_BYTES, ParsedDocument, parse_documents, path_push_index,
+    path_push_key, too_large_message,
+};
 use super::schema;
 use super::types::{KIND_OVERRIDE, KIND_WORKER_POOL, Override, WorkerPool};
-use super::validate::{validate_document, validate_set};
+use super::validate::{validate_document, validate_set_at};
 
 /// The `source` of documents read from standard input.
 pub const STDIN_SOURCE: &str = "<stdin>";
@@ -89,7 +92,9 @@ fn finish(
     checked: Vec<Checked>,
     mut errors: Vec<ValidationError>,
 ) -> Result<Vec<LoadedDocument>, ValidationReport> {
-    for (index, error) in validate_set(checked.iter().map(|c| &c.loaded.document)) {
+    let documents: Vec<&Document> = checked.iter().map(|c| &c.loaded.document).collect();
+    let locations: Vec<String> = checked.iter().map(location_of).collect();
+    for (index, error) in validate_set_at(&documents, &locations) {
         let item = &checked[index];
         errors.push(locate(error, &item.loaded.source, &item.parsed));
     }
@@ -98,6 +103,20 @@ fn finish(
         Ok(checked.into_iter().map(|c| c.loaded).collect())
     } else {
         Err(ValidationReport { errors })
+    }
+}
+
+/// Names where a document's `metadata.name` sits: `FILE:LINE:COL (document N)`, with N
+/// counted from 1 within the file.
+fn location_of(checked: &Checked) -> String {
+    let source = &checked.loaded.source;
+    let number = checked.loaded.index + 1;
+    match checked.parsed.position_of("metadata.name") {
+        Some(position) => format!(
+            "{source}:{}:{} (document {number})",
+            position.line, position.column
+        ),
+        None => format!("{source} (document {number})"),
     }
 }
 
@@ -219,28 +238,33 @@ fn check_document(
     // Unknown fields are dropped before deserializing, so that a typo does not hide the
     // semantic errors in the rest of the document.
     let document = match kind {
-        KIND_WORKER_POOL => serde_json::from_value::<WorkerPool>(cleaned)
-            .map(Document::WorkerPool)
-            .map_err(|e| e.to_string()),
-        _ => serde_json::from_value::<Override>(cleaned)
-            .map(Document::Override)
-            .map_err(|e| e.to_string()),
+        KIND_WORKER_POOL => deserialize::<WorkerPool>(cleaned).map(Document::WorkerPool),
+        _ => deserialize::<Override>(cleaned).map(Document::Override),
     };
     let document = match document {
         Ok(document) => Some(document),
-        Err(message) => {
-            if reported.is_empty() {
-                // NOTE: serde_json names no field here. The schema normally catches the
-                // problem first with its path, so this is only a fallback.
-                document_errors.push(locate(
-                    ValidationError::new("", format!("invalid {kind}: {message}")),
-                    source,
-                    parsed,
-                ));
+        Err(error) => {
+            // The schema normally catches the problem first, so this error is reported only
+            // when the schema found nothing on the same field, its parents or its children
+            // (serde names the parent object of a missing field).
+            let related = |a: &str, b: &str| {
+                a == b || a.starts_with(&format!("{b}.")) || a.starts_with(&format!("{b}["))
+            };
+            let duplicate = reported
+                .iter()
+                .any(|path| related(&error.path, path) || related(path, &error.path));
+            if !duplicate {
+                document_errors.push(locate(error, source, parsed));
             }
             None
         }
     };
+
+    if let Some(document) = &document
+        && let Some(problem) = stored_size_problem(document)
+    {
+        document_errors.push(locate(ValidationError::new("", problem), source, parsed));
+    }
 
     // NOTE: semantic checks need the typed object, so a document with a schema error other
     // than an unknown field (a wrong type, a missing field) reports only its schema errors.
@@ -259,6 +283,62 @@ fn check_document(
     document_errors.sort_by_key(|e| (e.line, e.column));
     errors.extend(document_errors);
     document
+}
+
+/// Deserializes a typed object, returning the first error with its field path and a message
+/// in the words of the object format rather than Rust's type names.
+fn deserialize<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let mut path = String::new();
+        for segment in error.path().iter() {
+            path = match segment {
+                serde_path_to_error::Segment::Seq { index } => path_push_index(&path, *index),
+                serde_path_to_error::Segment::Map { key } => path_push_key(&path, key),
+                serde_path_to_error::Segment::Enum { variant } => path_push_key(&path, variant),
+                serde_path_to_error::Segment::Unknown => path,
+            };
+        }
+        ValidationError::new(path, plain_message(&error.into_inner().to_string()))
+    })
+}
+
+/// Rewrites serde's messages about numbers, such as "invalid type: floating point `3.0`,
+/// expected u32", into the words of the object format: "expected a whole number, found 3.0".
+fn plain_message(message: &str) -> String {
+    let expected = message.rsplit_once(", expected ").map(|(found, expected)| {
+        let expected = match expected.trim() {
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number of at least 0",
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        (found, expected)
+    });
+    let Some((found, expected)) = expected else {
+        return message.to_owned();
+    };
+    let found = found
+        .trim_start_matches("invalid type: ")
+        .trim_start_matches("invalid value: ")
+        .replace("floating point ", "")
+        .replace("integer ", "")
+        .replace('`', "");
+    format!("expected {expected}, found {found}")
+}
+
+/// Returns why `document` cannot be stored when its YAML, as `steward apply` writes it, is
+/// larger than [`MAX_STORED_BYTES`].
+pub fn stored_size_problem(document: &Document) -> Option<String> {
+    let size = super::document::to_yaml(document).len();
+    (size > MAX_STORED_BYTES).then(|| {
+        format!(
+            "the {} is {size} bytes as stored YAML, above the limit of {MAX_STORED_BYTES} \
+             bytes: Consul stores at most 512 KiB per value and per transaction, and a \
+             transaction carries values in base64, which adds a third; shrink the object, \
+             for example by moving large Meta or Env values elsewhere",
+            document.kind()
+        )
+    })
 }
 
 /// Removes the field at a JSON pointer, if present.

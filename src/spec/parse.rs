@@ -15,6 +15,16 @@ use serde_saphyr::Spanned;
 /// file beyond this size is a mistake or an attack.
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 
+/// Consul's default limit on a KV value and on a `/v1/txn` request body (`kv_max_value_size`
+/// and `txn_max_req_len`, both 512 KiB by default in Consul 1.x).
+pub const CONSUL_MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Maximum size of one object's stored YAML. `steward apply` writes through `/v1/txn`, whose
+/// JSON body carries each value in base64 (4 bytes per 3), so a value of this size takes
+/// 518,828 bytes there and leaves about 5 KiB of the 512 KiB body for the key and the rest
+/// of the operation.
+pub const MAX_STORED_BYTES: usize = 380 * 1024;
+
 /// Maximum nesting depth of mappings and sequences. The deepest modeled field of a pool (a
 /// check header of a task's service in the template) sits about a dozen levels down, and
 /// free-form driver configuration gets the rest.
@@ -136,7 +146,40 @@ fn syntax_message(error: &serde_saphyr::Error) -> String {
     if first.contains("recursion limit exceeded") {
         return depth_message();
     }
-    format!("invalid YAML or JSON: {}", strip_position(first))
+    let detail = strip_position(first);
+    if let Some(message) = steward_message(detail) {
+        return message;
+    }
+    format!("invalid YAML or JSON: {detail}")
+}
+
+/// Rewrites serde-saphyr 2.2 messages that name its own options into
+/// what is wrong in the input and how to fix it. Returns `None` for other messages.
+fn steward_message(detail: &str) -> Option<String> {
+    if let Some(rest) = detail.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return Some(format!(
+            "duplicate key `{key}`: a key may appear only once in a mapping; remove or merge \
+             the repeated one"
+        ));
+    }
+    if detail.starts_with("non-finite float") {
+        let value = detail.split('`').nth(1).unwrap_or("a non-finite number");
+        return Some(format!(
+            "{value} is not a finite number; write a number such as 1.5"
+        ));
+    }
+    if detail.contains("recursive references") {
+        return Some(
+            "an alias refers to the node that contains it, which would repeat forever; write \
+             the values out instead"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 fn depth_message() -> String {
@@ -426,6 +469,30 @@ mod tests {
             documents[1].positions.get("b"),
             Some(&Position { line: 3, column: 2 })
         );
+    }
+
+    #[test]
+    fn library_messages_are_reworded() {
+        let cases = [
+            ("a: 1\na: 2\n", "duplicate key `a`"),
+            ("a: .inf\n", ".inf is not a finite number"),
+            ("a: .nan\n", ".nan is not a finite number"),
+            (
+                "a: &x\n  b: *x\n",
+                "an alias refers to the node that contains it",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = parse_documents(text).expect_err("invalid input");
+            assert!(
+                error.message.contains(expected),
+                "{text:?}: {}",
+                error.message
+            );
+            for internal in ["DuplicateKeyPolicy", "policy", "weak recursion"] {
+                assert!(!error.message.contains(internal), "{}", error.message);
+            }
+        }
     }
 
     #[test]

@@ -175,9 +175,13 @@ fn describe(
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
+            let mut message = format!("expected {expected}, found {}", describe_value(found));
+            if let Some(hint) = leading_zero_hint(&expected, found) {
+                message.push_str(&hint);
+            }
             out.push(SchemaViolation {
                 path,
-                message: format!("expected {expected}, found {}", describe_value(found)),
+                message,
                 unknown_field: None,
             });
         }
@@ -217,12 +221,21 @@ fn describe(
             ),
             unknown_field: None,
         }),
-        ValidationErrorKind::Pattern { .. } => {
+        ValidationErrorKind::Pattern { pattern } => {
             let message = match found.and_then(Value::as_str) {
-                Some(text) => match text.parse::<super::Duration>() {
-                    Err(message) => message,
-                    Ok(_) => format!("{text:?} does not match the expected format"),
-                },
+                Some(text) if *pattern == super::duration::duration_pattern() => {
+                    match text.parse::<super::Duration>() {
+                        Err(message) => message,
+                        Ok(_) => format!("{text:?} does not match the pattern {pattern}"),
+                    }
+                }
+                Some(text) if *pattern == crate::nomad::GO_DURATION_PATTERN => {
+                    match crate::nomad::parse_go_duration(text) {
+                        Err(message) => message,
+                        Ok(_) => format!("{text:?} does not match the pattern {pattern}"),
+                    }
+                }
+                Some(text) => format!("{text:?} does not match the pattern {pattern}"),
                 None => error.to_string(),
             };
             out.push(SchemaViolation {
@@ -561,6 +574,24 @@ pub(crate) fn describe_value(value: Option<&Value>) -> String {
         Some(Value::Array(_)) => "a sequence".to_owned(),
         Some(Value::Object(_)) => "a mapping".to_owned(),
     }
+}
+
+/// Explains why a number written with a leading zero, such as `030`, arrived as a string: the
+/// parser keeps such values as strings so that `0755` is not misread.
+fn leading_zero_hint(expected: &str, found: Option<&Value>) -> Option<String> {
+    let text = found?.as_str()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let is_padded_number =
+        digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+    if !expected.contains("integer") || !is_padded_number {
+        return None;
+    }
+    let trimmed = digits.trim_start_matches('0');
+    let number = if trimmed.is_empty() { "0" } else { trimmed };
+    let sign = if text.starts_with('-') { "-" } else { "" };
+    Some(format!(
+        "; a number with a leading zero is read as text, so write {sign}{number}"
+    ))
 }
 
 #[cfg(test)]

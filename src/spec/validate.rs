@@ -143,10 +143,23 @@ pub fn validate_override_for_pool(item: &Override, pool: &WorkerPool) -> Vec<Val
 /// override above the max of a pool in the same input.
 /// Returns `(document index, error)` pairs, each reported on the later of the two documents
 /// (for an override, on the override).
+/// An earlier document is named as `document N`, counting from 1 in input order.
 pub fn validate_set<'a>(
     documents: impl IntoIterator<Item = &'a Document>,
 ) -> Vec<(usize, ValidationError)> {
     let documents: Vec<&Document> = documents.into_iter().collect();
+    let locations: Vec<String> = (1..=documents.len())
+        .map(|number| format!("document {number}"))
+        .collect();
+    validate_set_at(&documents, &locations)
+}
+
+/// Does the work of [`validate_set`], naming an earlier document by `locations[index]`, such
+/// as `pools/a.yaml:4:3 (document 1)`.
+pub(crate) fn validate_set_at(
+    documents: &[&Document],
+    locations: &[String],
+) -> Vec<(usize, ValidationError)> {
     let mut errors = Vec::new();
     let mut jobs: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     let mut names: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
@@ -168,7 +181,7 @@ pub fn validate_set<'a>(
         }
     }
 
-    for (index, document) in documents.into_iter().enumerate() {
+    for (index, document) in documents.iter().enumerate() {
         let name_key = (document.kind(), document.name().to_owned());
         if let Some(first) = names.get(&name_key) {
             errors.push((
@@ -176,11 +189,13 @@ pub fn validate_set<'a>(
                 ValidationError::new(
                     "metadata.name",
                     format!(
-                        "another {} named `{}` appears earlier in the input (document {}); \
-                         names must be unique per kind",
+                        "another {} named `{}` is defined earlier, at {}; names must be \
+                         unique per kind, so rename or remove one of them",
                         document.kind(),
                         document.name(),
-                        first
+                        locations
+                            .get(*first)
+                            .map_or("an earlier document", String::as_str)
                     ),
                 ),
             ));
@@ -372,6 +387,28 @@ fn check_zones(pool: &WorkerPool, out: &mut Vec<ValidationError>) {
     }
 }
 
+/// `RestartPolicy.Mode` values Nomad 1.x accepts.
+const RESTART_MODES: [&str; 2] = ["delay", "fail"];
+
+/// `ReschedulePolicy.DelayFunction` values Nomad 1.x accepts.
+const DELAY_FUNCTIONS: [&str; 3] = ["constant", "exponential", "fibonacci"];
+
+/// `Migrate.HealthCheck` values Nomad 1.x accepts.
+const HEALTH_CHECKS: [&str; 2] = ["checks", "task_states"];
+
+/// Rejects a value that Nomad would reject when the job is registered.
+fn check_enum(path: String, value: Option<&str>, allowed: &[&str], out: &mut Vec<ValidationError>) {
+    let Some(value) = value else {
+        return;
+    };
+    if !allowed.contains(&value) {
+        out.push(ValidationError::new(
+            path,
+            format!("must be one of `{}`, found {value:?}", allowed.join("`, `")),
+        ));
+    }
+}
+
 fn check_template(template: &TaskGroup, out: &mut Vec<ValidationError>) {
     let path = "spec.template";
     if !template.name.is_empty() {
@@ -392,6 +429,34 @@ fn check_template(template: &TaskGroup, out: &mut Vec<ValidationError>) {
             "Steward sets the Update block from spec.rollout; remove `Update`",
         ));
     }
+
+    check_enum(
+        format!("{path}.RestartPolicy.Mode"),
+        template
+            .restart_policy
+            .as_ref()
+            .and_then(|p| p.mode.as_deref()),
+        &RESTART_MODES,
+        out,
+    );
+    check_enum(
+        format!("{path}.ReschedulePolicy.DelayFunction"),
+        template
+            .reschedule_policy
+            .as_ref()
+            .and_then(|p| p.delay_function.as_deref()),
+        &DELAY_FUNCTIONS,
+        out,
+    );
+    check_enum(
+        format!("{path}.Migrate.HealthCheck"),
+        template
+            .migrate
+            .as_ref()
+            .and_then(|m| m.health_check.as_deref()),
+        &HEALTH_CHECKS,
+        out,
+    );
 
     let tasks = template.task_list();
     if tasks.is_empty() {
@@ -414,6 +479,12 @@ fn check_template(template: &TaskGroup, out: &mut Vec<ValidationError>) {
                 format!("task name `{}` is used twice in the group", task.name),
             ));
         }
+        check_enum(
+            format!("{task_path}.RestartPolicy.Mode"),
+            task.restart_policy.as_ref().and_then(|p| p.mode.as_deref()),
+            &RESTART_MODES,
+            out,
+        );
         if task.driver.trim().is_empty() {
             out.push(ValidationError::new(
                 format!("{task_path}.Driver"),

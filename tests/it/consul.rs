@@ -653,7 +653,11 @@ async fn sessions_create_renew_info_destroy() {
         .send()
         .await
         .unwrap();
-    assert_eq!(short.status(), 400, "Consul rejects a TTL under 10 s");
+    assert_eq!(short.status(), 500, "Consul rejects a TTL under 10 s");
+    assert_eq!(
+        short.text().await.unwrap(),
+        "Invalid Session TTL '5000000000', must be between [10s=24h0m0s]"
+    );
     consul.shutdown().await;
 }
 
@@ -1534,5 +1538,139 @@ async fn client_requests_reach_controller_metrics() {
             .any(|l| l.contains(r#"status="404""#) && l.ends_with(" 1")),
         "{text}"
     );
+    consul.shutdown().await;
+}
+
+async fn get_raw(url: String) -> reqwest::Response {
+    reqwest::Client::new().get(url).send().await.unwrap()
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_else(|| panic!("missing header {name}: {:?}", response.headers()))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn effective_consistency_follows_query() {
+    let (consul, client) = start().await;
+    client
+        .kv_put("steward/pools/web", b"a", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+
+    let cases = [
+        ("", "leader"),
+        ("?stale", "stale"),
+        ("?stale=true", "stale"),
+        ("?consistent", "consistent"),
+        ("?leader", "leader"),
+    ];
+    for (query, expected) in cases {
+        let response = get_raw(format!("{}/v1/kv/steward/pools/web{query}", consul.url())).await;
+        assert_eq!(response.status(), 200, "{query}");
+        assert_eq!(
+            header(&response, "X-Consul-Effective-Consistency"),
+            expected,
+            "{query}"
+        );
+    }
+
+    let sessions = get_raw(format!("{}/v1/session/list?stale", consul.url())).await;
+    assert_eq!(header(&sessions, "X-Consul-Effective-Consistency"), "stale");
+    let both = get_raw(format!("{}/v1/session/list?stale&consistent", consul.url())).await;
+    assert_eq!(both.status(), 400);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_datacenter_has_no_path() {
+    let (consul, client) = start().await;
+    client
+        .kv_put("steward/pools/web", b"a", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+
+    let own = get_raw(format!("{}/v1/kv/steward/pools/web?dc=dc1", consul.url())).await;
+    assert_eq!(own.status(), 200);
+
+    let other = get_raw(format!("{}/v1/kv/steward/pools/web?dc=other", consul.url())).await;
+    assert_eq!(other.status(), 500);
+    assert_eq!(other.text().await.unwrap(), "No path to datacenter");
+
+    let write = reqwest::Client::new()
+        .put(format!("{}/v1/kv/steward/pools/web?dc=other", consul.url()))
+        .body("b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 500);
+    assert_eq!(
+        client
+            .kv_get("steward/pools/web")
+            .await
+            .unwrap()
+            .map(|pair| pair.value),
+        Some(b"a".to_vec())
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn configured_datacenter_is_accepted() {
+    let (consul, _client) = start_with(ConsulEmulatorConfig {
+        datacenter: "eu-west".to_owned(),
+        ..ConsulEmulatorConfig::default()
+    })
+    .await;
+    let own = get_raw(format!("{}/v1/session/list?dc=eu-west", consul.url())).await;
+    assert_eq!(own.status(), 200);
+    let default_name = get_raw(format!("{}/v1/session/list?dc=dc1", consul.url())).await;
+    assert_eq!(default_name.status(), 500);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
+async fn session_ttl_errors_match_consul() {
+    let (consul, _client) = start().await;
+    let cases = [
+        (
+            "bogus",
+            "Session TTL 'bogus' invalid: time: invalid duration \"bogus\"",
+        ),
+        (
+            "30",
+            "Session TTL '30' invalid: time: missing unit in duration \"30\"",
+        ),
+        (
+            "30x",
+            "Session TTL '30x' invalid: time: unknown unit \"x\" in duration \"30x\"",
+        ),
+        (
+            "25h",
+            "Invalid Session TTL '90000000000000', must be between [10s=24h0m0s]",
+        ),
+    ];
+    for (ttl, expected) in cases {
+        let response = reqwest::Client::new()
+            .put(format!("{}/v1/session/create", consul.url()))
+            .body(serde_json::json!({ "TTL": ttl }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500, "{ttl}");
+        assert_eq!(response.text().await.unwrap(), expected, "{ttl}");
+    }
+
+    let numeric = reqwest::Client::new()
+        .put(format!("{}/v1/session/create", consul.url()))
+        .body(r#"{"TTL": 30}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(numeric.status(), 400, "a TTL must be a string");
     consul.shutdown().await;
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use steward::cli::apply;
-use steward::consul::{ConsulClient, Keys};
+use steward::consul::{ConsulClient, Keys, WriteMode};
 use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::spec;
 
@@ -301,7 +301,8 @@ async fn override_set_validates_and_clear_removes() {
         ],
     )
     .await;
-    assert_eq!(unknown.status.code(), Some(2));
+    // Not found exits with 1 in every command, as kubectl does for NotFound.
+    assert_eq!(unknown.status.code(), Some(1));
     assert!(stderr(&unknown).contains("not found"));
 
     let above = steward(
@@ -597,5 +598,179 @@ async fn apply_checks_override_against_stored_pool() {
     let forced = steward(&consul, &["apply", "-f", over.to_str().unwrap()]).await;
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert_eq!(stdout(&forced), "override/web created\n");
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_yaml_is_valid_stream() {
+    let (consul, client) = start().await;
+    let valid = pool_yaml("web", "img:1");
+    client
+        .kv_put(
+            "steward/pools/web",
+            valid.trim_end().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+    client
+        .kv_put(
+            "steward/pools/broken",
+            b"not: [valid",
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    let output = steward(&consul, &["get", "-o", "yaml"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let yaml = stdout(&output);
+    assert!(!yaml.contains("not: [valid"), "{yaml}");
+    let reparsed = spec::parse_stored(&yaml, "get.yaml").unwrap_or_else(|r| panic!("{r}\n{yaml}"));
+    assert_eq!(reparsed.len(), 1);
+    assert_eq!(reparsed[0].document.name(), "web");
+    let errors = stderr(&output);
+    assert!(errors.contains("steward/pools/broken"), "{errors}");
+    assert!(errors.contains("not a valid WorkerPool"), "{errors}");
+
+    let table = steward(&consul, &["get"]).await;
+    assert_eq!(table.status.code(), Some(1));
+    assert!(stdout(&table).contains("<invalid>"), "{}", stdout(&table));
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_reports_remaining_override() {
+    let (consul, _client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = write_file(
+        dir.path(),
+        "both.yaml",
+        &format!(
+            "{}---\n{}",
+            pool_yaml("alpha", "img:1"),
+            pool_yaml("beta", "img:1")
+        ),
+    );
+    let applied = steward(&consul, &["apply", "-f", both.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let set = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "beta",
+            "--workers",
+            "1",
+            "--for",
+            "1h",
+            "--reason",
+            "hold",
+        ],
+    )
+    .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    let only = write_file(dir.path(), "alpha.yaml", &pool_yaml("alpha", "img:1"));
+    let pruned = steward(&consul, &["apply", "--prune", "-f", only.to_str().unwrap()]).await;
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    let lines = stdout(&pruned);
+    assert!(lines.contains("pool/beta pruned"), "{lines}");
+    assert!(lines.contains("override/beta remains"), "{lines}");
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn override_set_rejects_zero_for() {
+    let (consul, _client) = start().await;
+    let zero = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "1",
+            "--for",
+            "0s",
+            "--reason",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        stderr(&zero).contains("greater than zero"),
+        "{}",
+        stderr(&zero)
+    );
+
+    let help = steward(&consul, &["override", "set", "--help"]).await;
+    let text = stdout(&help);
+    assert!(
+        text.contains("Exactly one of --for or --until is required"),
+        "{text}"
+    );
+    assert!(text.contains("Exit status"), "{text}");
+    let usage = text.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert!(!usage.contains("--consul-addr"), "{usage}");
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_consul_and_empty_prefix_explained() {
+    // A port that was just free: nothing listens there, so the connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("steward")
+            .unwrap()
+            .args(["get"])
+            .env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env_remove("CONSUL_HTTP_SSL")
+            .env_remove("STEWARD_PREFIX")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(message.contains("check CONSUL_HTTP_ADDR"), "{message}");
+    assert!(message.contains("steward dev consul"), "{message}");
+
+    let (consul, _client) = start().await;
+    let empty = steward(&consul, &["get", "--prefix", ""]).await;
+    assert_eq!(empty.status.code(), Some(2));
+    let message = stderr(&empty);
+    assert!(message.contains("--prefix"), "{message}");
+    assert!(message.contains("STEWARD_PREFIX"), "{message}");
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_rejects_oversized_pool() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(spec::MAX_STORED_BYTES);
+    let text = pool_yaml("web", "img:1").replacen(
+        "metadata:\n",
+        &format!("metadata:\n  annotations:\n    note: {big}\n"),
+        1,
+    );
+    let file = write_file(dir.path(), "web.yaml", &text);
+    let applied = steward(&consul, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(applied.status.code(), Some(2), "{}", stderr(&applied));
+    assert!(
+        stderr(&applied).contains("above the limit"),
+        "{}",
+        stderr(&applied)
+    );
+    assert_eq!(client.kv_get("steward/pools/web").await.unwrap(), None);
     consul.shutdown().await;
 }

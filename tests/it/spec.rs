@@ -798,3 +798,259 @@ mod cli {
         );
     }
 }
+
+#[test]
+fn schema_to_closed_pipe_exits_quietly() {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("schema")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run steward schema");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn schema_to_full_device_fails() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        // NOTE: only systems with /dev/full (Linux) can run this check.
+        return;
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("schema")
+        .stdout(full)
+        .output()
+        .expect("run steward schema");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed to write to standard output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A minimal valid pool whose `spec.workers`, `spec.autoscaling.lookback` (line 22) and the
+/// template's `KillTimeout` can be replaced.
+fn small_pool(workers: &str, lookback: &str, kill_timeout: &str) -> String {
+    format!(
+        "apiVersion: steward/v1
+kind: WorkerPool
+metadata:
+  name: web
+spec:
+  version: \"1\"
+  template:
+    Tasks:
+      - Name: web
+        Driver: docker
+        KillTimeout: {kill_timeout}
+        Resources:
+          CPU: 500
+          MemoryMB: 256
+  workers:
+{workers}
+  zones:
+    - name: a
+      datacenter: dc-a
+  autoscaling:
+    lookback: {lookback}
+    metric:
+      source: csv
+      path: trace.csv
+    capacityPerWorker: 5
+"
+    )
+}
+
+fn pool_errors(text: &str) -> Vec<String> {
+    match spec::parse_str(text, "pool.yaml") {
+        Ok(_) => Vec::new(),
+        Err(report) => report.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn float_count_names_field_and_line() {
+    let errors = pool_errors(&small_pool("    min: 3e0\n    max: 5", "20m", "10s"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("pool.yaml:16:5: spec.workers.min: expected a whole number"),
+        "{errors:?}"
+    );
+    assert!(!errors[0].contains("u32"), "{errors:?}");
+}
+
+#[test]
+fn leading_zero_count_explained() {
+    let errors = pool_errors(&small_pool("    min: 030\n    max: 50", "20m", "10s"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("spec.workers.min"), "{errors:?}");
+    assert!(errors[0].contains("write 30"), "{errors:?}");
+}
+
+#[test]
+fn durations_accept_days_reject_calendar_units() {
+    let workers = "    min: 1\n    max: 5";
+    assert_eq!(
+        pool_errors(&small_pool(workers, "1d", "10s")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        pool_errors(&small_pool(workers, "P1D", "10s")),
+        Vec::<String>::new()
+    );
+    for bad in ["P1Y", "PT", "\"1 fortnight\"", "99999999999999999999h"] {
+        let errors = pool_errors(&small_pool(workers, bad, "10s"));
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert!(
+            errors[0].starts_with("pool.yaml:22:5: spec.autoscaling.lookback: invalid duration"),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn template_duration_error_shows_format() {
+    let errors = pool_errors(&small_pool("    min: 1\n    max: 5", "20m", "2 minutes"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("spec.template.Tasks[0].KillTimeout"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("Go duration such as"), "{errors:?}");
+}
+
+#[test]
+fn to_yaml_prints_readable_template_durations() {
+    let loaded = spec::parse_str(
+        &small_pool("    min: 1\n    max: 5", "90m", "10m"),
+        "pool.yaml",
+    )
+    .unwrap_or_else(|report| panic!("{report}"));
+    let Document::WorkerPool(pool) = &loaded[0].document else {
+        panic!("expected a pool");
+    };
+    let yaml = pool.to_yaml();
+    assert!(yaml.contains("KillTimeout: 10m"), "{yaml}");
+    assert!(yaml.contains("lookback: 1h30m"), "{yaml}");
+    assert!(!yaml.contains("600000000000"), "{yaml}");
+    let again = spec::parse_stored(&yaml, "again.yaml").unwrap_or_else(|r| panic!("{r}\n{yaml}"));
+    assert_eq!(again[0].document, loaded[0].document);
+
+    let json = serde_json::to_value(pool).expect("serialize");
+    assert_eq!(
+        json["spec"]["template"]["Tasks"][0]["KillTimeout"],
+        600_000_000_000_i64
+    );
+}
+
+#[test]
+fn duplicate_name_names_first_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = small_pool("    min: 1\n    max: 5", "1h", "10s");
+    let first = dir.path().join("a.yaml");
+    let second = dir.path().join("b.yaml");
+    std::fs::write(&first, &pool).expect("write a.yaml");
+    std::fs::write(&second, pool.replace("dc-a", "dc-b")).expect("write b.yaml");
+
+    let report = spec::load_paths(&[first.clone(), second]).expect_err("duplicate names");
+    let message = report
+        .errors
+        .iter()
+        .find(|e| e.path == "metadata.name")
+        .unwrap_or_else(|| panic!("no metadata.name error in {report}"))
+        .to_string();
+    let expected = format!("{}:4:3 (document 1)", first.display());
+    assert!(message.contains(&expected), "{message}");
+    assert!(!message.contains("document 0"), "{message}");
+}
+
+#[test]
+fn template_enums_are_checked() {
+    let pool = small_pool("    min: 1\n    max: 5", "1h", "10s");
+    let cases = [
+        (
+            "    RestartPolicy:\n      Mode: retry\n",
+            "spec.template.RestartPolicy.Mode",
+        ),
+        (
+            "    ReschedulePolicy:\n      DelayFunction: linear\n",
+            "spec.template.ReschedulePolicy.DelayFunction",
+        ),
+        (
+            "    Migrate:\n      HealthCheck: always\n",
+            "spec.template.Migrate.HealthCheck",
+        ),
+    ];
+    for (block, path) in cases {
+        let text = pool.replace("  template:\n", &format!("  template:\n{block}"));
+        let errors = pool_errors(&text);
+        assert_eq!(errors.len(), 1, "{block}: {errors:?}");
+        assert!(errors[0].contains(path), "{errors:?}");
+        assert!(errors[0].contains("must be one of"), "{errors:?}");
+    }
+
+    let task_mode = pool.replace(
+        "        Driver: docker\n",
+        "        Driver: docker\n        RestartPolicy:\n          Mode: retry\n",
+    );
+    let errors = pool_errors(&task_mode);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("spec.template.Tasks[0].RestartPolicy.Mode"),
+        "{errors:?}"
+    );
+
+    let small_memory = pool.replace("MemoryMB: 256", "MemoryMB: 9");
+    let errors = pool_errors(&small_memory);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("MemoryMB: must be at least 10"),
+        "{errors:?}"
+    );
+    let valid = pool.replace(
+        "  template:\n",
+        "  template:\n    RestartPolicy:\n      Mode: fail\n",
+    );
+    assert_eq!(pool_errors(&valid), Vec::<String>::new());
+}
+
+#[test]
+fn oversized_pool_is_rejected() {
+    let pool = small_pool("    min: 1\n    max: 5", "1h", "10s");
+    let big = "x".repeat(spec::MAX_STORED_BYTES);
+    let text = pool.replace(
+        "  name: web\n",
+        &format!("  name: web\n  annotations:\n    note: {big}\n"),
+    );
+    let errors = pool_errors(&text);
+    assert_eq!(
+        errors.len(),
+        1,
+        "{:?}",
+        errors
+            .iter()
+            .map(|e| &e[..200.min(e.len())])
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        errors[0].contains("above the limit of 389120 bytes"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("base64"), "{}", errors[0]);
+
+    let fits = pool.replace(
+        "  name: web\n",
+        &format!(
+            "  name: web\n  annotations:\n    note: {}\n",
+            "x".repeat(300_000)
+        ),
+    );
+    assert_eq!(pool_errors(&fits), Vec::<String>::new());
+}

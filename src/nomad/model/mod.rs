@@ -16,6 +16,7 @@ mod time;
 
 pub use allocation::*;
 pub use deployment::*;
+pub use duration::{GO_DURATION_PATTERN, format_go_duration, with_readable_durations};
 pub use duration::{NomadDuration, parse_go_duration};
 pub use evaluation::*;
 pub use job::*;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::store::{Behavior, Data, Entry, Session, Store, WriteMode};
 use super::{ConsulEmulatorConfig, StartError};
 use crate::consul::parse_go_duration;
+use crate::sim::nomad::validate::go_duration as go_duration_ns;
 
 /// Largest KV value and transaction body: Consul's `kv_max_value_size` default, 512 KiB.
 pub(crate) const MAX_VALUE_SIZE: usize = 512 * 1024;
@@ -205,7 +206,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/snapshot", post(sim_snapshot))
         .route("/_sim/restore", post(sim_restore))
         .route("/_sim/reap-tombstones", post(sim_reap_tombstones));
-    v1.merge(status).merge(sim).with_state(shared)
+    let agent = v1.merge(status).layer(middleware::from_fn_with_state(
+        shared.clone(),
+        datacenter_and_consistency,
+    ));
+    agent.merge(sim).with_state(shared)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +261,55 @@ async fn acl_and_faults(
         }
     }
     next.run(request).await
+}
+
+/// Rejects a `?dc=` other than the agent's datacenter, as an agent without a WAN path to it
+/// does, and sets `X-Consul-Effective-Consistency` from `?stale` or `?consistent` (`leader`
+/// when neither is given). Consul reads both parameters by presence, whatever their value.
+async fn datacenter_and_consistency(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let params = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|Query(params)| params)
+        .unwrap_or_default();
+
+    if let Some(datacenter) = params.get("dc").filter(|dc| !dc.is_empty())
+        && *datacenter != shared.config.datacenter
+    {
+        tracing::debug!(
+            datacenter = %datacenter,
+            agent_datacenter = %shared.config.datacenter,
+            "request for another datacenter rejected"
+        );
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "No path to datacenter");
+    }
+    let stale = has(&params, "stale");
+    let consistent = has(&params, "consistent");
+    if stale && consistent {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Cannot specify ?stale with ?consistent, conflicting semantics.",
+        );
+    }
+
+    let mut response = next.run(request).await;
+    let effective = if stale {
+        "stale"
+    } else if consistent {
+        "consistent"
+    } else {
+        "leader"
+    };
+    let headers = response.headers_mut();
+    if headers.contains_key("x-consul-effective-consistency") {
+        headers.insert(
+            "x-consul-effective-consistency",
+            HeaderValue::from_static(effective),
+        );
+    }
+    response
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -723,22 +777,58 @@ async fn session_create(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
             );
         }
     };
-    let ttl = request
-        .get("TTL")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let ttl = match request.get("TTL") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(ttl)) => ttl.clone(),
+        Some(other) => {
+            let kind = match other {
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                Value::Array(_) => "array",
+                _ => "object",
+            };
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Request decode failed: json: cannot unmarshal {kind} into Go struct field Session.TTL of type string"
+                ),
+            );
+        }
+    };
+    // The server checks the TTL (`Session.Apply`), so its errors come back as 500. A TTL that
+    // parses to zero means no TTL.
+    let parsed_ttl = match go_duration_error(&ttl) {
+        None => parse_go_duration(&ttl),
+        Some(_) => None,
+    };
     let ttl_duration = if ttl.is_empty() {
         None
     } else {
-        match parse_go_duration(&ttl) {
-            Some(d) if d >= shared.config.min_session_ttl && d <= MAX_SESSION_TTL => Some(d),
-            _ => {
+        match parsed_ttl {
+            Some(duration) if duration.is_zero() => None,
+            Some(duration)
+                if duration >= shared.config.min_session_ttl && duration <= MAX_SESSION_TTL =>
+            {
+                Some(duration)
+            }
+            Some(duration) => {
                 return text(
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::INTERNAL_SERVER_ERROR,
                     &format!(
-                        "Invalid Session TTL '{ttl}', must be between [{:?}={:?}]",
-                        shared.config.min_session_ttl, MAX_SESSION_TTL
+                        "Invalid Session TTL '{}', must be between [{}={}]",
+                        duration.as_nanos(),
+                        go_duration(shared.config.min_session_ttl),
+                        go_duration(MAX_SESSION_TTL)
+                    ),
+                );
+            }
+            None => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!(
+                        "Session TTL '{ttl}' invalid: {}",
+                        go_duration_error(&ttl)
+                            .unwrap_or_else(|| format!("time: invalid duration {ttl:?}"))
                     ),
                 );
             }
@@ -921,6 +1011,49 @@ async fn sim_restore(State(shared): State<Arc<Shared>>) -> Response {
 async fn sim_reap_tombstones(State(shared): State<Arc<Shared>>) -> Response {
     lock(&shared.store).reap_tombstones();
     bool_response(true)
+}
+
+/// Formats a duration the way Go's `time.Duration.String` does (`10s`, `24h0m0s`).
+fn go_duration(duration: Duration) -> String {
+    go_duration_ns(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Returns the error text of Go's `time.ParseDuration` when it rejects `text`, or `None` when
+/// the syntax is valid. Go requires a unit on every number except a lone `0`.
+fn go_duration_error(text: &str) -> Option<String> {
+    const UNITS: [&str; 8] = ["ns", "us", "µs", "μs", "ms", "s", "m", "h"];
+    let quoted = format!("{text:?}");
+    let invalid = Some(format!("time: invalid duration {quoted}"));
+    let mut rest = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if rest == "0" {
+        return None;
+    }
+    if rest.is_empty() {
+        return invalid;
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..number_end];
+        if number.is_empty() || number == "." {
+            return invalid;
+        }
+        rest = &rest[number_end..];
+
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        if unit.is_empty() {
+            return Some(format!("time: missing unit in duration {quoted}"));
+        }
+        if !UNITS.contains(&unit) {
+            return Some(format!("time: unknown unit {unit:?} in duration {quoted}"));
+        }
+        rest = &rest[unit_end..];
+    }
+    None
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub struct ConsulEmulatorConfig {
     pub session_ttl_multiplier: u32,
     /// The node name that sessions get when the request names none.
     pub node_name: String,
+    /// The agent's datacenter. A request naming another one with `?dc=` fails with 500
+    /// `No path to datacenter`, because the emulator has no WAN peers.
+    pub datacenter: String,
 }
 
 impl Default for ConsulEmulatorConfig {
@@ -53,6 +56,7 @@ impl Default for ConsulEmulatorConfig {
             min_session_ttl: Duration::from_secs(10),
             session_ttl_multiplier: 2,
             node_name: "steward-dev".to_string(),
+            datacenter: "dc1".to_string(),
         }
     }
 }
@@ -61,7 +65,7 @@ impl Default for ConsulEmulatorConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address could not be bound (permanent for this address).
-    #[error("failed to listen on {addr}: {source}")]
+    #[error("failed to listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]

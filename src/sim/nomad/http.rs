@@ -68,6 +68,7 @@ impl Shared {
         let now_ns = self.clock.now_ns();
         let mut cluster = self.lock();
         let result = change(&mut cluster, now_ns);
+        cluster.commit();
         let tables = cluster.tables;
         drop(cluster);
         for table in Table::ALL {

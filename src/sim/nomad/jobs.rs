@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
+use super::defaults::fill_group_defaults;
 use super::state::{Cluster, JobEntry, JobKey, ScalingEvent, TRACKED_VERSIONS, Table};
+use super::validate::validate_job;
 use crate::nomad::model::{Job, MigrateStrategy, NomadDuration, Resources, UpdateStrategy};
 
 /// An error returned as plain text with a status code, as Nomad's HTTP layer does.
@@ -92,7 +94,8 @@ fn merge_update(base: &UpdateStrategy, over: &UpdateStrategy) -> UpdateStrategy 
 
 /// Fills in the defaults Nomad's `Canonicalize` sets: Name = ID, namespace `default`,
 /// priority 50, region `global`, type `service`, node pool `default`, datacenters `*`,
-/// group count 1, the `Update` block merged into each service group, and task resources.
+/// group count 1, the `Update` block merged into each service group, task resources, and the
+/// restart, reschedule, disk, log and kill-timeout defaults of [`fill_group_defaults`].
 pub fn canonicalize(job: &mut Job) {
     if job.name.as_deref().unwrap_or("").is_empty() {
         job.name = Some(job.id.clone());
@@ -133,6 +136,12 @@ pub fn canonicalize(job: &mut Job) {
     let is_service = job.r#type.as_deref() == Some("service");
     let is_system = job.r#type.as_deref() == Some("system");
 
+    let mut groups = job.task_groups.take();
+    for group in groups.iter_mut().flatten() {
+        fill_group_defaults(job, group);
+    }
+    job.task_groups = groups;
+
     for group in job.task_groups.iter_mut().flatten() {
         group.count.get_or_insert(1);
         if is_service || is_system {
@@ -158,48 +167,6 @@ pub fn canonicalize(job: &mut Job) {
     }
 }
 
-/// Validates a canonical job the way `Job.Validate` does, for the checks the emulator
-/// models. Nomad returns these as 500 with a multi-error text.
-fn validate(job: &Job) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    match job.r#type.as_deref() {
-        Some("service" | "batch" | "system" | "sysbatch") => {}
-        other => errors.push(format!("Invalid job type: {:?}", other.unwrap_or(""))),
-    }
-    if job.groups().is_empty() {
-        errors.push("Missing job task groups".to_owned());
-    }
-    for group in job.groups() {
-        if group.count.unwrap_or(1) < 0 {
-            errors.push(format!("Task group {} has a negative count", group.name));
-        }
-        if group.task_list().is_empty() {
-            errors.push(format!("Task group {} has no tasks", group.name));
-        }
-        for task in group.task_list() {
-            if let Some(resources) = &task.resources
-                && resources.cores.unwrap_or(0) > 0
-                && resources.cpu.unwrap_or(0) > 0
-            {
-                errors.push(format!(
-                    "Task {}: Only one of cores or cpu can be set",
-                    task.name
-                ));
-            }
-        }
-    }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let lines: Vec<String> = errors.iter().map(|error| format!("\t* {error}")).collect();
-    Err(ApiError::internal(format!(
-        "{} error{} occurred:\n{}\n\n",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" },
-        lines.join("\n")
-    )))
-}
-
 /// Clears the fields the server owns, so two jobs compare by spec alone.
 fn spec_only(job: &Job) -> Job {
     let mut spec = job.clone();
@@ -222,7 +189,7 @@ pub fn register(
 ) -> Result<WriteOutcome, ApiError> {
     let mut job = request.job;
     canonicalize(&mut job);
-    validate(&job)?;
+    validate_job(&job)?;
     let key: JobKey = (job.namespace_or_default().to_owned(), job.id.clone());
     let existing = cluster.jobs.get(&key).map(|entry| Arc::clone(&entry.job));
 
@@ -284,15 +251,21 @@ pub fn register(
         .as_ref()
         .is_none_or(|current| spec_only(current) != spec_only(&job));
     if !spec_changed {
+        // Nothing is written for the job, and the evaluation is a Raft entry of its own.
+        // Nomad 1.x (`nomad/job_endpoint.go` `Register`) replies with the stored
+        // JobModifyIndex. Older releases replied with the job's ModifyIndex.
         let current = existing.expect("an unchanged spec implies an existing job");
         let (eval_id, eval_index) = cluster.create_eval(&current, "job-register", "", "", now_ns);
         return Ok(WriteOutcome {
             eval_id,
             eval_create_index: eval_index,
-            job_modify_index: current.modify_index.unwrap_or(0),
+            job_modify_index: current.job_modify_index.unwrap_or(0),
             index: eval_index,
         });
     }
+
+    // The job, its summary and its evaluation form one Raft entry, so all three indexes
+    // in the reply are equal.
 
     let job = store_version(cluster, &key, job, now_ns);
     let is_parent = job.periodic.is_some() || job.parameterized_job.is_some();
@@ -431,22 +404,30 @@ pub fn scale(
             )));
         }
     }
-    if cluster.active_deployment_id(key).is_some() {
+    // Nomad 1.x checks the deployment and the JobModifyIndex only when the request sets a
+    // count, so a scaling event without one is recorded during a deployment.
+    let changes_count = request.count.is_some();
+    if changes_count && cluster.active_deployment_id(key).is_some() {
         return Err(ApiError::bad_request(
             "job scaling blocked due to active deployment",
         ));
     }
     let have = job.job_modify_index.unwrap_or(0);
-    if request.job_modify_index != 0 && request.job_modify_index != have {
+    if changes_count && request.job_modify_index != 0 && request.job_modify_index != have {
         return Err(ApiError::internal(format!(
             "Enforcing job modify index {}: job exists with conflicting job modify index: {have}",
             request.job_modify_index
         )));
     }
 
+    // Nomad applies three Raft entries here: the job with its new count, then the
+    // evaluation, then the scaling event. The reply carries one index from each.
     cluster.begin();
     let previous_count = group.count.unwrap_or(1);
-    let mut outcome = WriteOutcome::default();
+    let mut outcome = WriteOutcome {
+        job_modify_index: job.modify_index.unwrap_or(0),
+        ..WriteOutcome::default()
+    };
     if let Some(count) = request.count {
         let mut spec = (*job).clone();
         for group in spec.task_groups.iter_mut().flatten() {
@@ -455,19 +436,21 @@ pub fn scale(
             }
         }
         let stored = store_version(cluster, key, spec, now_ns);
+
+        cluster.begin();
         let (eval_id, eval_index) = cluster.create_eval(&stored, "job-scaling", "", "", now_ns);
         outcome = WriteOutcome {
             eval_id,
             eval_create_index: eval_index,
             job_modify_index: stored.job_modify_index.unwrap_or(0),
-            index: eval_index,
+            index: 0,
         };
+        cluster.begin();
     }
+    // NOTE: Nomad keeps scaling events in a table of their own. The emulator moves the
+    // jobs table index, so job watchers also wake on an event without a count.
     let index = cluster.touch(Table::Jobs);
-    if outcome.index == 0 {
-        outcome.index = index;
-        outcome.job_modify_index = have;
-    }
+    outcome.index = index;
     let event = ScalingEvent {
         time_ns: now_ns,
         count: request.count,
@@ -512,6 +495,8 @@ pub fn deregister(
         });
     }
 
+    // The stopped job and its evaluation form one Raft entry, so the reply carries one index
+    // three times, also when the job was already stopped.
     let mut spec = (*job).clone();
     spec.stop = Some(true);
     let stored = if job.stop == Some(true) {
@@ -523,7 +508,7 @@ pub fn deregister(
     Ok(WriteOutcome {
         eval_id,
         eval_create_index: eval_index,
-        job_modify_index: stored.job_modify_index.unwrap_or(0),
+        job_modify_index: eval_index,
         index: eval_index,
     })
 }

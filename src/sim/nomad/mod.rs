@@ -6,6 +6,7 @@
 //! second. A ticker advances the state machine every [`TICK`] of wall time.
 
 pub mod clock;
+pub mod defaults;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle;
@@ -14,6 +15,7 @@ pub mod placement;
 pub mod render;
 pub mod scheduler;
 pub mod state;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,7 +38,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     /// The listen address could not be bound (in use, or not a local address).
-    #[error("failed to bind the Nomad emulator to {addr}: {source}")]
+    #[error("failed to bind the Nomad emulator to {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -68,6 +70,11 @@ pub struct NomadEmulatorConfig {
     pub cpu_mhz: i64,
     /// Seed of the ID generator.
     pub seed: u64,
+    /// Node class of the uniform nodes; empty for none.
+    pub node_class: String,
+    /// Gives the uniform nodes of datacenter k (counting from 0 in `datacenters` order) the
+    /// node meta `zone=rack-<k+1>`. Without it, `zone` alternates `odd` and `even`.
+    pub zone_meta: bool,
 }
 
 impl Default for NomadEmulatorConfig {
@@ -83,7 +90,36 @@ impl Default for NomadEmulatorConfig {
             memory_mb: 65_536,
             cpu_mhz: 32_000,
             seed: 1,
+            node_class: String::new(),
+            zone_meta: false,
         }
+    }
+}
+
+/// Returns the shape of a uniform node in datacenter `zone` (an index into
+/// `config.datacenters`): the configured CPU, memory, cores, GPUs and node class, in node
+/// pool `default`, with meta `zone=rack-<zone+1>` when `config.zone_meta` is set.
+///
+/// `steward dev` spreads its nodes over the datacenters with
+/// `(0..nodes).map(|i| zone_node_spec(&config, i % config.datacenters.len()))`.
+///
+/// # Panics
+///
+/// Panics if `zone` is not an index into `config.datacenters`.
+pub fn zone_node_spec(config: &NomadEmulatorConfig, zone: usize) -> NodeSpec {
+    let mut meta = BTreeMap::new();
+    if config.zone_meta {
+        meta.insert("zone".to_owned(), format!("rack-{}", zone + 1));
+    }
+    NodeSpec {
+        datacenter: config.datacenters[zone].clone(),
+        node_class: config.node_class.clone(),
+        node_pool: "default".to_owned(),
+        meta,
+        cpu_mhz: config.cpu_mhz,
+        memory_mb: config.memory_mb,
+        cores: config.cores,
+        gpus: config.gpus,
     }
 }
 
@@ -100,19 +136,18 @@ pub fn build_cluster(config: &NomadEmulatorConfig, now_ns: i64) -> Result<Cluste
             "a datacenter name is empty: list names such as dc-a,dc-b".to_owned(),
         ));
     }
+    for (position, datacenter) in config.datacenters.iter().enumerate() {
+        if config.datacenters[..position].contains(datacenter) {
+            return Err(EmulatorError::Config(format!(
+                "datacenter {datacenter:?} is listed twice: list each datacenter once"
+            )));
+        }
+    }
+
     let mut cluster = Cluster::new(config.seed);
-    for datacenter in &config.datacenters {
+    for zone in 0..config.datacenters.len() {
+        let spec = zone_node_spec(config, zone);
         for _ in 0..config.nodes_per_dc {
-            let spec = NodeSpec {
-                datacenter: datacenter.clone(),
-                node_class: String::new(),
-                node_pool: "default".to_owned(),
-                meta: BTreeMap::new(),
-                cpu_mhz: config.cpu_mhz,
-                memory_mb: config.memory_mb,
-                cores: config.cores,
-                gpus: config.gpus,
-            };
             nodes::add_node(&mut cluster, &spec, now_ns);
         }
     }

@@ -382,7 +382,15 @@ pub fn create_deployment(
                 unhealthy_allocs: 0,
                 max_parallel: u64::try_from(update.max_parallel.unwrap_or(1).max(0)).unwrap_or(0),
                 min_healthy_time_ns: update.min_healthy_time.map_or(10_000_000_000, |d| d.0),
-                healthy_deadline_ns: update.healthy_deadline.map_or(300_000_000_000, |d| d.0),
+                // With `HealthCheck: manual` the client sets no health itself, so no
+                // healthy deadline applies and only the progress deadline bounds the wait.
+                // NOTE: the emulator still marks running allocations healthy after
+                // MinHealthyTime under `manual`, where Nomad waits for the API call.
+                healthy_deadline_ns: if update.health_check.as_deref() == Some("manual") {
+                    0
+                } else {
+                    update.healthy_deadline.map_or(300_000_000_000, |d| d.0)
+                },
             },
         );
     }

@@ -468,6 +468,8 @@ pub const TRACKED_VERSIONS: usize = 6;
 pub struct Cluster {
     pub raft_index: u64,
     txn_index: u64,
+    /// Whether [`Cluster::begin`] opened a transaction that [`Cluster::commit`] has not closed.
+    txn_open: bool,
     pub tables: TableIndexes,
     pub nodes: BTreeMap<String, SimNode>,
     pub jobs: BTreeMap<JobKey, JobEntry>,
@@ -498,6 +500,7 @@ impl Cluster {
         Self {
             raft_index: 0,
             txn_index: 0,
+            txn_open: false,
             tables: TableIndexes::default(),
             nodes: BTreeMap::new(),
             jobs: BTreeMap::new(),
@@ -518,14 +521,22 @@ impl Cluster {
         }
     }
 
-    /// Opens a write transaction. Its index is taken only when something is written.
+    /// Opens a write transaction, the emulator's Raft entry: every table written until the
+    /// next `begin` or [`Cluster::commit`] gets one index, taken at the first write.
     pub fn begin(&mut self) {
         self.txn_index = self.raft_index + 1;
+        self.txn_open = true;
     }
 
-    /// Marks a table written by the open transaction and returns the transaction's index.
+    /// Closes the open transaction, so a later write outside one takes a new index.
+    pub fn commit(&mut self) {
+        self.txn_open = false;
+    }
+
+    /// Marks a table written and returns the index of the write: the open transaction's
+    /// index, or a new index of its own when no transaction is open.
     pub fn touch(&mut self, table: Table) -> u64 {
-        if self.txn_index <= self.raft_index {
+        if !self.txn_open {
             self.txn_index = self.raft_index + 1;
         }
         self.raft_index = self.txn_index;

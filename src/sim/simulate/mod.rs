@@ -35,6 +35,23 @@ pub enum SimError {
     Scale(f64),
     #[error("the trace has no requests, so it cannot be rescaled")]
     NoRequests,
+    #[error(
+        "spec.workers.min ({min}) is greater than spec.workers.max ({max}); lower min or raise max"
+    )]
+    Bounds { min: u32, max: u32 },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Checks that `bounds.min` is at most `bounds.max`, which the clamping below relies on.
+fn check_bounds(bounds: WorkerBounds) -> Result<(), SimError> {
+    if bounds.min > bounds.max {
+        return Err(SimError::Bounds {
+            min: bounds.min,
+            max: bounds.max,
+        });
+    }
+    Ok(())
 }
 
 /// Checks that `trace` has one row per minute without gaps.
@@ -111,7 +128,14 @@ pub struct RunResult {
 }
 
 /// Simulates the autoscaler over `trace` (one row per minute, checked by [`check_trace`]).
-pub fn simulate(autoscaler: &Autoscaler, bounds: WorkerBounds, trace: &[Sample]) -> RunResult {
+///
+/// Fails with [`SimError::Bounds`] when `bounds.min` exceeds `bounds.max`.
+pub fn simulate(
+    autoscaler: &Autoscaler,
+    bounds: WorkerBounds,
+    trace: &[Sample],
+) -> Result<RunResult, SimError> {
+    check_bounds(bounds)?;
     let started = Instant::now();
     let spec = autoscaler.spec();
     let capacity = spec.capacity_per_worker;
@@ -119,7 +143,7 @@ pub fn simulate(autoscaler: &Autoscaler, bounds: WorkerBounds, trace: &[Sample])
     let interval = secs(spec.interval.as_secs()).max(STEP_SECS);
     let check_every = secs(spec.emergency.check_interval.as_secs()).max(STEP_SECS);
     let Some(first) = trace.first() else {
-        return empty_result(autoscaler);
+        return Ok(empty_result(autoscaler));
     };
 
     // The pool starts with enough ready workers for the first minute.
@@ -179,22 +203,30 @@ pub fn simulate(autoscaler: &Autoscaler, bounds: WorkerBounds, trace: &[Sample])
     result.worker_hours = worker_minutes as f64 / 60.0;
     result.underprovisioned_fraction = result.underprovisioned_minutes as f64 / trace.len() as f64;
     result.elapsed = started.elapsed();
-    result
+    Ok(result)
 }
 
 /// The least capacity that never falls short, knowing the future: every minute runs the most
 /// workers any minute within the next startup time needs, because a worker must start that
-/// long before it serves. Bounded by the pool's min and max like any other run.
+/// long before it serves. Bounded by the pool's min and max like any other run, so a minute
+/// whose demand exceeds the capacity of `max` workers counts as under-provisioned.
+///
+/// Fails with [`SimError::Bounds`] when `bounds.min` exceeds `bounds.max`.
 pub fn oracle(
     trace: &[Sample],
     capacity: f64,
     startup_secs: i64,
     bounds: WorkerBounds,
-) -> RunResult {
+) -> Result<RunResult, SimError> {
+    check_bounds(bounds)?;
     let started = Instant::now();
-    let needed: Vec<u32> = trace
+    let demand: Vec<u32> = trace
         .iter()
-        .map(|s| needed_workers(s.rps, capacity).clamp(bounds.min, bounds.max))
+        .map(|s| needed_workers(s.rps, capacity))
+        .collect();
+    let needed: Vec<u32> = demand
+        .iter()
+        .map(|&workers| workers.clamp(bounds.min, bounds.max))
         .collect();
     let lead = usize::try_from(startup_secs.div_euclid(STEP_SECS)).unwrap_or(0);
 
@@ -213,13 +245,21 @@ pub fn oracle(
             result.scaling_actions += 1;
         }
         previous = Some(running);
+        if demand[i] > running {
+            result.underprovisioned_minutes += 1;
+            result.peak_shortfall_workers = result.peak_shortfall_workers.max(demand[i] - running);
+        }
         result.timeline.ready.push(running);
         result.timeline.total.push(running);
     }
 
     result.worker_hours = worker_minutes as f64 / 60.0;
+    if !trace.is_empty() {
+        result.underprovisioned_fraction =
+            result.underprovisioned_minutes as f64 / trace.len() as f64;
+    }
     result.elapsed = started.elapsed();
-    result
+    Ok(result)
 }
 
 /// Workers needed to serve `rps` with no headroom.
@@ -309,19 +349,19 @@ pub fn compare(
     bounds: WorkerBounds,
     trace: &[Sample],
     predictors: &[Predictor],
-) -> Result<(RunResult, Vec<RunResult>), ConfigError> {
+) -> Result<(RunResult, Vec<RunResult>), SimError> {
     let oracle_run = oracle(
         trace,
         spec.capacity_per_worker,
         secs(spec.startup_time.as_secs()),
         bounds,
-    );
+    )?;
     let mut runs = Vec::with_capacity(predictors.len());
     for &predictor in predictors {
         let mut spec = spec.clone();
         spec.predictor = predictor;
         let autoscaler = Autoscaler::new(&spec, bounds)?;
-        runs.push(simulate(&autoscaler, bounds, trace));
+        runs.push(simulate(&autoscaler, bounds, trace)?);
     }
     set_ratios(&mut runs, oracle_run.worker_hours);
     Ok((oracle_run, runs))

@@ -43,7 +43,7 @@ fn oracle_starts_workers_ahead_of_demand() {
         .map(|(i, &rps)| Sample::new(i as i64 * 60, rps))
         .collect();
     let bounds = WorkerBounds { min: 0, max: 10 };
-    let run = oracle(&trace, 10.0, 60, bounds);
+    let run = oracle(&trace, 10.0, 60, bounds).expect("min <= max");
     // Needed [0, 3, 1, 1]; with one minute of startup the 3 workers run from minute 0.
     assert_eq!(run.timeline.total, vec![3, 3, 1, 1]);
     assert!((run.worker_hours - 8.0 / 60.0).abs() < 1e-12);
@@ -54,7 +54,7 @@ fn oracle_starts_workers_ahead_of_demand() {
 #[test]
 fn emergency_bounds_shortfall_to_startup() {
     let a = Autoscaler::new(&spec(true), BOUNDS).expect("valid");
-    let run = simulate(&a, BOUNDS, &step_trace());
+    let run = simulate(&a, BOUNDS, &step_trace()).expect("min <= max");
     // Minute 60 is seen at minute 61; the new workers are ready at minute 67.
     assert_eq!(run.underprovisioned_minutes, 7);
     assert_eq!(run.peak_shortfall_workers, 9);
@@ -69,7 +69,7 @@ fn emergency_bounds_shortfall_to_startup() {
 #[test]
 fn without_emergency_waits_for_cycle() {
     let a = Autoscaler::new(&spec(false), BOUNDS).expect("valid");
-    let run = simulate(&a, BOUNDS, &step_trace());
+    let run = simulate(&a, BOUNDS, &step_trace()).expect("min <= max");
     // The cycle at minute 80 reads the jump; workers are ready at minute 86.
     assert_eq!(run.underprovisioned_minutes, 26);
     assert_eq!(run.scaling_actions, 1);
@@ -83,7 +83,7 @@ fn scale_down_is_stabilized_and_stepped() {
         .map(|i| Sample::new(i * 60, if i < 60 { 100.0 } else { 10.0 }))
         .collect();
     let a = Autoscaler::new(&spec(true), BOUNDS).expect("valid");
-    let run = simulate(&a, BOUNDS, &trace);
+    let run = simulate(&a, BOUNDS, &trace).expect("min <= max");
     assert_eq!(run.timeline.total[0], 10);
     assert_eq!(
         run.timeline.total[99], 10,
@@ -119,4 +119,42 @@ fn check_trace_rejects_gaps() {
     ));
     assert!(matches!(check_trace(&[]), Err(SimError::EmptyTrace)));
     assert!(check_trace(&step_trace()).is_ok());
+}
+
+#[test]
+fn oracle_counts_demand_above_max() {
+    // Needed [1, 5, 5, 2] with max 3: minutes 1 and 2 fall short by 2 workers each.
+    let trace: Vec<Sample> = [10.0, 50.0, 50.0, 20.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &rps)| Sample::new(i as i64 * 60, rps))
+        .collect();
+    let bounds = WorkerBounds { min: 0, max: 3 };
+    let run = oracle(&trace, 10.0, 0, bounds).expect("min <= max");
+    assert_eq!(run.timeline.total, vec![1, 3, 3, 2]);
+    assert_eq!(run.underprovisioned_minutes, 2);
+    assert_eq!(run.peak_shortfall_workers, 2);
+    assert!((run.underprovisioned_fraction - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn min_above_max_is_an_error() {
+    let trace = step_trace();
+    let bounds = WorkerBounds { min: 5, max: 2 };
+    let oracle_error = oracle(&trace, 10.0, 60, bounds).err();
+    assert!(
+        matches!(oracle_error, Some(SimError::Bounds { min: 5, max: 2 })),
+        "{oracle_error:?}"
+    );
+    let autoscaler = Autoscaler::new(&spec(false), BOUNDS).expect("valid");
+    let simulate_error = simulate(&autoscaler, bounds, &trace).err();
+    assert!(
+        matches!(simulate_error, Some(SimError::Bounds { min: 5, max: 2 })),
+        "{simulate_error:?}"
+    );
+    let compare_error = compare(&spec(false), bounds, &trace, &[Predictor::Reactive]).err();
+    assert!(
+        matches!(compare_error, Some(SimError::Bounds { .. })),
+        "{compare_error:?}"
+    );
 }

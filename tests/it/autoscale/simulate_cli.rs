@@ -140,3 +140,144 @@ fn simulate_rejects_bad_input() {
     let stderr = String::from_utf8_lossy(&no_autoscaling.stderr);
     assert!(stderr.contains("no spec.autoscaling"), "{stderr}");
 }
+
+/// Runs `steward simulate` with `args` from `dir` and returns its output.
+fn simulate_in(dir: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::cargo_bin("steward")
+        .expect("the steward binary is built")
+        .current_dir(dir)
+        .arg("simulate")
+        .args(args)
+        .output()
+        .expect("run steward simulate")
+}
+
+/// Writes the bench pool with `edit` applied to its text and returns the file's path.
+fn write_pool(dir: &Path, file: &str, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
+    let pool = std::fs::read_to_string(POOL).expect("read the pool");
+    let path = dir.join(file);
+    std::fs::write(&path, edit(&pool)).expect("write the pool");
+    path
+}
+
+#[test]
+fn simulate_pool_min_above_max_is_usage_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = write_pool(dir.path(), "pool.yaml", |p| p.replace("min: 2", "min: 300"));
+    let run = simulate_in(dir.path(), &["--pool".as_ref(), pool.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("spec.workers.min"), "{stderr}");
+}
+
+#[test]
+fn simulate_pool_checked_like_validate() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = write_pool(dir.path(), "pool.yaml", |p| {
+        p.replace("lookback: 1h", "lookback: 0s")
+    });
+    let run = simulate_in(dir.path(), &["--pool".as_ref(), pool.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("spec.autoscaling.lookback"), "{stderr}");
+    assert!(stderr.contains("pool.yaml:"), "{stderr}");
+}
+
+#[test]
+fn simulate_pool_file_needs_one_pool() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let two = write_pool(dir.path(), "two.yaml", |p| {
+        let second = p
+            .replace("name: nasa-web", "name: nasa-api")
+            .replace("dc-a", "dc-c");
+        format!("{p}---\n{second}")
+    });
+    let run = simulate_in(dir.path(), &["--pool".as_ref(), two.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("2 WorkerPools (nasa-web, nasa-api)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--pool takes one pool"), "{stderr}");
+
+    let override_file = dir.path().join("override.yaml");
+    std::fs::write(
+        &override_file,
+        "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: nasa-web\nspec:\n  \
+         workers: 3\n  reason: test\n  until: 2999-01-01T00:00:00Z\n",
+    )
+    .expect("write the override");
+    let run = simulate_in(dir.path(), &["--pool".as_ref(), override_file.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("contains no WorkerPool"), "{stderr}");
+}
+
+#[test]
+fn simulate_default_trace_is_built_in() {
+    // The working directory has no traces/ folder, so only the built-in trace can be read.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let run = simulate_in(
+        dir.path(),
+        &[
+            "--pool".as_ref(),
+            POOL.as_ref(),
+            "--predictors".as_ref(),
+            "reactive".as_ref(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("under-provisioned minutes"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("simulate-report/report.json"))
+            .expect("report.json written"),
+    )
+    .expect("report.json parses");
+    assert_eq!(report["scaled_requests_per_day"], 2_000_000.0);
+    assert!(
+        report["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("built-in")),
+        "{report}"
+    );
+}
+
+#[test]
+fn simulate_checks_output_and_predictors_first() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "x").expect("write a file");
+    let run = simulate_in(
+        dir.path(),
+        &[
+            "--pool".as_ref(),
+            POOL.as_ref(),
+            "--output".as_ref(),
+            file.join("out").as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot create the output directory"),
+        "{stderr}"
+    );
+    assert!(run.stdout.is_empty(), "nothing is simulated first");
+
+    let run = simulate_in(
+        dir.path(),
+        &[
+            "--pool".as_ref(),
+            POOL.as_ref(),
+            "--predictors".as_ref(),
+            "seasonal,reactive,seasonal".as_ref(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("seasonal twice"), "{stderr}");
+}

@@ -129,8 +129,9 @@ async fn promote_rejects_unhealthy_canaries() {
         .await;
     let mut job = canary_job("app:slow", 1, false);
     // Deadlines of 100 simulated hours keep the deployment running while promotion is tried.
+    // Nomad requires the healthy deadline to be below the progress deadline.
     job["Update"]["HealthyDeadline"] = json!(360_000_000_000_000_i64);
-    job["Update"]["ProgressDeadline"] = json!(360_000_000_000_000_i64);
+    job["Update"]["ProgressDeadline"] = json!(360_001_000_000_000_i64);
     harness.register(job).await;
     let deployment = active_deployment(&harness).await;
 
@@ -298,9 +299,14 @@ async fn healthy_canary_is_auto_promoted() {
 async fn progress_deadline_fails_deployment() {
     let harness = Harness::start(&["dc1"], 3).await;
     let mut job = canary_job("app:1", 1, false);
-    job["Update"]["ProgressDeadline"] = json!(60_000_000_000_i64);
     harness.register(job.clone()).await;
     wait_deployment_done(&harness, "web").await;
+
+    // Nomad requires HealthyDeadline below ProgressDeadline, and a healthy deadline marks a
+    // stuck allocation unhealthy first. Manual health turns the healthy deadline off.
+    job["Update"]["HealthCheck"] = json!("manual");
+    job["Update"]["HealthyDeadline"] = json!(30_000_000_000_i64);
+    job["Update"]["ProgressDeadline"] = json!(60_000_000_000_i64);
 
     // The canary's image takes ten simulated hours to pull, far past the deadline.
     harness

@@ -478,3 +478,58 @@ async fn dispatch_creates_child_job() {
     assert_eq!(plain.status, StatusCode::NOT_FOUND);
     harness.nomad.shutdown().await;
 }
+
+#[tokio::test]
+async fn read_job_fills_group_and_task_defaults() {
+    let harness = Harness::start(&["dc1"], 1).await;
+    let mut job = service_job("web", 1, "app:1");
+    job["TaskGroups"][0]["RestartPolicy"] = json!({"Attempts": 5});
+    harness.register(job).await;
+
+    let live = harness.get("/v1/job/web").await.json();
+    let group = &live["TaskGroups"][0];
+    assert_eq!(
+        group["RestartPolicy"],
+        json!({"Attempts": 5, "Interval": 1_800_000_000_000_i64, "Delay": 15_000_000_000_i64,
+            "Mode": "fail", "RenderTemplates": false})
+    );
+    assert_eq!(
+        group["ReschedulePolicy"],
+        json!({"Attempts": 0, "Interval": 0, "Delay": 30_000_000_000_i64,
+            "DelayFunction": "exponential", "MaxDelay": 3_600_000_000_000_i64, "Unlimited": true})
+    );
+    assert_eq!(
+        group["EphemeralDisk"],
+        json!({"Sticky": false, "SizeMB": 300, "Migrate": false})
+    );
+    let task = &group["Tasks"][0];
+    assert_eq!(task["RestartPolicy"], group["RestartPolicy"]);
+    assert_eq!(task["KillTimeout"], json!(5_000_000_000_i64));
+    assert_eq!(
+        task["LogConfig"],
+        json!({"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": false})
+    );
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn batch_job_gets_batch_policies() {
+    let harness = Harness::start(&["dc1"], 1).await;
+    let mut job = service_job("report", 1, "app:1");
+    job["Type"] = json!("batch");
+    harness.register(job).await;
+
+    let live = harness.get("/v1/job/report").await.json();
+    let group = &live["TaskGroups"][0];
+    assert_eq!(group["RestartPolicy"]["Attempts"], json!(3));
+    assert_eq!(
+        group["RestartPolicy"]["Interval"],
+        json!(86_400_000_000_000_i64)
+    );
+    assert_eq!(group["ReschedulePolicy"]["Attempts"], json!(1));
+    assert_eq!(
+        group["ReschedulePolicy"]["DelayFunction"],
+        json!("constant")
+    );
+    harness.nomad.shutdown().await;
+}

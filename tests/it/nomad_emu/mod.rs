@@ -3,8 +3,11 @@
 
 mod blocking;
 mod deployments;
+mod dev_defaults;
+mod indexes;
 mod jobs;
 mod nodes;
+mod validation;
 
 use std::future::Future;
 use std::time::Duration;
