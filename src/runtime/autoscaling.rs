@@ -245,7 +245,10 @@ pub(crate) fn evaluate(context: &Context<'_>) -> Option<Outcome> {
 
     let mut status = context.stored.cloned().unwrap_or_default();
     let interval = spec.interval.get();
-    let cycle_due = status.last_cycle.map_or(now, |last| add(last, interval));
+    // The first cycle is due at once, and any read finished since then serves it.
+    let cycle_due = status
+        .last_cycle
+        .map_or(Timestamp::MIN, |last| add(last, interval));
     let check_due = spec
         .emergency
         .enabled

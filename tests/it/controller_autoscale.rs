@@ -58,9 +58,11 @@ impl Clock for ManualClock {
     }
 }
 
-/// The request rate the stub serves; `None` makes every query fail with HTTP 503.
+/// The request rate the stub serves; `None` makes every query fail with HTTP 503. Each range
+/// query also moves `clock` one second on, so the controller's clock runs while a read is in
+/// flight, as a real clock does.
 #[derive(Clone)]
-struct Rate(Arc<Mutex<Option<f64>>>);
+struct Rate(Arc<Mutex<Option<f64>>>, Arc<ManualClock>);
 
 impl Rate {
     fn set(&self, rate: Option<f64>) {
@@ -81,6 +83,7 @@ struct RangeParams {
 
 /// `/api/v1/query_range`: one series with the current rate at every step of the range.
 async fn query_range(State(rate): State<Rate>, Query(params): Query<RangeParams>) -> Response {
+    rate.1.advance(Duration::from_secs(1));
     let Some(value) = rate.get() else {
         return unavailable();
     };
@@ -152,7 +155,8 @@ impl Scene {
         .await
         .expect("nomad emulator starts");
 
-        let rate = Rate(Arc::new(Mutex::new(Some(rate))));
+        let clock = ManualClock::new("2026-12-04T12:00:00Z".parse().expect("timestamp"));
+        let rate = Rate(Arc::new(Mutex::new(Some(rate))), Arc::clone(&clock));
         let router = Router::new()
             .route("/api/v1/query_range", get(query_range))
             .route("/api/v1/query", get(query))
@@ -175,7 +179,7 @@ impl Scene {
             consul_client,
             nomad_client,
             keys: Keys::new("steward/").expect("valid prefix"),
-            clock: ManualClock::new("2026-12-04T12:00:00Z".parse().expect("timestamp")),
+            clock,
             rate,
             prometheus,
             prometheus_task,
