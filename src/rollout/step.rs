@@ -1252,10 +1252,8 @@ impl<'a> Stepper<'a> {
 
 /// Replaces the rendered job's `Meta` with the live job's. Nomad folds job meta into every
 /// task's environment, so a changed job meta replaces the workers of every group, including
-/// the zones that must keep their version.
-// NOTE: the planner's renderer writes `spec.version` into job meta `steward.version`. After a
-// rollout completes, the planner sees that key differ and re-registers, which replaces every
-// worker again unless the planner stops comparing that key.
+/// the zones that must keep their version. The renderer keeps versions in group meta for the
+/// same reason, so job meta holds only `steward.pool`.
 fn keep_job_meta(job: &mut crate::nomad::Job, live: &LiveJob<'_>) {
     job.meta = live.job.job.meta.clone();
 }
