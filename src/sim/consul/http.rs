@@ -193,7 +193,8 @@ impl Shared {
                 _ = prefix_change => {}
                 // A restore abandons the old state, so return at once with whatever is there.
                 _ = abandoned.changed() => return read_now(),
-                // The wait ran out, so return the unchanged result.
+                // The wait ran out. The index has not passed `min_index`, so the result is
+                // the one the client has, read again under the lock.
                 _ = tokio::time::sleep_until(deadline) => return read_now(),
                 // The server is stopping: let graceful shutdown finish.
                 _ = self.cancel.cancelled() => return read_now(),

@@ -29,7 +29,7 @@ impl PrefixWatches {
     }
 
     /// Wakes the receivers of every prefix of every key in `keys`, and drops the channels
-    /// that nobody waits on any more. Costs one map lookup per character of each key.
+    /// that have no receivers left. Costs one map lookup per character of each key.
     pub(crate) fn notify(&self, keys: &[String]) {
         let mut channels = self.lock();
         channels.retain(|_, sender| sender.receiver_count() > 0);

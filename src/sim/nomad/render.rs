@@ -208,8 +208,8 @@ pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
 
 /// Encodes the job's `JobListStub` as compact JSON, the bytes that `job_stub_model`
 /// serializes to. The text is cached in the job entry and reused while the job version,
-/// the summary index and the blocked evaluation's index are unchanged, so a list of
-/// quiet jobs costs one comparison per job instead of a summary over its allocations.
+/// the summary index and the blocked evaluation's index are unchanged. A list of quiet
+/// jobs then costs one comparison per job instead of a summary over its allocations.
 pub fn job_stub_json(
     cluster: &Cluster,
     key: &JobKey,
