@@ -750,6 +750,8 @@ impl Shared {
     }
 
     /// Runs `f` on a copy of the store and commits the copy only when `f` succeeds.
+    /// NOTE: the copy takes time and memory in proportion to the whole store, not to the
+    /// keys the transaction touches.
     pub(crate) fn transact<T, E>(
         &self,
         f: impl FnOnce(&mut Store, u64, Instant) -> Result<T, E>,
