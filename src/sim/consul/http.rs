@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{Behavior, Data, Entry, Session, Store, WriteMode};
+use super::watch::PrefixWatches;
 use super::{ConsulEmulatorConfig, StartError};
 use crate::consul::parse_go_duration;
 use crate::sim::nomad::validate::go_duration as go_duration_ns;
@@ -42,8 +43,12 @@ const MAX_SESSION_TTL: Duration = Duration::from_secs(86_400);
 /// State shared by the handlers.
 pub(crate) struct Shared {
     store: Mutex<Store>,
-    /// Bumped after every committed change; blocked queries re-evaluate on it.
+    /// Bumped after every committed change. Session queries, and KV queries whose index is
+    /// the whole KV table's, re-evaluate on it.
     changed: watch::Sender<u64>,
+    /// Moved for each KV key a commit wrote or deleted. KV queries re-evaluate on the
+    /// channel of their key or prefix.
+    prefix_watches: PrefixWatches,
     /// Bumped on a snapshot restore; blocked queries return at once on it.
     abandoned: watch::Sender<u64>,
     config: ConsulEmulatorConfig,
@@ -93,6 +98,7 @@ impl Shared {
         Ok(Self {
             store: Mutex::new(store),
             changed: watch::channel(0).0,
+            prefix_watches: PrefixWatches::default(),
             abandoned: watch::channel(0).0,
             config,
             unavailable_until: Mutex::new(None),
@@ -106,8 +112,10 @@ impl Shared {
         let mut store = lock(&self.store);
         let before = store.data.index;
         let out = f(&mut store, before + 1, Instant::now());
+        let changed_keys = store.take_changed_keys();
         if store.data.index != before {
             self.persist(&store.data);
+            self.prefix_watches.notify(&changed_keys);
             self.changed.send_modify(|generation| *generation += 1);
         }
         out
@@ -129,38 +137,67 @@ impl Shared {
         }
     }
 
-    /// Evaluates `read` until its index passes `min_index`, the wait ends, a restore
-    /// abandons the store, or the server stops. `min_index` of `None` or 0 never blocks.
+    /// Waits until the query's index passes `min_index`, the wait ends, a restore abandons
+    /// the store, or the server stops, then evaluates `read`. `min_index` of `None` or 0
+    /// never blocks.
+    ///
+    /// `index` returns the index that `read` would return, and whether it is the KV table
+    /// index (a missing key or an empty prefix) rather than one computed from the keys under
+    /// `prefix`. With a `prefix` and a computed index the query wakes only on commits that
+    /// wrote or deleted a key under the prefix. Otherwise every commit wakes it. A wake
+    /// computes only `index`, so `read` builds the body once per response.
     async fn block<T>(
         &self,
         min_index: Option<u64>,
         wait: Duration,
+        prefix: Option<&str>,
+        index: impl Fn(&Store) -> (u64, bool),
         read: impl Fn(&Store) -> (u64, T),
     ) -> (u64, T) {
         let mut changed = self.changed.subscribe();
+        let mut prefix_changed = prefix.map(|prefix| self.prefix_watches.subscribe(prefix));
         let mut abandoned = self.abandoned.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            changed.borrow_and_update();
+        let min = min_index.unwrap_or(0);
+        let read_now = || {
             let (index, value) = read(&lock(&self.store));
             // Consul makes every successful index at least 1, so clients never send 0 again.
-            let index = index.max(1);
-            let min = min_index.unwrap_or(0);
-            if min == 0 || index > min {
-                return (index, value);
+            (index.max(1), value)
+        };
+
+        loop {
+            changed.borrow_and_update();
+            if let Some(receiver) = prefix_changed.as_mut() {
+                receiver.borrow_and_update();
             }
-            tokio::select! {
-                // Any commit may have moved this query's index.
-                _ = changed.changed() => {}
-                // A restore abandons the old state, so return at once with whatever is there.
-                _ = abandoned.changed() => {
-                    let (index, value) = read(&lock(&self.store));
+            let follow_table = {
+                let store = lock(&self.store);
+                let (current, is_table_index) = index(&store);
+                if min == 0 || current.max(1) > min {
+                    let (index, value) = read(&store);
                     return (index.max(1), value);
                 }
-                // The wait ran out, so return the unchanged result.
-                _ = tokio::time::sleep_until(deadline) => return (index, value),
+                is_table_index || prefix_changed.is_none()
+            };
+
+            let prefix_change = async {
+                match prefix_changed.as_mut() {
+                    Some(receiver) => receiver.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // Any commit may have moved an index that falls back to the table index.
+                _ = changed.changed(), if follow_table => {}
+                // A key under the prefix changed.
+                _ = prefix_change => {}
+                // A restore abandons the old state, so return at once with whatever is there.
+                _ = abandoned.changed() => return read_now(),
+                // The wait ran out. The index has not passed `min_index`, so the result is
+                // the one the client has, read again under the lock.
+                _ = tokio::time::sleep_until(deadline) => return read_now(),
                 // The server is stopping: let graceful shutdown finish.
-                _ = self.cancel.cancelled() => return (index, value),
+                _ = self.cancel.cancelled() => return read_now(),
             }
         }
     }
@@ -525,45 +562,64 @@ async fn kv_get(
         .cloned()
         .filter(|s| !s.is_empty());
 
+    let index_of = |store: &Store| {
+        let own_index = if recurse {
+            store.prefix_index(&key)
+        } else {
+            store.data.kv.get(&key).map(|entry| entry.modify_index)
+        };
+        match own_index {
+            Some(index) => (index, false),
+            None => (store.kv_table_index(), true),
+        }
+    };
     let (index, read) = shared
-        .block(blocking.index, blocking.wait, |store| {
-            if keys {
-                let (entries, index) = store.list(&key);
-                if entries.is_empty() && !key.is_empty() {
-                    return (index, KvRead::Missing);
-                }
-                let mut names: Vec<String> = Vec::new();
-                for entry in entries {
-                    let name = match &separator {
-                        Some(sep) => match entry.key[key.len()..].find(sep.as_str()) {
-                            Some(pos) => entry.key[..key.len() + pos + sep.len()].to_string(),
+        .block(
+            blocking.index,
+            blocking.wait,
+            Some(&key),
+            index_of,
+            |store| {
+                if keys {
+                    let (entries, index) = store.list(&key);
+                    if entries.is_empty() && !key.is_empty() {
+                        return (index, KvRead::Missing);
+                    }
+                    let mut names: Vec<String> = Vec::new();
+                    for entry in entries {
+                        let name = match &separator {
+                            Some(sep) => match entry.key[key.len()..].find(sep.as_str()) {
+                                Some(pos) => entry.key[..key.len() + pos + sep.len()].to_string(),
+                                None => entry.key.clone(),
+                            },
                             None => entry.key.clone(),
-                        },
-                        None => entry.key.clone(),
-                    };
-                    if names.last() != Some(&name) {
-                        names.push(name);
+                        };
+                        if names.last() != Some(&name) {
+                            names.push(name);
+                        }
+                    }
+                    (index, KvRead::Keys(names))
+                } else if recurse {
+                    let (entries, index) = store.list(&key);
+                    if entries.is_empty() {
+                        return (index, KvRead::Missing);
+                    }
+                    let values = entries.iter().map(|e| entry_json(e, true)).collect();
+                    (index, KvRead::Entries(values))
+                } else {
+                    match store.data.kv.get(&key) {
+                        None => (store.kv_table_index(), KvRead::Missing),
+                        Some(entry) if raw => {
+                            (entry.modify_index, KvRead::Raw(entry.value.clone()))
+                        }
+                        Some(entry) => (
+                            entry.modify_index,
+                            KvRead::Entries(vec![entry_json(entry, true)]),
+                        ),
                     }
                 }
-                (index, KvRead::Keys(names))
-            } else if recurse {
-                let (entries, index) = store.list(&key);
-                if entries.is_empty() {
-                    return (index, KvRead::Missing);
-                }
-                let values = entries.iter().map(|e| entry_json(e, true)).collect();
-                (index, KvRead::Entries(values))
-            } else {
-                match store.data.kv.get(&key) {
-                    None => (store.kv_table_index(), KvRead::Missing),
-                    Some(entry) if raw => (entry.modify_index, KvRead::Raw(entry.value.clone())),
-                    Some(entry) => (
-                        entry.modify_index,
-                        KvRead::Entries(vec![entry_json(entry, true)]),
-                    ),
-                }
-            }
-        })
+            },
+        )
         .await;
 
     match read {
@@ -694,6 +750,8 @@ impl Shared {
     }
 
     /// Runs `f` on a copy of the store and commits the copy only when `f` succeeds.
+    /// NOTE: the copy takes time and memory in proportion to the whole store, not to the
+    /// keys the transaction touches.
     pub(crate) fn transact<T, E>(
         &self,
         f: impl FnOnce(&mut Store, u64, Instant) -> Result<T, E>,
@@ -902,6 +960,11 @@ async fn session_destroy(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     bool_response(true)
 }
 
+/// Index of a session query: the session table's, which every commit may move.
+fn session_index(store: &Store) -> (u64, bool) {
+    (store.session_table_index(), true)
+}
+
 async fn session_info(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -912,16 +975,22 @@ async fn session_info(
         Err(bad) => return bad.into_response(),
     };
     let (index, sessions) = shared
-        .block(blocking.index, blocking.wait, |store| {
-            let list: Vec<Value> = store
-                .data
-                .sessions
-                .get(&id)
-                .map(session_json)
-                .into_iter()
-                .collect();
-            (store.session_table_index(), list)
-        })
+        .block(
+            blocking.index,
+            blocking.wait,
+            None,
+            session_index,
+            |store| {
+                let list: Vec<Value> = store
+                    .data
+                    .sessions
+                    .get(&id)
+                    .map(session_json)
+                    .into_iter()
+                    .collect();
+                (store.session_table_index(), list)
+            },
+        )
         .await;
     json_with_index(StatusCode::OK, index, &Value::Array(sessions))
 }
@@ -935,10 +1004,16 @@ async fn session_list(
         Err(bad) => return bad.into_response(),
     };
     let (index, sessions) = shared
-        .block(blocking.index, blocking.wait, |store| {
-            let list: Vec<Value> = store.data.sessions.values().map(session_json).collect();
-            (store.session_table_index(), list)
-        })
+        .block(
+            blocking.index,
+            blocking.wait,
+            None,
+            session_index,
+            |store| {
+                let list: Vec<Value> = store.data.sessions.values().map(session_json).collect();
+                (store.session_table_index(), list)
+            },
+        )
         .await;
     json_with_index(StatusCode::OK, index, &Value::Array(sessions))
 }
@@ -1058,7 +1133,127 @@ fn go_duration_error(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+
+    use futures::poll;
+
     use super::*;
+
+    fn memory_shared() -> Shared {
+        Shared::load(ConsulEmulatorConfig::default(), CancellationToken::new())
+            .expect("a memory-only store loads")
+    }
+
+    fn put(shared: &Shared, key: &str, value: &[u8]) -> u64 {
+        shared.mutate(|store, index, now| {
+            store
+                .set(key, value, 0, &WriteMode::Plain, index, now)
+                .expect("plain write");
+            index
+        })
+    }
+
+    /// A `?recurse&index=min` query on `prefix`, returning its index, as `kv_get` runs it.
+    fn blocked_list<'a>(
+        shared: &'a Shared,
+        prefix: &'a str,
+        min: u64,
+    ) -> impl Future<Output = u64> + 'a {
+        let index = move |store: &Store| match store.prefix_index(prefix) {
+            Some(index) => (index, false),
+            None => (store.kv_table_index(), true),
+        };
+        let read = move |store: &Store| (store.list_index(prefix), ());
+        async move {
+            let (index, ()) = shared
+                .block(Some(min), MAX_WAIT, Some(prefix), index, read)
+                .await;
+            index
+        }
+    }
+
+    #[tokio::test]
+    async fn blocked_list_ignores_writes_elsewhere() {
+        let shared = memory_shared();
+        let start = put(&shared, "pools/a", b"1");
+        let mut query = pin!(blocked_list(&shared, "pools/", start));
+        assert!(poll!(query.as_mut()).is_pending());
+
+        put(&shared, "status/a", b"1");
+        assert!(poll!(query.as_mut()).is_pending());
+        let written = put(&shared, "pools/b", b"1");
+
+        assert_eq!(query.await, written);
+    }
+
+    #[tokio::test]
+    async fn blocked_list_wakes_on_delete() {
+        let shared = memory_shared();
+        put(&shared, "pools/a", b"1");
+        let start = put(&shared, "pools/b", b"1");
+        let mut query = pin!(blocked_list(&shared, "pools/", start));
+        assert!(poll!(query.as_mut()).is_pending());
+
+        let deleted = shared.mutate(|store, index, _| {
+            assert!(store.delete("pools/a", false, None, index));
+            index
+        });
+
+        assert_eq!(query.await, deleted);
+    }
+
+    #[tokio::test]
+    async fn blocked_empty_prefix_follows_table() {
+        let shared = memory_shared();
+        let start = put(&shared, "status/a", b"1");
+        let mut query = pin!(blocked_list(&shared, "pools/", start));
+        assert!(poll!(query.as_mut()).is_pending());
+
+        // The prefix is empty, so its index is the KV table index, which this write moves.
+        let written = put(&shared, "status/b", b"1");
+
+        assert_eq!(query.await, written);
+    }
+
+    #[tokio::test]
+    async fn blocked_list_wakes_on_session_release() {
+        let shared = memory_shared();
+        let session = Session {
+            id: "session-1".to_string(),
+            name: String::new(),
+            node: "steward-dev".to_string(),
+            lock_delay_ns: 0,
+            behavior: Behavior::Release,
+            ttl: String::new(),
+            ttl_duration: None,
+            node_checks: Vec::new(),
+            service_checks: None,
+            create_index: 1,
+            modify_index: 1,
+        };
+        let start = shared.mutate(|store, index, now| {
+            store
+                .data
+                .sessions
+                .insert(session.id.clone(), session.clone());
+            let acquire = WriteMode::Acquire(session.id.clone());
+            assert_eq!(
+                store.set("pools/lock", b"me", 0, &acquire, index, now),
+                Ok(true)
+            );
+            index
+        });
+        let mut query = pin!(blocked_list(&shared, "pools/", start));
+        assert!(poll!(query.as_mut()).is_pending());
+
+        let released = shared.mutate(|store, index, now| {
+            assert!(store.invalidate_session("session-1", index, now));
+            index
+        });
+
+        assert_eq!(query.await, released);
+    }
 
     #[test]
     fn key_paths_clean_and_reject() {

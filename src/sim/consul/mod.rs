@@ -12,6 +12,7 @@
 mod http;
 mod store;
 mod txn;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,6 +5,7 @@
 //! (Consul 1.6 and later behave the same way).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,9 @@ pub(crate) struct Store {
     pub(crate) lock_delays: HashMap<String, Instant>,
     /// When each session with a TTL expires unless renewed.
     pub(crate) session_deadlines: HashMap<String, Instant>,
+    /// KV keys written or deleted since the last [`Store::take_changed_keys`], so that a
+    /// commit wakes only the blocked queries under them.
+    changed_keys: Vec<String>,
 }
 
 impl Store {
@@ -133,29 +137,44 @@ impl Store {
             .max(self.data.index)
     }
 
-    /// Entries whose key starts with `prefix`, and the list index: the highest ModifyIndex
-    /// among them and the tombstones under the prefix, or the table index when both are empty.
+    /// Entries whose key starts with `prefix`, and the list index (see [`Store::list_index`]).
     pub(crate) fn list(&self, prefix: &str) -> (Vec<&Entry>, u64) {
         let entries: Vec<&Entry> = self
             .data
             .kv
-            .range(prefix.to_string()..)
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, e)| e)
             .collect();
-        let max_entry = entries.iter().map(|e| e.modify_index).max();
+        (entries, self.list_index(prefix))
+    }
+
+    /// Returns the list index of `prefix`: the highest ModifyIndex among the entries and the
+    /// tombstones under it, or the table index when both are empty.
+    pub(crate) fn list_index(&self, prefix: &str) -> u64 {
+        self.prefix_index(prefix)
+            .unwrap_or_else(|| self.kv_table_index())
+    }
+
+    /// Returns the highest ModifyIndex among the entries and the tombstones under `prefix`,
+    /// or `None` when there are neither. Reads only the keys under the prefix.
+    pub(crate) fn prefix_index(&self, prefix: &str) -> Option<u64> {
+        let range = (Bound::Included(prefix), Bound::Unbounded);
+        let max_entry = self
+            .data
+            .kv
+            .range::<str, _>(range)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, e)| e.modify_index)
+            .max();
         let max_tomb = self
             .data
             .tombstones
-            .range(prefix.to_string()..)
+            .range::<str, _>(range)
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, i)| *i)
             .max();
-        let index = match max_entry.max(max_tomb) {
-            Some(index) => index,
-            None => self.kv_table_index(),
-        };
-        (entries, index)
+        max_entry.max(max_tomb)
     }
 
     /// Writes `key`. Returns whether the write happened (`false` for a failed CAS, a held
@@ -228,6 +247,7 @@ impl Store {
         next.modify_index = index;
         self.data.tombstones.remove(key);
         self.data.kv.insert(key.to_string(), next);
+        self.changed_keys.push(key.to_string());
         self.data.index = index;
         Ok(true)
     }
@@ -267,7 +287,13 @@ impl Store {
         if !doomed.is_empty() {
             self.data.index = index;
         }
+        self.changed_keys.extend(doomed);
         true
+    }
+
+    /// Returns and forgets the KV keys written or deleted since the last call.
+    pub(crate) fn take_changed_keys(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changed_keys)
     }
 
     /// Removes every tombstone, as Consul's reaper does after its grace period. List
@@ -303,6 +329,7 @@ impl Store {
                     self.data.tombstones.insert(key.clone(), index);
                 }
             }
+            self.changed_keys.push(key.clone());
             if session.lock_delay_ns > 0 {
                 let delay = Duration::from_nanos(session.lock_delay_ns);
                 self.lock_delays.insert(key, now + delay);

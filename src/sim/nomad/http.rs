@@ -102,7 +102,16 @@ impl IntoResponse for ApiError {
 }
 
 fn json_response(index: u64, body: &impl serde::Serialize, read: bool) -> Response {
-    let text = match serde_json::to_string(body) {
+    encoded_json_response(index, serde_json::to_string(body), read)
+}
+
+/// Builds a JSON response from a body that is already encoded.
+fn encoded_json_response(
+    index: u64,
+    text: Result<String, serde_json::Error>,
+    read: bool,
+) -> Response {
+    let text = match text {
         Ok(text) => text,
         Err(error) => {
             tracing::error!(%error, "failed to encode a response body");
@@ -153,6 +162,21 @@ async fn blocking<B: serde::Serialize>(
     tables: &[Table],
     read: impl Fn(&Cluster) -> Result<(u64, B), (u64, ApiError)>,
 ) -> Response {
+    blocking_encoded(shared, params, tables, read, |body| {
+        serde_json::to_string(&body)
+    })
+    .await
+}
+
+/// Serves a blocking read like [`blocking`], with `encode` turning the body into JSON text
+/// after the lock is released.
+async fn blocking_encoded<B>(
+    shared: &Shared,
+    params: &HashMap<String, String>,
+    tables: &[Table],
+    read: impl Fn(&Cluster) -> Result<(u64, B), (u64, ApiError)>,
+    encode: impl Fn(B) -> Result<String, serde_json::Error>,
+) -> Response {
     if let Err(error) = check_available(shared) {
         return error.into_response();
     }
@@ -189,7 +213,7 @@ async fn blocking<B: serde::Serialize>(
             }
         };
         if min_index == 0 || index > min_index || tokio::time::Instant::now() >= deadline {
-            return json_response(index, &body, true);
+            return encoded_json_response(index, encode(body), true);
         }
         let changes = receivers
             .iter_mut()
@@ -308,23 +332,42 @@ async fn leader() -> Response {
 async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Response {
     let ns = namespace(&params);
     let prefix = params.get("prefix").cloned().unwrap_or_default();
-    blocking(
+    blocking_encoded(
         &shared,
         &params,
         &[Table::Jobs, Table::JobSummary],
         |cluster| {
-            // Typed stubs are serialized after the lock is released.
-            let stubs: Vec<crate::nomad::model::JobListStub> = cluster
+            // Each stub comes from its job's cache, re-encoded only when the job, its
+            // allocations or its blocked evaluation changed. The array is joined after
+            // the lock is released.
+            let stubs = cluster
                 .jobs
                 .iter()
                 .filter(|((job_ns, id), _)| (ns == "*" || *job_ns == ns) && id.starts_with(&prefix))
-                .map(|(key, entry)| render::job_stub_model(cluster, key, entry))
-                .collect();
+                .map(|(key, entry)| render::job_stub_json(cluster, key, entry))
+                .collect::<Result<Vec<_>, _>>();
             let index = cluster.tables.jobs.max(cluster.tables.job_summary);
             Ok((index, stubs))
         },
+        |stubs| stubs.map(|stubs| join_json_array(&stubs)),
     )
     .await
+}
+
+/// Joins encoded JSON values into one compact array, the text `serde_json::to_string` gives
+/// for a `Vec` of them.
+fn join_json_array(items: &[Arc<str>]) -> String {
+    let length = items.iter().map(|item| item.len() + 1).sum::<usize>() + 2;
+    let mut text = String::with_capacity(length);
+    text.push('[');
+    for (position, item) in items.iter().enumerate() {
+        if position > 0 {
+            text.push(',');
+        }
+        text.push_str(item);
+    }
+    text.push(']');
+    text
 }
 
 fn register_request(

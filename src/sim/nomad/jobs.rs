@@ -313,6 +313,7 @@ pub fn store_version(cluster: &mut Cluster, key: &JobKey, mut job: Job, now_ns: 
         versions: Vec::new(),
         scaling_events: Default::default(),
         summary_modify_index: summary_index,
+        stub_cache: Default::default(),
     });
     entry.job = Arc::clone(&job);
     entry.versions.insert(0, Arc::clone(&job));

@@ -7,12 +7,13 @@
 //! field is unknown to them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use super::clock::rfc3339;
 use super::state::{
-    AllocHealth, ClientStatus, Cluster, JobEntry, JobKey, PlacementFailure, SimAlloc,
+    AllocHealth, CachedStub, ClientStatus, Cluster, JobEntry, JobKey, PlacementFailure, SimAlloc,
     SimDeployment, SimEval, SimNode,
 };
 use crate::nomad::model::{self as wire, NomadDuration, UnixNanos};
@@ -163,14 +164,7 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobSummar
             ClientStatus::Lost => counts.lost += 1,
         }
     }
-    let blocked = cluster
-        .evals_by_job
-        .get(key)
-        .into_iter()
-        .flatten()
-        .filter_map(|id| cluster.evals.get(id))
-        .find(|eval| eval.status == "blocked");
-    if let Some(eval) = blocked {
+    if let Some(eval) = blocked_eval(cluster, key) {
         for (group, queued) in &eval.queued_allocations {
             if let Some(counts) = groups.get_mut(group) {
                 counts.queued = *queued;
@@ -190,6 +184,17 @@ fn summary(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> wire::JobSummar
     }
 }
 
+/// Returns the job's blocked evaluation, whose queued allocations the summary reports.
+fn blocked_eval<'a>(cluster: &'a Cluster, key: &JobKey) -> Option<&'a SimEval> {
+    cluster
+        .evals_by_job
+        .get(key)
+        .into_iter()
+        .flatten()
+        .filter_map(|id| cluster.evals.get(id))
+        .find(|eval| eval.status == "blocked")
+}
+
 /// `JobSummary` of one job.
 pub fn job_summary(cluster: &Cluster, key: &JobKey) -> Option<Value> {
     let entry = cluster.jobs.get(key)?;
@@ -199,6 +204,39 @@ pub fn job_summary(cluster: &Cluster, key: &JobKey) -> Option<Value> {
 /// `JobListStub` as JSON.
 pub fn job_stub(cluster: &Cluster, key: &JobKey, entry: &JobEntry) -> Value {
     serde_json::to_value(job_stub_model(cluster, key, entry)).unwrap_or(Value::Null)
+}
+
+/// Encodes the job's `JobListStub` as compact JSON, the bytes that `job_stub_model`
+/// serializes to. The text is cached in the job entry and reused while the job version,
+/// the summary index and the blocked evaluation's index are unchanged. A list of quiet
+/// jobs then costs one comparison per job instead of a summary over its allocations.
+pub fn job_stub_json(
+    cluster: &Cluster,
+    key: &JobKey,
+    entry: &JobEntry,
+) -> Result<Arc<str>, serde_json::Error> {
+    let blocked_eval_index = blocked_eval(cluster, key).map(|eval| eval.modify_index);
+    let mut slot = entry
+        .stub_cache
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(cached) = slot.as_ref()
+        && Arc::ptr_eq(&cached.job, &entry.job)
+        && cached.summary_modify_index == entry.summary_modify_index
+        && cached.blocked_eval_index == blocked_eval_index
+    {
+        return Ok(Arc::clone(&cached.json));
+    }
+
+    let json: Arc<str> = serde_json::to_string(&job_stub_model(cluster, key, entry))?.into();
+    *slot = Some(CachedStub {
+        job: Arc::clone(&entry.job),
+        summary_modify_index: entry.summary_modify_index,
+        blocked_eval_index,
+        json: Arc::clone(&json),
+    });
+    Ok(json)
 }
 
 /// `JobListStub`, built with the client's model.
@@ -560,5 +598,144 @@ mod tests {
             assert_eq!(keys(&parsed.extra), Vec::<String>::new());
             assert_eq!(parsed.id, node.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod stub_cache_tests {
+    use super::*;
+    use crate::sim::nomad::jobs::{RegisterRequest, register, update_job_status};
+    use crate::sim::nomad::lifecycle::tick;
+    use crate::sim::nomad::state::Table;
+    use crate::sim::nomad::{NomadEmulatorConfig, build_cluster};
+
+    /// Builds a cluster with one service job whose `gpu` group is blocked (one GPU node
+    /// for three allocations), so the job has a blocked evaluation.
+    fn cluster_with_blocked_job() -> Cluster {
+        let config = NomadEmulatorConfig {
+            nodes_per_dc: 2,
+            gpus: 1,
+            ..NomadEmulatorConfig::default()
+        };
+        let mut cluster = build_cluster(&config, 0).expect("valid configuration");
+        let job: crate::nomad::model::Job = serde_json::from_value(json!({
+            "ID": "web",
+            "TaskGroups": [
+                {"Name": "web", "Count": 2, "Tasks": [{"Name": "app", "Driver": "docker",
+                    "Config": {"image": "app:1"}}]},
+                {"Name": "gpu", "Count": 3, "Tasks": [{"Name": "train", "Driver": "docker",
+                    "Config": {"image": "app:1"},
+                    "Resources": {"Devices": [{"Name": "nvidia/gpu"}]}}]}
+            ]
+        }))
+        .expect("valid job");
+        let request = RegisterRequest {
+            job,
+            ..RegisterRequest::default()
+        };
+        register(&mut cluster, request, 0).expect("register");
+        for second in 0..60 {
+            tick(&mut cluster, second * 1_000_000_000);
+        }
+        cluster
+    }
+
+    /// Returns the cached stub text and the text of a stub built from scratch.
+    fn cached_and_fresh(cluster: &Cluster, key: &JobKey) -> (Arc<str>, String) {
+        let entry = &cluster.jobs[key];
+        let cached = job_stub_json(cluster, key, entry).expect("stub encodes");
+        let fresh =
+            serde_json::to_string(&job_stub_model(cluster, key, entry)).expect("stub encodes");
+        (cached, fresh)
+    }
+
+    #[test]
+    fn cached_stub_reused_while_unchanged() {
+        let cluster = cluster_with_blocked_job();
+        let key = ("default".to_owned(), "web".to_owned());
+
+        let (first, fresh) = cached_and_fresh(&cluster, &key);
+        let (second, _) = cached_and_fresh(&cluster, &key);
+
+        assert_eq!(&*first, fresh);
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "second read re-encoded the stub"
+        );
+    }
+
+    #[test]
+    fn cached_stub_follows_alloc_update() {
+        let mut cluster = cluster_with_blocked_job();
+        let key = ("default".to_owned(), "web".to_owned());
+        let (before, _) = cached_and_fresh(&cluster, &key);
+        let alloc_id = cluster
+            .job_allocs(&key)
+            .next()
+            .expect("an allocation")
+            .id
+            .clone();
+
+        cluster.begin();
+        cluster.update_alloc(&alloc_id, 1, |alloc| {
+            alloc.client_status = ClientStatus::Failed;
+        });
+        cluster.commit();
+        let (after, fresh) = cached_and_fresh(&cluster, &key);
+
+        assert_eq!(&*after, fresh);
+        assert_ne!(before, after);
+        assert!(
+            after.contains("\"Failed\":1"),
+            "summary misses the failure: {after}"
+        );
+    }
+
+    #[test]
+    fn cached_stub_follows_job_update() {
+        let mut cluster = cluster_with_blocked_job();
+        let key = ("default".to_owned(), "web".to_owned());
+        let (before, _) = cached_and_fresh(&cluster, &key);
+
+        cluster.begin();
+        update_job_status(&mut cluster, &key, |job| {
+            job.status_description = Some("checked by a test".to_owned());
+            true
+        });
+        cluster.commit();
+        let (after, fresh) = cached_and_fresh(&cluster, &key);
+
+        assert_eq!(&*after, fresh);
+        assert_ne!(before, after);
+        assert!(after.contains("checked by a test"));
+    }
+
+    #[test]
+    fn cached_stub_follows_blocked_eval() {
+        let mut cluster = cluster_with_blocked_job();
+        let key = ("default".to_owned(), "web".to_owned());
+        let (before, _) = cached_and_fresh(&cluster, &key);
+        let blocked_id = blocked_eval(&cluster, &key)
+            .expect("the gpu group is blocked")
+            .id
+            .clone();
+
+        cluster.begin();
+        let index = cluster.touch(Table::Evals);
+        let eval = cluster
+            .evals
+            .get_mut(&blocked_id)
+            .expect("blocked evaluation");
+        eval.queued_allocations.insert("gpu".to_owned(), 7);
+        eval.modify_index = index;
+        cluster.commit();
+        let (after, fresh) = cached_and_fresh(&cluster, &key);
+
+        assert_eq!(&*after, fresh);
+        assert_ne!(before, after);
+        assert!(
+            after.contains("\"Queued\":7"),
+            "summary misses the queue: {after}"
+        );
     }
 }

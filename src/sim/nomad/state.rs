@@ -7,7 +7,7 @@
 //! 100,000 allocations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -449,6 +449,34 @@ pub struct JobEntry {
     pub scaling_events: BTreeMap<String, Vec<ScalingEvent>>,
     /// Index of this job's `JobSummary`.
     pub summary_modify_index: u64,
+    /// The job's last encoded `JobListStub` (see `render::job_stub_json`).
+    pub stub_cache: StubCache,
+}
+
+/// A job's `JobListStub` encoded as JSON, with the inputs it was built from.
+///
+/// The stub depends on the job version (`job`, held here so that its pointer cannot be
+/// reused by another job version), on the allocations (every allocation insert or update
+/// moves `summary_modify_index`) and on the job's blocked evaluation (its `ModifyIndex`
+/// moves on every change to it).
+#[derive(Debug)]
+pub struct CachedStub {
+    pub job: Arc<Job>,
+    pub summary_modify_index: u64,
+    pub blocked_eval_index: Option<u64>,
+    pub json: Arc<str>,
+}
+
+/// Slot for a [`CachedStub`]. Reads fill it through `&Cluster`, so it has its own lock,
+/// which is never contended because the cluster lock is held around it. A clone starts
+/// empty.
+#[derive(Debug, Default)]
+pub struct StubCache(pub Mutex<Option<CachedStub>>);
+
+impl Clone for StubCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// Something to look at again when its simulated time comes.
