@@ -338,12 +338,23 @@ fn load_pools(files: &[PathBuf]) -> Result<Vec<LoadedDocument>, CliError> {
     Ok(documents)
 }
 
-/// Points every pool's autoscaling metric at the traffic replay, keeping its query, because
-/// the addresses in the pool files name servers that do not exist on this machine.
+/// Points every pool's autoscaling metric at the traffic replay, keeping its query, and drops
+/// rollout analyses, because the addresses in the pool files name servers that do not exist on
+/// this machine.
 fn point_metrics_at(documents: Vec<LoadedDocument>, prometheus_url: &str) -> Vec<LoadedDocument> {
     documents
         .into_iter()
         .map(|mut loaded| {
+            if let Document::WorkerPool(pool) = &mut loaded.document
+                && pool.spec.rollout.analysis.take().is_some()
+            {
+                // The replay serves only a request rate, so an analysis query (an error ratio,
+                // say) has nothing to read here and would hold every rollout for a person.
+                tracing::warn!(
+                    pool = %pool.metadata.name,
+                    "rollout analysis left out, because the traffic replay serves no error metrics"
+                );
+            }
             if let Document::WorkerPool(pool) = &mut loaded.document
                 && let Some(autoscaling) = &mut pool.spec.autoscaling
             {

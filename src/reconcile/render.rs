@@ -159,15 +159,19 @@ fn render_group(pool: &WorkerPool, zone: &Zone, count: u32) -> Result<TaskGroup,
 /// Builds the `Update` block from `spec.rollout`.
 ///
 /// `ProgressDeadline` must be greater than `HealthyDeadline` (Nomad rejects the job
-/// otherwise), so it is set to `HealthyDeadline` plus `MinHealthyTime` plus one minute.
-// TODO: the golden-first rollout must set `Canary` and `AutoPromote`. Until it does, both stay
-// at Nomad's defaults (0 and false), so a version change replaces workers in place.
+/// otherwise). It is `HealthyDeadline` plus `MinHealthyTime` plus `goldenSoak` plus one minute,
+/// so a golden canary can soak before promotion without the deployment failing on its progress
+/// deadline. `AutoRevert` stays off: on a failed rollout Steward restores the previous version
+/// itself, one worker at a time, where Nomad would revert every group at once. The rollout
+/// engine sets `Canary` on the group it updates.
 fn render_update(pool: &WorkerPool) -> UpdateStrategy {
     let rollout = &pool.spec.rollout;
     let healthy_deadline = NomadDuration::from_std(rollout.healthy_deadline.get());
     let min_healthy_time = NomadDuration::from_std(rollout.min_healthy_time.get());
-    let progress_deadline =
-        NomadDuration(healthy_deadline.0 + min_healthy_time.0 + NomadDuration::from_secs(60).0);
+    let golden_soak = NomadDuration::from_std(rollout.golden_soak.get());
+    let progress_deadline = NomadDuration(
+        healthy_deadline.0 + min_healthy_time.0 + golden_soak.0 + NomadDuration::from_secs(60).0,
+    );
 
     UpdateStrategy {
         max_parallel: Some(1),
@@ -175,7 +179,7 @@ fn render_update(pool: &WorkerPool) -> UpdateStrategy {
         min_healthy_time: Some(min_healthy_time),
         healthy_deadline: Some(healthy_deadline),
         progress_deadline: Some(progress_deadline),
-        auto_revert: Some(rollout.auto_rollback),
+        auto_revert: Some(false),
         ..UpdateStrategy::default()
     }
 }

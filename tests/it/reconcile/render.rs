@@ -109,8 +109,12 @@ fn render_example_pool_groups() {
         let update = group.update.as_ref().expect("update block");
         assert_eq!(update.min_healthy_time.map(|d| d.0), Some(45_000_000_000));
         assert_eq!(update.healthy_deadline.map(|d| d.0), Some(480_000_000_000));
-        assert_eq!(update.progress_deadline.map(|d| d.0), Some(585_000_000_000));
-        assert_eq!(update.auto_revert, Some(true));
+        // HealthyDeadline 8m + MinHealthyTime 45s + the default goldenSoak 10m + 1m.
+        assert_eq!(
+            update.progress_deadline.map(|d| d.0),
+            Some(1_185_000_000_000)
+        );
+        assert_eq!(update.auto_revert, Some(false));
         assert_eq!(update.max_parallel, Some(1));
         assert_eq!(update.health_check.as_deref(), Some("checks"));
 
