@@ -83,7 +83,7 @@ pub struct AllArgs {
     pub nodes: usize,
 
     /// Datacenters (zones) of the emulated Nomad, comma-separated. The example face-match pool
-    /// uses eu-west-1a and eu-west-1b. Node i of datacenter k also gets node meta
+    /// uses eu-west-1a and eu-west-1b. The nodes of datacenter k also get node meta
     /// `zone=rack-<k+1>`, which the example OCR pool selects its zones by.
     #[arg(long, value_delimiter = ',', default_value = "eu-west-1a,eu-west-1b")]
     pub datacenters: Vec<String>,

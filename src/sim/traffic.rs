@@ -3,7 +3,7 @@
 //! `steward dev` serves it so the autoscaler reads traffic exactly as it would from a real
 //! Prometheus: `GET|POST /api/v1/query_range` returns a matrix and `/api/v1/query` a vector,
 //! in Prometheus's JSON envelope (`status`, `data.resultType`, `data.result`, values as
-//! `[<unix seconds>, "<number>"]`). Every query answers with the same single series, the
+//! `[<unix seconds>, "<number>"]`). Every query returns the same single series, the
 //! trace's request rate in requests per second averaged over the trailing five minutes, as
 //! `sum(rate(requests_total[5m]))` would be.
 
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::clock::SimClock;
 use crate::autoscale::Sample;
 
-/// The most points one series may have in a `query_range` answer, as in Prometheus 2.x.
+/// The maximum number of points of one series in a `query_range` response, as in Prometheus 2.x.
 const MAX_POINTS: f64 = 11_000.0;
 
 /// Width of the trailing window the rate is averaged over, in seconds.
@@ -31,7 +31,7 @@ const RATE_WINDOW_SECS: i64 = 300;
 
 /// A trace mapped onto simulated time.
 ///
-/// Simulated time `clock origin + k` reads the trace at `trace start + start_offset + k`,
+/// Simulated time `clock origin + k` reads the trace at `trace start + start_minute + k`,
 /// wrapping around at both ends, so history before the replay started exists too.
 #[derive(Debug, Clone)]
 pub struct TrafficReplay {
@@ -267,7 +267,7 @@ fn param<'a>(params: &'a Params, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or("")
 }
 
-/// Returns the error answer when the request has no query expression.
+/// Returns the error response when the request has no query expression.
 fn require_query(params: &Params) -> Result<(), Box<Response>> {
     match params.get("query") {
         Some(query) if !query.trim().is_empty() => Ok(()),

@@ -15,3 +15,4 @@ mod rollout_e2e;
 mod runtime;
 mod spec;
 mod support;
+mod traffic;
