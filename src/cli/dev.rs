@@ -201,7 +201,7 @@ async fn run_all(args: AllArgs) -> CliResult {
         args.datacenters.join(", ")
     ))?;
     super::output::println(format!(
-        "traffic replay    {} (x{scale:.2}, {:.0} requests/day)",
+        "traffic replay    {} (trace counts times {scale:.2}, about {:.0} requests a day)",
         traffic.url(),
         args.scale_to
     ))?;
