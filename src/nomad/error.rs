@@ -150,7 +150,7 @@ impl Error {
         matches!(self, Self::NotFound { .. })
     }
 
-    /// Returns the HTTP status code, when Nomad answered.
+    /// Returns the HTTP status code, when Nomad responded.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             Self::Conflict { status, .. }
@@ -165,7 +165,7 @@ impl Error {
         }
     }
 
-    /// Returns the response body, when Nomad answered.
+    /// Returns the response body, when Nomad responded.
     pub fn body(&self) -> Option<&str> {
         match self {
             Self::Conflict { body, .. }

@@ -42,7 +42,7 @@ impl std::fmt::Display for ControlAction {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Control {
     pub action: ControlAction,
-    /// Who sent the command, for the decision log.
+    /// Sender of the command, for the decision log.
     pub by: String,
     pub at: Timestamp,
 }

@@ -7,7 +7,7 @@ use tracing::{debug, info};
 use crate::nomad::Job;
 use crate::reconcile::{ExecError, Executor, JobKey};
 
-/// One write a rollout step asks for, applied in order.
+/// One write a rollout step requests, applied in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RolloutAction {
     /// Register the prefetch job (`enforce_index` 0 creates it, otherwise the live prefetch

@@ -61,7 +61,7 @@ pub struct WorkerPoolSpec {
     /// The image (docker-style drivers) or artifact version that workers must run. Changing
     /// it starts a golden-first rollout.
     pub version: String,
-    /// Bounds on the worker count, whatever the autoscaler or an override says.
+    /// Bounds on the worker count, whatever the autoscaler or an override decides.
     pub workers: WorkerBounds,
     /// Availability zones the workers are spread over, in order: worker i goes to zone
     /// i mod zones.

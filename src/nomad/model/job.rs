@@ -280,7 +280,7 @@ pub struct Task {
     pub schedule: Option<Value>,
 }
 
-/// Resources one task asks for (`structs.Resources`). A task sets `CPU` or `Cores`, not both.
+/// Resources one task requests (`structs.Resources`). A task sets `CPU` or `Cores`, not both.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 #[schemars(deny_unknown_fields)]
@@ -399,7 +399,7 @@ pub struct SpreadTarget {
     pub percent: u64,
 }
 
-/// How allocations are replaced when the spec changes (`structs.UpdateStrategy`).
+/// Update strategy: how allocations are replaced when the spec changes (`structs.UpdateStrategy`).
 ///
 /// Nomad's defaults: Stagger 30s, MaxParallel 1, HealthCheck `checks`, MinHealthyTime 10s,
 /// HealthyDeadline 5m, ProgressDeadline 10m, AutoRevert and AutoPromote false, Canary 0.
@@ -428,7 +428,7 @@ pub struct UpdateStrategy {
     pub canary: Option<i64>,
 }
 
-/// How allocations move off a draining node (`structs.MigrateStrategy`).
+/// Migration strategy for allocations leaving a draining node (`structs.MigrateStrategy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 #[schemars(deny_unknown_fields)]

@@ -143,7 +143,7 @@ pub struct NodeListStub {
     pub extra: Map<String, Value>,
 }
 
-/// What a node offers to the scheduler (`structs.NodeResources`).
+/// Resources a node offers to the scheduler (`structs.NodeResources`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NodeResources {

@@ -64,7 +64,7 @@ macro_rules! string_enum {
 }
 
 string_enum! {
-    /// What the client reports about an allocation (`Allocation.ClientStatus`).
+    /// Client status of an allocation, as its node reports it (`Allocation.ClientStatus`).
     pub enum ClientStatus {
         Pending => "pending",
         Running => "running",
@@ -87,7 +87,7 @@ impl ClientStatus {
 }
 
 string_enum! {
-    /// What the scheduler wants of an allocation (`Allocation.DesiredStatus`).
+    /// Desired status of an allocation, as the scheduler sets it (`Allocation.DesiredStatus`).
     pub enum DesiredStatus {
         Run => "run",
         Stop => "stop",

@@ -291,7 +291,7 @@ impl Store {
         true
     }
 
-    /// Returns and forgets the KV keys written or deleted since the last call.
+    /// Returns and clears the KV keys written or deleted since the last call.
     pub(crate) fn take_changed_keys(&mut self) -> Vec<String> {
         std::mem::take(&mut self.changed_keys)
     }
