@@ -13,7 +13,7 @@
 //!
 //! Run with `cargo bench --bench controller` (or `--profile dev` to skip a release build).
 //! The variables above change the sizes, and `SKIP=reaction` or `SKIP=resync` leaves a
-//! phase out.
+//! phase out. `RESYNC_WRAP` runs the resync controller under a profiler (see `resync`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -306,7 +306,19 @@ async fn resync() {
         .and_then(|listener| listener.local_addr())
         .expect("free port");
     let started = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+    // `RESYNC_WRAP` runs the controller under a profiler, e.g.
+    // `RESYNC_WRAP="valgrind --tool=massif --massif-out-file=/tmp/massif.out"`.
+    let wrap = std::env::var("RESYNC_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = std::process::Command::new(program);
+            command.args(words).arg(env!("CARGO_BIN_EXE_steward"));
+            command
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_steward")),
+    };
+    let mut child = command
         .args([
             "controller",
             "--consul-addr",

@@ -129,6 +129,9 @@ pub(crate) struct Call {
     pub(crate) query: Vec<(&'static str, String)>,
     pub(crate) options: Option<QueryOptions>,
     pub(crate) body: Option<Vec<u8>>,
+    /// Decode the response while it arrives instead of after buffering it whole; see
+    /// [`Call::streamed`].
+    pub(crate) streamed: bool,
 }
 
 impl Call {
@@ -143,7 +146,15 @@ impl Call {
             query: Vec::new(),
             options: Some(options),
             body: None,
+            streamed: false,
         }
+    }
+
+    /// Decodes the response body chunk by chunk on a blocking thread while it arrives, so a
+    /// large list is never held as text and as values at once. For lists of many megabytes.
+    pub(crate) fn streamed(mut self) -> Self {
+        self.streamed = true;
+        self
     }
 
     pub(crate) fn write(
@@ -171,6 +182,7 @@ impl Call {
             query: Vec::new(),
             options: None,
             body,
+            streamed: false,
         })
     }
 
@@ -292,7 +304,7 @@ impl Client {
     }
 
     /// Sends a request and decodes the JSON body, returning the `X-Nomad-*` metadata.
-    pub(crate) async fn execute<T: DeserializeOwned>(
+    pub(crate) async fn execute<T: DeserializeOwned + Send + 'static>(
         &self,
         call: Call,
     ) -> Result<Response<T>, Error> {
@@ -316,7 +328,9 @@ impl Client {
         }
 
         let started = Instant::now();
-        let result = self.receive(request, &path, timeout).await;
+        let result = self
+            .receive::<T>(request, &path, timeout, call.streamed)
+            .await;
         let elapsed = started.elapsed();
 
         let status = match &result {
@@ -342,23 +356,21 @@ impl Client {
             });
         }
 
-        let (_, headers, body) = result?;
-        let value = serde_json::from_slice(&body).map_err(|source| Error::Decode {
-            path: path.clone(),
-            source,
-        })?;
+        let (_, headers, value) = result?;
         Ok(Response {
             value,
             meta: query_meta(&headers),
         })
     }
 
-    async fn receive(
+    /// Sends the request and decodes a successful body, streamed or buffered whole.
+    async fn receive<T: DeserializeOwned + Send + 'static>(
         &self,
         request: reqwest::RequestBuilder,
         path: &str,
         timeout: Duration,
-    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), Error> {
+        streamed: bool,
+    ) -> Result<(StatusCode, HeaderMap, T), Error> {
         let transport_error = |source: reqwest::Error| {
             if source.is_timeout() {
                 Error::Timeout {
@@ -376,13 +388,96 @@ impl Client {
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport_error)?;
-
         if !status.is_success() {
+            let body = response.bytes().await.map_err(transport_error)?;
             let text = String::from_utf8_lossy(&body).trim().to_owned();
             return Err(Error::from_response(path, status, text));
         }
-        Ok((status, headers, body))
+
+        let value = if streamed {
+            decode_streamed(response, path, transport_error).await?
+        } else {
+            let body = response.bytes().await.map_err(transport_error)?;
+            serde_json::from_slice(&body).map_err(|source| Error::Decode {
+                path: path.to_owned(),
+                source,
+            })?
+        };
+        Ok((status, headers, value))
+    }
+}
+
+/// Decodes the body of `response` on a blocking thread while it arrives, holding at most a
+/// few chunks of text at a time. A transport failure in the middle of the body is reported
+/// as such, not as the decode error it causes.
+async fn decode_streamed<T: DeserializeOwned + Send + 'static>(
+    mut response: reqwest::Response,
+    path: &str,
+    transport_error: impl Fn(reqwest::Error) -> Error,
+) -> Result<T, Error> {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(STREAM_CHUNKS);
+    let decoder = tokio::task::spawn_blocking(move || {
+        let reader = ChunkReader {
+            receiver,
+            chunk: bytes::Bytes::new(),
+        };
+        serde_json::from_reader::<_, T>(std::io::BufReader::new(reader))
+    });
+
+    let mut failure = None;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                // The decoder hung up: it met invalid JSON and its error is reported below.
+                if sender.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                failure = Some(transport_error(error));
+                break;
+            }
+        }
+    }
+    drop(sender);
+
+    // A blocking task is only cancelled when the runtime shuts down, and then no caller awaits
+    // this future; a panic in the decoder is passed on.
+    let decoded = decoder
+        .await
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    decoded.map_err(|source| Error::Decode {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Chunks of a body in flight between the connection and the decoder.
+const STREAM_CHUNKS: usize = 8;
+
+/// A blocking reader over body chunks sent through a channel; the end of the channel is
+/// the end of the body.
+struct ChunkReader {
+    receiver: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(next) => self.chunk = next,
+                None => return Ok(0),
+            }
+        }
+        let count = buf.len().min(self.chunk.len());
+        buf[..count].copy_from_slice(&self.chunk[..count]);
+        bytes::Buf::advance(&mut self.chunk, count);
+        Ok(count)
     }
 }
 

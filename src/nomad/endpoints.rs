@@ -4,6 +4,7 @@
 //! return Nomad's response body. Namespace and region come from the client's [`super::Config`].
 
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 
 use super::client::Call;
 use super::*;
@@ -217,6 +218,29 @@ impl Client {
         if let Some(prefix) = prefix {
             call = call.param("prefix", prefix);
         }
+        self.execute(call).await
+    }
+
+    /// Lists allocations without their task states (`GET /v1/allocations?task_states=false`),
+    /// which makes each stub several times smaller, and keeps only the fields of
+    /// [`AllocBrief`]. The list is decoded while it arrives.
+    pub async fn list_allocations_brief(
+        &self,
+        options: QueryOptions,
+    ) -> Result<Response<Vec<AllocBrief>>, Error> {
+        self.list_allocations_as(options).await
+    }
+
+    /// Lists allocations without their task states into any type that decodes from a JSON
+    /// list of allocation stubs, such as a map built while the list arrives, so that the
+    /// whole list never exists as values at once.
+    pub async fn list_allocations_as<T: DeserializeOwned + Send + 'static>(
+        &self,
+        options: QueryOptions,
+    ) -> Result<Response<T>, Error> {
+        let call = Call::get("/v1/allocations", &["allocations"], options)
+            .param("task_states", "false")
+            .streamed();
         self.execute(call).await
     }
 

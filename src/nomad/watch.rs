@@ -124,6 +124,8 @@ pub struct Watch<T, F> {
     config: WatchConfig,
     index: u64,
     last: Option<T>,
+    /// Compare each payload with the last one yielded; see [`Watch::yield_every_change`].
+    compare: bool,
     limiter: RateLimiter,
     /// The backoff of the current failure episode, or `None` while requests succeed.
     backoff: Option<ExponentialBackoff>,
@@ -147,10 +149,23 @@ where
             config,
             index: 0,
             last: None,
+            compare: true,
             limiter,
             backoff: None,
             failures: 0,
         })
+    }
+
+    /// Yields every response whose index moved, without keeping the last payload to compare.
+    ///
+    /// For lists where the index moves only when the listed items change (the whole
+    /// allocation table, for instance), the comparison would almost never drop a response and
+    /// would keep a second copy of a large payload. The consumer then diffs what it cares
+    /// about itself.
+    pub fn yield_every_change(mut self) -> Self {
+        self.compare = false;
+        self.last = None;
+        self
     }
 
     /// Returns the index the next blocking query will send.
@@ -169,8 +184,16 @@ where
             match (self.fetch)(options).await {
                 Ok(response) => {
                     self.end_failure_episode();
+                    let previous = self.index;
                     self.advance_index(response.meta.index);
 
+                    if !self.compare {
+                        // A blocking query that timed out returns the index it was sent.
+                        if previous != 0 && self.index == previous {
+                            continue;
+                        }
+                        return Ok(response);
+                    }
                     if self.last.as_ref() == Some(&response.value) {
                         tracing::trace!(watch = %self.name, index = self.index, "watch woke without change");
                         continue;
@@ -318,6 +341,35 @@ mod tests {
         let seen = seen.lock().expect("lock");
         let indexes: Vec<u64> = seen.iter().map(|options| options.index).collect();
         assert_eq!(indexes, vec![0, 10, 11, 12]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn yield_every_change_skips_only_timeouts() {
+        let (_, seen, fetch) = scripted(vec![
+            Ok((10, vec!["a"])),
+            Ok((10, vec!["a"])),
+            Ok((11, vec!["a"])),
+            Ok((11, vec!["a"])),
+            Ok((12, vec!["b"])),
+        ]);
+        let mut watch = Watch::new("allocations", WatchConfig::default(), fetch)
+            .expect("valid config")
+            .yield_every_change();
+
+        let first = watch.next_change().await.expect("first read");
+        assert_eq!(first.meta.index, 10);
+        let second = watch.next_change().await.expect("index moved");
+        assert_eq!(
+            (second.meta.index, second.value),
+            (11, vec!["a"]),
+            "a moved index is yielded even with an equal payload"
+        );
+        let third = watch.next_change().await.expect("index moved");
+        assert_eq!(third.meta.index, 12);
+
+        let seen = seen.lock().expect("lock");
+        let indexes: Vec<u64> = seen.iter().map(|options| options.index).collect();
+        assert_eq!(indexes, vec![0, 10, 10, 11, 11]);
     }
 
     #[tokio::test(start_paused = true)]

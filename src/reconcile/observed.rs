@@ -2,6 +2,8 @@
 //! the latest deployment. The watch layer maps the Nomad client's models into these types.
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,9 +18,42 @@ pub struct Observed {
     /// Allocations of that job, of every version and status.
     pub allocations: Vec<ObservedAllocation>,
     /// Every node of the cluster (the planner filters them by zone).
-    pub nodes: Vec<ObservedNode>,
+    pub nodes: NodeList,
     /// The job's latest deployment, if it ever had one.
     pub deployment: Option<ObservedDeployment>,
+}
+
+/// The cluster's nodes, shared between the views of every pool.
+///
+/// Cloning is one reference-count increment, so a reconcile copies no node. Mutable access
+/// (tests, fakes) copies the list first when another view still holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeList(Arc<Vec<ObservedNode>>);
+
+impl Deref for NodeList {
+    type Target = Vec<ObservedNode>;
+
+    fn deref(&self) -> &Vec<ObservedNode> {
+        &self.0
+    }
+}
+
+impl DerefMut for NodeList {
+    fn deref_mut(&mut self) -> &mut Vec<ObservedNode> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<ObservedNode>> for NodeList {
+    fn from(nodes: Vec<ObservedNode>) -> Self {
+        Self(Arc::new(nodes))
+    }
+}
+
+impl FromIterator<ObservedNode> for NodeList {
+    fn from_iter<I: IntoIterator<Item = ObservedNode>>(iter: I) -> Self {
+        Self(Arc::new(iter.into_iter().collect()))
+    }
 }
 
 /// A job as `GET /v1/job/:id` returned it.
@@ -32,7 +67,15 @@ pub struct ObservedJob {
 
 impl ObservedJob {
     /// Wraps a job read from Nomad, taking `JobModifyIndex` from the job itself (0 when unset).
-    pub fn new(job: Job) -> Self {
+    /// The group and task lists are trimmed to their length, because a decoded list keeps
+    /// spare room and the cache holds one job per pool.
+    pub fn new(mut job: Job) -> Self {
+        if let Some(groups) = job.task_groups.as_mut() {
+            groups.shrink_to_fit();
+            for tasks in groups.iter_mut().filter_map(|group| group.tasks.as_mut()) {
+                tasks.shrink_to_fit();
+            }
+        }
         let job_modify_index = job.job_modify_index.unwrap_or(0);
         Self {
             job,
@@ -371,7 +414,7 @@ mod tests {
     fn zone_unavailable_when_no_node_accepts_work() {
         let zone = zone(Some("dc1"), None);
         let mut observed = Observed {
-            nodes: vec![node("dc1")],
+            nodes: vec![node("dc1")].into(),
             ..Observed::default()
         };
         assert!(observed.zone_available(&zone));

@@ -146,7 +146,7 @@ impl Scene {
         let observed = Observed {
             job: Some(live_job(&pool, [OLD, OLD], [3, 3], 1)),
             allocations: workers([3, 3], 1),
-            nodes: nodes(),
+            nodes: nodes().into(),
             deployment: None,
         };
         Self {

@@ -7,12 +7,12 @@
 //! start only when every source is ready.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::watch;
 
 use crate::reconcile::{JobKey, Observed, ObservedAllocation, ObservedDeployment, ObservedJob};
-use crate::reconcile::{ObservedNode, Status};
+use crate::reconcile::{NodeList, ObservedNode, Status};
 use crate::spec::{Override, WorkerPool};
 
 /// One watched source of the cache.
@@ -79,29 +79,45 @@ pub struct PoolView {
 
 #[derive(Debug, Default)]
 struct State {
-    pools: BTreeMap<String, PoolEntry>,
+    /// Shared with the pool watch's parse cache, so each pool is held once.
+    pools: BTreeMap<String, Arc<PoolEntry>>,
     overrides: BTreeMap<String, OverrideEntry>,
     statuses: BTreeMap<String, StoredStatus>,
-    jobs: HashMap<JobKey, ObservedJob>,
+    /// Boxed, so the table holds pointers and grows without moving whole jobs.
+    jobs: HashMap<JobKey, Arc<ObservedJob>>,
     allocations: HashMap<JobKey, Vec<ObservedAllocation>>,
     deployments: HashMap<JobKey, ObservedDeployment>,
     nodes: BTreeMap<String, ObservedNode>,
+    /// The values of `nodes`, shared by every view until the nodes change.
+    node_list: NodeList,
+    /// The declared pools by the job they own, kept in step with `pools`.
+    pools_by_job: HashMap<JobKey, BTreeSet<String>>,
 }
 
 impl State {
     /// Pools whose job is `key`: by the pool's `spec.job`, and by the job's `steward.pool`
     /// meta.
     fn pools_of_job(&self, key: &JobKey, into: &mut BTreeSet<String>) {
-        for (name, entry) in &self.pools {
-            if let Ok(pool) = &entry.pool
-                && &JobKey::of(pool) == key
-            {
-                into.insert(name.clone());
-            }
+        if let Some(names) = self.pools_by_job.get(key) {
+            into.extend(names.iter().cloned());
         }
-        if let Some(owner) = self.jobs.get(key).and_then(ObservedJob::owner) {
+        if let Some(owner) = self.jobs.get(key).and_then(|job| job.owner()) {
             into.insert(owner.to_owned());
         }
+    }
+
+    /// Rebuilds `pools_by_job` from `pools`.
+    fn index_pools(&mut self) {
+        let mut index: HashMap<JobKey, BTreeSet<String>> = HashMap::new();
+        for (name, entry) in &self.pools {
+            if let Ok(pool) = &entry.pool {
+                index
+                    .entry(JobKey::of(pool))
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+        self.pools_by_job = index;
     }
 
     /// Pools with a zone that contains `node`.
@@ -191,9 +207,23 @@ impl Cache {
 
     /// Replaces every pool with a complete list. Returns the pools that changed.
     pub fn replace_pools(&self, pools: BTreeMap<String, PoolEntry>) -> BTreeSet<String> {
+        let pools = pools
+            .into_iter()
+            .map(|(name, entry)| (name, Arc::new(entry)))
+            .collect();
+        self.replace_pool_entries(pools)
+    }
+
+    /// Replaces every pool with a complete list of shared entries. Returns the pools that
+    /// changed.
+    pub fn replace_pool_entries(
+        &self,
+        pools: BTreeMap<String, Arc<PoolEntry>>,
+    ) -> BTreeSet<String> {
         let mut state = self.write();
         let changed = changed_keys(&state.pools, &pools);
         state.pools = pools;
+        state.index_pools();
         drop(state);
         self.mark_synced(Source::Pools);
         changed.into_iter().collect()
@@ -227,34 +257,50 @@ impl Cache {
         };
     }
 
-    /// Replaces every owned job with a complete list. Returns the pools affected.
-    pub fn replace_jobs(&self, jobs: HashMap<JobKey, ObservedJob>) -> BTreeSet<String> {
+    /// Applies a complete job list: `read` holds the jobs read anew, `present` the key of
+    /// every job the list still holds (read anew or not). Cached jobs missing from `present`
+    /// are dropped, and the rest are kept as they are. Returns the pools affected.
+    pub fn update_jobs(
+        &self,
+        read: Vec<(JobKey, Option<ObservedJob>)>,
+        present: &std::collections::HashSet<JobKey>,
+    ) -> BTreeSet<String> {
         let mut state = self.write();
         let mut affected = BTreeSet::new();
-        let mut changed: Vec<JobKey> = jobs
-            .iter()
-            .filter(|(key, job)| state.jobs.get(key) != Some(job))
-            .map(|(key, _)| key.clone())
+        let mut changed: Vec<(JobKey, Option<ObservedJob>)> = read
+            .into_iter()
+            .filter(|(key, job)| state.jobs.get(key).map(Arc::as_ref) != job.as_ref())
             .collect();
         changed.extend(
             state
                 .jobs
                 .keys()
-                .filter(|key| !jobs.contains_key(key))
-                .cloned(),
+                .filter(|key| !present.contains(key))
+                .map(|key| (key.clone(), None)),
         );
 
         // Owners before and after the change both need a look.
-        for key in &changed {
-            state.pools_of_job(key, &mut affected);
-        }
-        state.jobs = jobs;
-        for key in &changed {
-            state.pools_of_job(key, &mut affected);
+        for (key, job) in changed {
+            state.pools_of_job(&key, &mut affected);
+            match job {
+                Some(job) => state.jobs.insert(key.clone(), Arc::new(job)),
+                None => state.jobs.remove(&key),
+            };
+            state.pools_of_job(&key, &mut affected);
         }
         drop(state);
         self.mark_synced(Source::Jobs);
         affected
+    }
+
+    /// Replaces every owned job with a complete list. Returns the pools affected.
+    pub fn replace_jobs(&self, jobs: HashMap<JobKey, ObservedJob>) -> BTreeSet<String> {
+        let present = jobs.keys().cloned().collect();
+        let read = jobs
+            .into_iter()
+            .map(|(key, job)| (key, Some(job)))
+            .collect();
+        self.update_jobs(read, &present)
     }
 
     /// Replaces every allocation with a complete list, grouped by job. Returns the pools
@@ -328,6 +374,7 @@ impl Cache {
                 state.pools_on_node(new, &mut affected);
             }
         }
+        state.node_list = nodes.values().cloned().collect();
         state.nodes = nodes;
         drop(state);
         self.mark_synced(Source::Nodes);
@@ -341,7 +388,7 @@ impl Cache {
 
     /// Returns the cached job, if any.
     pub fn job(&self, key: &JobKey) -> Option<ObservedJob> {
-        self.read().jobs.get(key).cloned()
+        self.read().jobs.get(key).map(|job| ObservedJob::clone(job))
     }
 
     /// Returns whether `key` is the job of a cached pool.
@@ -371,7 +418,7 @@ impl Cache {
     /// Copies what a reconcile of `name` reads.
     pub fn view(&self, name: &str) -> PoolView {
         let state = self.read();
-        let pool = state.pools.get(name).cloned();
+        let pool = state.pools.get(name).map(|entry| PoolEntry::clone(entry));
         let job_key = match pool.as_ref().map(|entry| &entry.pool) {
             Some(Ok(pool)) => Some(JobKey::of(pool)),
             // A deleted or invalid pool: the running job that carries its mark, if any.
@@ -385,12 +432,12 @@ impl Cache {
         let observed = Observed {
             job: job_key
                 .as_ref()
-                .and_then(|key| state.jobs.get(key).cloned()),
+                .and_then(|key| state.jobs.get(key).map(|job| ObservedJob::clone(job))),
             allocations: job_key
                 .as_ref()
                 .and_then(|key| state.allocations.get(key).cloned())
                 .unwrap_or_default(),
-            nodes: state.nodes.values().cloned().collect(),
+            nodes: state.node_list.clone(),
             deployment: job_key
                 .as_ref()
                 .and_then(|key| state.deployments.get(key).cloned()),
@@ -551,6 +598,71 @@ mod tests {
             (key("foreign"), vec![allocation("3")]),
         ]));
         assert!(unchanged.is_empty());
+    }
+
+    #[test]
+    fn job_update_keeps_unread_jobs_and_drops_missing_ones() {
+        let cache = Cache::new();
+        cache.replace_pools(BTreeMap::from([
+            ("web".to_owned(), pool("web", "web", &["a"])),
+            ("api".to_owned(), pool("api", "api", &["a"])),
+        ]));
+        let changed = cache.replace_jobs(HashMap::from([
+            (key("web"), job("web", Some("web"))),
+            (key("api"), job("api", Some("api"))),
+        ]));
+        assert_eq!(changed, names(&["api", "web"]));
+
+        // The list still holds both jobs; only `web` was read again, unchanged.
+        let present = [key("web"), key("api")].into_iter().collect();
+        let changed =
+            cache.update_jobs(vec![(key("web"), Some(job("web", Some("web"))))], &present);
+        assert!(changed.is_empty(), "{changed:?}");
+        assert!(cache.job(&key("api")).is_some(), "an unread job is kept");
+
+        // `api` left the list; a job of another owner took `web`'s ID.
+        let present = [key("web")].into_iter().collect();
+        let changed = cache.update_jobs(
+            vec![(key("web"), Some(job("web", Some("other"))))],
+            &present,
+        );
+        assert_eq!(changed, names(&["api", "other", "web"]));
+        assert!(cache.job(&key("api")).is_none());
+
+        // A read that found nothing removes the job.
+        let changed = cache.update_jobs(vec![(key("web"), None)], &present);
+        assert_eq!(changed, names(&["other", "web"]));
+        assert!(cache.job(&key("web")).is_none());
+    }
+
+    #[test]
+    fn views_share_the_node_list_until_it_changes() {
+        let cache = Cache::new();
+        cache.replace_pools(BTreeMap::from([
+            ("a".to_owned(), pool("a", "a", &["a"])),
+            ("b".to_owned(), pool("b", "b", &["a"])),
+        ]));
+        cache.replace_nodes(BTreeMap::from([(
+            "n1".to_owned(),
+            node("n1", "a", NodeStatus::Ready),
+        )]));
+
+        let first = cache.view("a").observed.nodes;
+        let mut second = cache.view("b").observed.nodes;
+        assert!(
+            std::ptr::eq(first.as_ptr(), second.as_ptr()),
+            "one shared list"
+        );
+
+        second[0].status = NodeStatus::Down;
+        assert_eq!(first[0].status, NodeStatus::Ready, "a write copies first");
+        assert_eq!(cache.view("a").observed.nodes[0].status, NodeStatus::Ready);
+
+        cache.replace_nodes(BTreeMap::from([(
+            "n1".to_owned(),
+            node("n1", "a", NodeStatus::Down),
+        )]));
+        assert_eq!(cache.view("a").observed.nodes[0].status, NodeStatus::Down);
     }
 
     #[test]

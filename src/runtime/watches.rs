@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::cache::{Cache, OverrideEntry, PoolEntry, StoredStatus};
 use crate::consul::{self, ConsulClient, Keys, KvPair, KvWatch, WatchTarget};
-use crate::nomad::{self, AllocListStub, Client, JobListStub, NodeListStub, QueryOptions};
+use crate::nomad::{self, AllocBrief, Client, JobListStub, NodeListStub, QueryOptions};
 use crate::reconcile::{
     self, AllocHealth, ClientStatus, DeploymentStatus, DesiredStatus, JobKey, NodeStatus,
     ObservedAllocation, ObservedDeployment, ObservedJob, ObservedNode, Status,
@@ -70,7 +70,7 @@ pub async fn watch_pools(context: WatchContext, cancel: CancellationToken) {
                     pools = pools.len(),
                     "pool list received"
                 );
-                let changed = context.cache.replace_pools(pools);
+                let changed = context.cache.replace_pool_entries(pools);
                 (context.sink)(changed, "pool changed");
             }
             Err(error) => {
@@ -91,6 +91,7 @@ pub async fn watch_overrides(context: WatchContext, cancel: CancellationToken) {
         WatchTarget::Prefix(prefix.clone()),
         context.consul_watch,
     );
+    let mut parsed = ParsedOverrides::new();
     loop {
         let snapshot = tokio::select! {
             () = cancel.cancelled() => return,
@@ -98,7 +99,7 @@ pub async fn watch_overrides(context: WatchContext, cancel: CancellationToken) {
         };
         match snapshot {
             Ok(snapshot) => {
-                let overrides = parse_overrides(&context.keys, &snapshot.pairs);
+                let overrides = parse_overrides(&context.keys, &snapshot.pairs, &mut parsed);
                 let changed = context.cache.replace_overrides(overrides);
                 (context.sink)(changed, "override changed");
             }
@@ -145,28 +146,40 @@ fn child_name<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
         .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
-/// Pools parsed from earlier snapshots, by name: the stored text and what it parsed to.
-pub type ParsedPools = HashMap<String, (Vec<u8>, PoolEntry)>;
+/// Pools parsed from earlier snapshots, by name: a digest of the stored text and what it
+/// parsed to, shared with the cache.
+pub type ParsedPools = HashMap<String, (u64, Arc<PoolEntry>)>;
+
+/// Returns a 64-bit digest of a stored value, to tell whether it changed.
+fn digest(value: &[u8]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// Parses the pool keys. A key whose text is not one valid WorkerPool named like the key is
-/// kept as an error, so its status can report what is wrong. Keys whose text and modify index
-/// match an entry of `parsed` reuse it without parsing, and `parsed` is updated to this list.
+/// kept as an error, so its status can report what is wrong. Keys whose text digest and
+/// modify index match an entry of `parsed` reuse it without parsing, and `parsed` is updated
+/// to this list.
 pub fn parse_pools(
     keys: &Keys,
     pairs: &[KvPair],
     parsed: &mut ParsedPools,
-) -> BTreeMap<String, PoolEntry> {
+) -> BTreeMap<String, Arc<PoolEntry>> {
     let prefix = keys.pools_prefix();
     let mut pools = BTreeMap::new();
     for pair in pairs {
         let Some(name) = child_name(&prefix, &pair.key) else {
             continue;
         };
-        if let Some((value, entry)) = parsed.get(name)
-            && *value == pair.value
+        let text_digest = digest(&pair.value);
+        if let Some((stored, entry)) = parsed.get(name)
+            && *stored == text_digest
             && entry.modify_index == pair.modify_index
         {
-            pools.insert(name.to_owned(), entry.clone());
+            pools.insert(name.to_owned(), Arc::clone(entry));
             continue;
         }
 
@@ -186,25 +199,44 @@ pub fn parse_pools(
         if let Err(message) = &pool {
             warn!(key = %pair.key, %message, "invalid pool in Consul");
         }
-        let entry = PoolEntry {
+        let entry = Arc::new(PoolEntry {
             modify_index: pair.modify_index,
             pool,
-        };
-        parsed.insert(name.to_owned(), (pair.value.clone(), entry.clone()));
+        });
+        parsed.insert(name.to_owned(), (text_digest, Arc::clone(&entry)));
         pools.insert(name.to_owned(), entry);
     }
     parsed.retain(|name, _| pools.contains_key(name));
     pools
 }
 
-/// Parses the override keys, keeping invalid ones as errors.
-pub fn parse_overrides(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, OverrideEntry> {
+/// Overrides parsed from earlier snapshots, by name: a digest of the stored text and what it
+/// parsed to.
+pub type ParsedOverrides = HashMap<String, (u64, OverrideEntry)>;
+
+/// Parses the override keys, keeping invalid ones as errors. Keys whose text digest and
+/// modify index match an entry of `parsed` reuse it without parsing, and `parsed` is updated
+/// to this list.
+pub fn parse_overrides(
+    keys: &Keys,
+    pairs: &[KvPair],
+    parsed: &mut ParsedOverrides,
+) -> BTreeMap<String, OverrideEntry> {
     let prefix = keys.overrides_prefix();
     let mut overrides = BTreeMap::new();
     for pair in pairs {
         let Some(name) = child_name(&prefix, &pair.key) else {
             continue;
         };
+        let text_digest = digest(&pair.value);
+        if let Some((stored, entry)) = parsed.get(name)
+            && *stored == text_digest
+            && entry.modify_index == pair.modify_index
+        {
+            overrides.insert(name.to_owned(), entry.clone());
+            continue;
+        }
+
         let item = match parse_one(&pair.key, &pair.value) {
             Ok(Document::Override(item)) if item.metadata.name == name => Ok(item),
             Ok(other) => Err(format!(
@@ -218,14 +250,14 @@ pub fn parse_overrides(keys: &Keys, pairs: &[KvPair]) -> BTreeMap<String, Overri
         if let Err(message) = &item {
             warn!(key = %pair.key, %message, "invalid override in Consul");
         }
-        overrides.insert(
-            name.to_owned(),
-            OverrideEntry {
-                modify_index: pair.modify_index,
-                item,
-            },
-        );
+        let entry = OverrideEntry {
+            modify_index: pair.modify_index,
+            item,
+        };
+        parsed.insert(name.to_owned(), (text_digest, entry.clone()));
+        overrides.insert(name.to_owned(), entry);
     }
+    parsed.retain(|name, _| overrides.contains_key(name));
     overrides
 }
 
@@ -320,8 +352,10 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
         let client = client.clone();
         async move { client.list_jobs(None, true, options).await }
     });
+    // Each pass compares modify indexes, which drops wake-ups that changed nothing here, so
+    // the watch keeps no copy of the last list.
     let mut watch = match watch {
-        Ok(watch) => watch,
+        Ok(watch) => watch.yield_every_change(),
         Err(error) => {
             warn!(%error, "job watch not started");
             return;
@@ -330,7 +364,6 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
 
     // The modify index each cached job was read at.
     let mut versions: HashMap<JobKey, u64> = HashMap::new();
-    let mut jobs: HashMap<JobKey, ObservedJob> = HashMap::new();
     loop {
         let stubs = tokio::select! {
             () = cancel.cancelled() => return,
@@ -357,7 +390,6 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
             .collect();
         let present: std::collections::HashSet<JobKey> =
             wanted.iter().map(|stub| stub_key(stub)).collect();
-        jobs.retain(|key, _| present.contains(key));
         versions.retain(|key, _| present.contains(key));
 
         let stale: Vec<(JobKey, u64)> = wanted
@@ -365,6 +397,7 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
             .map(|stub| (stub_key(stub), stub.modify_index))
             .filter(|(key, index)| versions.get(key) != Some(index))
             .collect();
+        drop(stubs);
         let reads = futures::stream::iter(stale)
             .map(|(key, index)| {
                 let client = context.nomad.with_namespace(key.namespace.clone());
@@ -383,26 +416,31 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
         if cancel.is_cancelled() {
             return;
         }
+
+        let mut read = Vec::with_capacity(reads.len());
         for (key, index, job) in reads {
             match job.flatten() {
                 Some(response) => {
-                    jobs.insert(key.clone(), ObservedJob::new(response.value));
-                    versions.insert(key, index);
+                    versions.insert(key.clone(), index);
+                    read.push((key, Some(ObservedJob::new(response.value))));
                 }
                 None => {
-                    jobs.remove(&key);
                     versions.remove(&key);
+                    read.push((key, None));
                 }
             }
         }
-
-        let changed = context.cache.replace_jobs(jobs.clone());
+        let present = present
+            .into_iter()
+            .filter(|key| versions.contains_key(key))
+            .collect();
+        let changed = context.cache.update_jobs(read, &present);
         (context.sink)(changed, "job changed");
     }
 }
 
 /// Maps an allocation stub into the planner's form.
-pub fn observe_allocation(stub: &AllocListStub) -> ObservedAllocation {
+pub fn observe_allocation(stub: &AllocBrief) -> ObservedAllocation {
     let status = stub.deployment_status.as_ref();
     ObservedAllocation {
         id: stub.id.clone(),
@@ -420,32 +458,86 @@ pub fn observe_allocation(stub: &AllocListStub) -> ObservedAllocation {
     }
 }
 
-/// Watches every allocation of the cluster and groups them by job.
+/// Allocations grouped by job, decoded straight from a JSON list of allocation stubs, so the
+/// list itself is never held.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllocationsByJob(pub HashMap<JobKey, Vec<ObservedAllocation>>);
+
+impl<'de> serde::Deserialize<'de> for AllocationsByJob {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AllocationsByJob;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a list of allocation stubs")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AllocationsByJob, A::Error> {
+                let mut by_job: HashMap<JobKey, Vec<ObservedAllocation>> = HashMap::new();
+                while let Some(stub) = seq.next_element::<AllocBrief>()? {
+                    let namespace = if stub.namespace.is_empty() {
+                        spec::DEFAULT_NAMESPACE.to_owned()
+                    } else {
+                        stub.namespace.clone()
+                    };
+                    let key = JobKey {
+                        id: stub.job_id.clone(),
+                        namespace,
+                    };
+                    by_job
+                        .entry(key)
+                        .or_default()
+                        .push(observe_allocation(&stub));
+                }
+                for list in by_job.values_mut() {
+                    list.sort_by(|a, b| a.id.cmp(&b.id));
+                    list.shrink_to_fit();
+                }
+                Ok(AllocationsByJob(by_job))
+            }
+        }
+
+        deserializer.deserialize_seq(Visitor)
+    }
+}
+
+/// Watches every allocation of the cluster, without task states, and groups them by job
+/// while the list arrives.
 ///
-/// NOTE: one list of every allocation needs one connection, but each change transfers the
-/// whole list and the watch keeps the last one to compare. With 100,000 allocations the
-/// controller peaked at about 1.4 GiB (BENCHMARKS.md). Per-job queries or the event stream
-/// would hold much less.
+/// The allocation table's index moves only when an allocation changes, so every wake-up is
+/// a real change and the watch keeps no copy of the last list; the cache diffs the groups.
+///
+/// NOTE: each change still transfers the whole list. The event stream would transfer only
+/// the allocations that changed.
 pub async fn watch_allocations(context: WatchContext, cancel: CancellationToken) {
     let client = context.nomad.clone();
     let watch = nomad::Watch::new("allocations", context.nomad_watch.clone(), move |options| {
         let client = client.clone();
-        async move { client.list_allocations(None, options).await }
+        async move {
+            client
+                .list_allocations_as::<AllocationsByJob>(options)
+                .await
+        }
     });
     let mut watch = match watch {
-        Ok(watch) => watch,
+        Ok(watch) => watch.yield_every_change(),
         Err(error) => {
             warn!(%error, "allocation watch not started");
             return;
         }
     };
     loop {
-        let stubs = tokio::select! {
+        let by_job = tokio::select! {
             () = cancel.cancelled() => return,
             change = watch.next_change() => change,
         };
-        let stubs = match stubs {
-            Ok(response) => response.value,
+        let by_job = match by_job {
+            Ok(response) => response.value.0,
             Err(error) => {
                 warn!(%error, "allocation watch failed permanently; retrying");
                 if !pause(&cancel, context.nomad_watch.backoff_max).await {
@@ -454,38 +546,22 @@ pub async fn watch_allocations(context: WatchContext, cancel: CancellationToken)
                 continue;
             }
         };
-        let mut by_job: HashMap<JobKey, Vec<ObservedAllocation>> = HashMap::new();
-        for stub in &stubs {
-            let key = JobKey {
-                id: stub.job_id.clone(),
-                namespace: if stub.namespace.is_empty() {
-                    spec::DEFAULT_NAMESPACE.to_owned()
-                } else {
-                    stub.namespace.clone()
-                },
-            };
-            by_job
-                .entry(key)
-                .or_default()
-                .push(observe_allocation(stub));
-        }
-        for list in by_job.values_mut() {
-            list.sort_by(|a, b| a.id.cmp(&b.id));
-        }
         let changed = context.cache.replace_allocations(by_job);
         (context.sink)(changed, "allocation changed");
     }
 }
 
-/// Watches every deployment and keeps the latest one per job (highest create index).
+/// Watches every deployment and keeps the latest one per job (highest create index). The
+/// watch keeps no copy of the last list: the cache diffs what it keeps.
 pub async fn watch_deployments(context: WatchContext, cancel: CancellationToken) {
     let client = context.nomad.clone();
     let watch = nomad::Watch::new("deployments", context.nomad_watch.clone(), move |options| {
         let client = client.clone();
         async move { client.list_deployments(options).await }
     });
+    // The deployment table's index moves only when a deployment changes.
     let mut watch = match watch {
-        Ok(watch) => watch,
+        Ok(watch) => watch.yield_every_change(),
         Err(error) => {
             warn!(%error, "deployment watch not started");
             return;
@@ -627,5 +703,86 @@ pub async fn watch_nodes(context: WatchContext, cancel: CancellationToken) {
         }
         let changed = context.cache.replace_nodes(nodes.clone());
         (context.sink)(changed, "node changed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(key: &str, value: &str, modify_index: u64) -> KvPair {
+        KvPair {
+            key: key.to_owned(),
+            value: value.as_bytes().to_vec(),
+            flags: 0,
+            create_index: 1,
+            modify_index,
+            lock_index: 0,
+            session: None,
+        }
+    }
+
+    fn override_text(name: &str, workers: u32) -> String {
+        format!(
+            "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: {name}\nspec:\n  workers: {workers}\n  reason: test\n  until: 2030-01-01T00:00:00Z\n"
+        )
+    }
+
+    fn workers(entry: &OverrideEntry) -> u32 {
+        entry.item.as_ref().expect("valid override").spec.workers
+    }
+
+    #[test]
+    fn overrides_reparsed_only_when_text_or_index_moves() {
+        let keys = Keys::new("steward/").expect("valid prefix");
+        let mut parsed = ParsedOverrides::new();
+        let key = keys.override_("web");
+
+        let first = parse_overrides(
+            &keys,
+            &[pair(&key, &override_text("web", 3), 5)],
+            &mut parsed,
+        );
+        assert_eq!(workers(&first["web"]), 3);
+
+        // The same index with other text (a restored snapshot) is parsed again.
+        let second = parse_overrides(
+            &keys,
+            &[pair(&key, &override_text("web", 4), 5)],
+            &mut parsed,
+        );
+        assert_eq!(workers(&second["web"]), 4);
+
+        // Unchanged text and index reuse the earlier result.
+        let third = parse_overrides(
+            &keys,
+            &[pair(&key, &override_text("web", 4), 5)],
+            &mut parsed,
+        );
+        assert_eq!(third["web"], second["web"]);
+
+        // A deleted key leaves the parse cache too.
+        let empty = parse_overrides(&keys, &[], &mut parsed);
+        assert!(empty.is_empty());
+        assert!(parsed.is_empty());
+    }
+
+    #[test]
+    fn pools_share_entries_between_snapshots() {
+        let keys = Keys::new("steward/").expect("valid prefix");
+        let mut parsed = ParsedPools::new();
+        let text = "apiVersion: steward/v1\nkind: WorkerPool\nmetadata:\n  name: web\nspec:\n  version: \"img:1\"\n  workers: {min: 1, max: 5}\n  zones:\n    - name: a\n      datacenter: a\n  template:\n    Tasks:\n      - Name: w\n        Driver: docker\n";
+        let key = keys.pool("web");
+
+        let first = parse_pools(&keys, &[pair(&key, text, 9)], &mut parsed);
+        let second = parse_pools(&keys, &[pair(&key, text, 9)], &mut parsed);
+        assert!(
+            Arc::ptr_eq(&first["web"], &second["web"]),
+            "reused, not parsed again"
+        );
+        assert!(first["web"].pool.is_ok());
+
+        let third = parse_pools(&keys, &[pair(&key, "not: [a pool", 9)], &mut parsed);
+        assert!(third["web"].pool.is_err(), "changed text is parsed again");
     }
 }

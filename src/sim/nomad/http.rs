@@ -861,12 +861,22 @@ async fn node_eligibility(
 
 async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> Response {
     let prefix = params.get("prefix").cloned().unwrap_or_default();
+    // `task_states=false` leaves each stub's `TaskStates` out.
+    let task_states = params
+        .get("task_states")
+        .is_none_or(|value| value != "false");
     blocking(&shared, &params, &[Table::Allocs], |cluster| {
         let stubs: Vec<AllocListStub> = cluster
             .allocs
             .range(prefix.clone()..)
             .take_while(|(id, _)| id.starts_with(&prefix))
-            .map(|(_, alloc)| render::alloc_stub_model(alloc))
+            .map(|(_, alloc)| {
+                let mut stub = render::alloc_stub_model(alloc);
+                if !task_states {
+                    stub.task_states = None;
+                }
+                stub
+            })
             .collect();
         Ok((cluster.tables.allocs, stubs))
     })

@@ -640,3 +640,100 @@ async fn invalid_json_is_decode_error() {
     assert!(matches!(error, Error::Decode { .. }), "{error:?}");
     assert!(!error.is_retryable());
 }
+
+/// The real allocation list fixture, repeated `copies` times with distinct IDs.
+fn many_allocations(copies: usize) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/nomad_client/fixtures/allocations-list.json");
+    let text = std::fs::read_to_string(&path).expect("fixture readable");
+    let real: Vec<Value> = serde_json::from_str(&text).expect("fixture is a JSON list");
+    let list: Vec<Value> = (0..copies)
+        .map(|index| {
+            let mut stub = real[index % real.len()].clone();
+            stub["ID"] = json!(format!("alloc-{index:06}"));
+            stub
+        })
+        .collect();
+    Value::Array(list)
+}
+
+#[tokio::test]
+async fn brief_allocation_list_streams_without_task_states() {
+    let body = many_allocations(20_000);
+    let full: Vec<AllocListStub> = serde_json::from_value(body.clone()).expect("stubs decode");
+    let server = TestServer::start(Reply::json(body)).await;
+
+    let response = server
+        .client()
+        .list_allocations_brief(QueryOptions::immediate())
+        .await
+        .expect("list decodes");
+
+    let request = server.only_request();
+    assert_eq!(request.path, "/v1/allocations");
+    assert_eq!(request.query_value("task_states").as_deref(), Some("false"));
+    assert_eq!(response.value.len(), full.len());
+    for (brief, stub) in response.value.iter().zip(&full) {
+        assert_eq!(brief.id, stub.id);
+        assert_eq!(brief.job_id, stub.job_id);
+        assert_eq!(brief.namespace, stub.namespace);
+        assert_eq!(brief.node_id, stub.node_id);
+        assert_eq!(brief.task_group, stub.task_group);
+        assert_eq!(brief.job_version, stub.job_version);
+        assert_eq!(brief.client_status, stub.client_status);
+        assert_eq!(brief.desired_status, stub.desired_status);
+        assert_eq!(brief.deployment_status, stub.deployment_status);
+    }
+}
+
+#[tokio::test]
+async fn brief_allocation_list_reports_invalid_json() {
+    let mut reply = Reply::json(json!([]));
+    reply.body = r#"[{"ID": "a", "JobID": 7}]"#.to_owned();
+    let server = TestServer::start(reply).await;
+
+    let error = server
+        .client()
+        .list_allocations_brief(QueryOptions::immediate())
+        .await
+        .expect_err("a number is not a job ID");
+
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn brief_allocation_list_cut_short_is_a_transport_error() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("client connects");
+        let mut request = [0_u8; 4096];
+        let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+        // Promises 1,000 bytes and closes after 20 of them.
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.expect("write head");
+        socket
+            .write_all(br#"[{"ID": "a"}, {"ID": "#)
+            .await
+            .expect("write part of the body");
+    });
+    let client = Client::new(Config::new(&address).expect("valid address")).expect("client");
+
+    let error = client
+        .list_allocations_brief(QueryOptions::immediate())
+        .await
+        .expect_err("the body is cut short");
+
+    assert!(
+        matches!(error, Error::Connect { .. }),
+        "a cut body is a connection failure, not a decode error: {error:?}"
+    );
+    assert!(error.is_retryable());
+    server.await.expect("server task ends");
+}

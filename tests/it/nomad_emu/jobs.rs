@@ -1,7 +1,7 @@
 //! Job registration, versions, EnforceIndex, scaling and placement.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use steward::nomad::{Evaluation, Job, JobListStub, JobScaleStatus};
 use steward::sim::nomad::NodeSpec;
 
@@ -531,5 +531,30 @@ async fn batch_job_gets_batch_policies() {
         group["ReschedulePolicy"]["DelayFunction"],
         json!("constant")
     );
+    harness.nomad.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocation_list_leaves_task_states_out_on_request() {
+    let harness = Harness::start(&["dc-a"], 1).await;
+    harness.register(service_job("web", 2, "app:1")).await;
+    harness.running("web", 2).await;
+
+    let full = harness.get("/v1/allocations").await.json();
+    let brief = harness
+        .get("/v1/allocations?task_states=false")
+        .await
+        .json();
+
+    let full = full.as_array().expect("a list");
+    let brief = brief.as_array().expect("a list");
+    assert_eq!(full.len(), 2);
+    assert_eq!(brief.len(), 2);
+    for (with, without) in full.iter().zip(brief) {
+        assert!(with.get("TaskStates").is_some_and(Value::is_object));
+        assert!(without.get("TaskStates").is_none(), "{without}");
+        assert_eq!(with["ID"], without["ID"]);
+        assert_eq!(with["ClientStatus"], without["ClientStatus"]);
+    }
     harness.nomad.shutdown().await;
 }

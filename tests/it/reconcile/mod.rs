@@ -178,7 +178,7 @@ impl FakeCluster {
     pub(crate) fn new(datacenters: &[&str]) -> Self {
         Self {
             observed: Observed {
-                nodes: nodes(datacenters),
+                nodes: nodes(datacenters).into(),
                 ..Observed::default()
             },
             next_index: 100,
