@@ -598,9 +598,12 @@ impl<'a> Stepper<'a> {
         }
 
         if live.versions[0] != to {
-            // Register the golden canary, with the first zone's surge in the same write.
-            if self.deadline_passed() {
-                return self.begin_rollback(live, "the golden phase timed out".to_owned());
+            // Register the golden canary, with the first zone's surge in the same write. The
+            // deadline applies only while the job has not settled (see `rolling`).
+            if self.deadline_passed()
+                && let Err(reason) = self.settled(live)
+            {
+                return self.begin_rollback(live, format!("the golden phase timed out: {reason}"));
             }
             return self.advance_zone(live, 0, &to, true, true);
         }
@@ -930,9 +933,14 @@ impl<'a> Stepper<'a> {
             return self.finish_rolling(forward, &target);
         };
 
-        if self.deadline_passed() {
+        // The deadline bounds the wait for Nomad to finish the last change. Once the job has
+        // settled, a passed deadline only means that no step ran for a while, such as during
+        // a change of leader or a controller restart. The rollout then goes on.
+        if self.deadline_passed()
+            && let Err(waiting) = self.settled(live)
+        {
             let zone = self.input.pool.spec.zones[zone_index].name.clone();
-            let reason = format!("zone {zone} made no progress toward {target} in time");
+            let reason = format!("zone {zone} made no progress toward {target} in time: {waiting}");
             if forward {
                 return self.begin_rollback(live, reason);
             }
