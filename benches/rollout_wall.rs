@@ -7,6 +7,7 @@
 //! Run with `cargo bench --bench rollout_wall` (or `--profile dev` to skip a release build).
 //! `ROLLOUT_WORKERS` lists the pool sizes (default `6,60`, split evenly over two zones) and
 //! `ROLLOUT_SPEED` sets the simulated seconds per wall second (default 100).
+//! `ROLLOUT_HEALTHY_DEADLINE` sets `spec.rollout.healthyDeadline` (default `10m`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,13 +35,14 @@ const SOAK_SECONDS: f64 = 120.0;
 /// `spec.rollout.minHealthyTime`, in simulated seconds.
 const MIN_HEALTHY_SECONDS: f64 = 10.0;
 
-/// `spec.rollout.healthyDeadline`. The renderer sets the `ProgressDeadline` of each group to
-/// this plus `minHealthyTime`, `goldenSoak` and one minute (790 s here).
-// NOTE: with the 5-minute default (490 s), the 60-worker rollout fails on the Nomad emulator.
-// The emulator puts every group into a deployment, never moves the progress deadline of a
-// group whose workers it does not replace, and fails the deployment once that deadline passes
-// while another group is still being replaced. Nomad's deployment watcher skips the deadline
-// of a group that is done (`getDeploymentProgressCutoff` in `nomad/deploymentwatcher`).
+/// The default `spec.rollout.healthyDeadline`. The renderer sets each group's
+/// `ProgressDeadline` to it plus `minHealthyTime`, `goldenSoak` and one minute (790 s).
+// NOTE: with `5m` (a 490 s progress deadline), the 60-worker rollout fails on the Nomad
+// emulator at 100× and 1000×, and passes at 20× by about 20 s. The emulator puts every group
+// into a deployment, never moves the progress deadline of a group whose workers it does not
+// replace, and fails the deployment once that deadline passes while another group is still
+// being replaced. Nomad's deployment watcher skips the deadline of a group that is done
+// (`getDeploymentProgressCutoff` in `nomad/deploymentwatcher`).
 const HEALTHY_DEADLINE: &str = "10m";
 
 /// Upper bound on the wall time of one rollout. It only turns a hang into a failure.
@@ -87,6 +89,7 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
     let speed: f64 = env_or("ROLLOUT_SPEED", 100.0);
+    let healthy_deadline: String = env_or("ROLLOUT_HEALTHY_DEADLINE", HEALTHY_DEADLINE.to_owned());
     let sizes: Vec<u32> = std::env::var("ROLLOUT_WORKERS")
         .unwrap_or_else(|_| "6,60".to_owned())
         .split(',')
@@ -111,7 +114,7 @@ fn main() {
     println!(
         "speed {speed}× (emulator tick {:.1} simulated s), pull {PULL_SECONDS} s, soak \
          {SOAK_SECONDS} s, task start {CACHED_START_SECONDS} s, minHealthyTime \
-         {MIN_HEALTHY_SECONDS} s, healthyDeadline {HEALTHY_DEADLINE}, surge 1",
+         {MIN_HEALTHY_SECONDS} s, healthyDeadline {healthy_deadline}, surge 1",
         TICK.as_secs_f64() * speed
     );
     println!(
@@ -120,7 +123,7 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut breakdowns = Vec::new();
     for workers in sizes {
-        let report = runtime.block_on(run(workers, speed));
+        let report = runtime.block_on(run(workers, speed, &healthy_deadline));
         let expected = expected_seconds(workers);
         println!(
             "| {} | {expected:.0} | {:.0} | {:.2} | {} / {} | {:?} | {} | {:.1} |",
@@ -211,7 +214,7 @@ impl Scene {
         config
     }
 
-    async fn put_pool(&self, version: &str, workers: u32) {
+    async fn put_pool(&self, version: &str, workers: u32, healthy_deadline: &str) {
         let text = format!(
             "apiVersion: steward/v1
 kind: WorkerPool
@@ -227,7 +230,7 @@ spec:
       datacenter: dc-b
   rollout:
     goldenSoak: {SOAK_SECONDS}s
-    healthyDeadline: {HEALTHY_DEADLINE}
+    healthyDeadline: {healthy_deadline}
     minHealthyTime: {MIN_HEALTHY_SECONDS}s
     surge: 1
     prefetch: {{timeout: 10m}}
@@ -282,7 +285,7 @@ fn seconds(span: SignedDuration) -> f64 {
     span.as_secs_f64()
 }
 
-async fn run(workers: u32, speed: f64) -> Report {
+async fn run(workers: u32, speed: f64, healthy_deadline: &str) -> Report {
     let scene = Scene::start(speed).await;
     scene.set_pull_time().await;
 
@@ -290,7 +293,7 @@ async fn run(workers: u32, speed: f64) -> Report {
     // written to a fresh Consul emulator after the controller had listed the empty prefix
     // (index 1), the blocked list returned only when its wait ended, with the pool at index
     // 1, so the controller saw it minutes late.
-    scene.put_pool(OLD, workers).await;
+    scene.put_pool(OLD, workers, healthy_deadline).await;
     let controller = Controller::new(scene.controller_config(speed)).expect("valid config");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(controller.run(shutdown.clone()));
@@ -317,7 +320,7 @@ async fn run(workers: u32, speed: f64) -> Report {
 
     let wall_start = Instant::now();
     let simulated_start = scene.now();
-    scene.put_pool(NEW, workers).await;
+    scene.put_pool(NEW, workers, healthy_deadline).await;
     let mut starts: Vec<(RolloutPhase, Timestamp)> = Vec::new();
     let end = loop {
         let state = scene.status().await.as_ref().and_then(rollout_state);
