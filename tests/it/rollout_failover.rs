@@ -274,11 +274,13 @@ fn ready_with_six(status: &Status) -> bool {
     status.phase == Phase::Ready && status.workers.healthy == 2 * WORKERS_PER_ZONE
 }
 
-/// The lowest healthy worker counts the observer saw, in total and per zone.
+/// The lowest healthy worker counts the observer saw, in total and per zone, and the most
+/// workers it saw changing at once (meant to run but not healthy).
 #[derive(Debug, Clone, Copy)]
 struct Lowest {
     total: u32,
     zones: [u32; 2],
+    most_changing: usize,
     observations: usize,
 }
 
@@ -302,12 +304,18 @@ fn observe_capacity(
             index = response.meta.next_index();
             let zones = ZONES.map(|zone| healthy(&response.value, zone));
             let total = zones.iter().sum::<u32>();
+            let changing = response
+                .value
+                .iter()
+                .filter(|a| a.desired_status.as_str() == "run" && !a.is_running_healthy())
+                .count();
             let mut lowest = shared.lock().unwrap_or_else(PoisonError::into_inner);
             match lowest.as_mut() {
                 None if total >= 2 * WORKERS_PER_ZONE => {
                     *lowest = Some(Lowest {
                         total,
                         zones,
+                        most_changing: changing,
                         observations: 1,
                     });
                 }
@@ -317,6 +325,7 @@ fn observe_capacity(
                     for (low, now) in seen.zones.iter_mut().zip(zones) {
                         *low = (*low).min(now);
                     }
+                    seen.most_changing = seen.most_changing.max(changing);
                     seen.observations += 1;
                 }
             }
@@ -471,6 +480,10 @@ async fn standby_finishes_rollout_after_golden() {
     for (zone, low) in ZONES.iter().zip(lowest.zones) {
         assert!(low >= WORKERS_PER_ZONE, "zone {zone}: {lowest:?}");
     }
+    assert_eq!(
+        lowest.most_changing, 1,
+        "workers changing at once: {lowest:?}"
+    );
 
     drop(second);
     cluster.stop().await;
