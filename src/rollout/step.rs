@@ -743,6 +743,18 @@ impl<'a> Stepper<'a> {
             );
         }
 
+        // A leader that promoted and stopped before it stored `Rolling` leaves this state
+        // behind. The soak is over, and the deployment may have finished since.
+        if let Some(deployment) = live_deployment.filter(|d| !d.requires_promotion) {
+            self.decide(
+                "golden verified",
+                format!("deployment {} is already promoted", deployment.id),
+            );
+            let budget = self.step_budget();
+            self.enter(RolloutPhase::Rolling, budget);
+            return Flow::Next;
+        }
+
         let allocation = self
             .input
             .observed

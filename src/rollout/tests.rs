@@ -1402,3 +1402,43 @@ fn late_golden_register_after_settled_prefetch() {
     let groups = registered_groups(&result);
     assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 4, 1));
 }
+
+#[test]
+fn soak_state_after_promotion_continues() {
+    // The leader promoted at t(720) and stopped before it stored `Rolling`. When the next
+    // step runs, zone a's deployment has already finished and the golden worker is no
+    // longer a canary.
+    let mut scene = soaking_scene();
+    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Successful, false));
+    scene.observed.allocations = workers([3, 3], 3);
+    scene
+        .observed
+        .allocations
+        .push(alloc("golden", "a", 3, AllocHealth::Healthy));
+    scene.now = t(2000);
+    let finished = scene.step();
+
+    assert_eq!(
+        phase(&finished),
+        RolloutPhase::Rolling,
+        "{:?}",
+        finished.state
+    );
+    let [RolloutAction::Scale { group, count, .. }] = finished.actions.as_slice() else {
+        panic!("expected one scale, got {:?}", finished.actions);
+    };
+    assert_eq!((group.as_str(), *count), ("a", 3));
+
+    // Still replacing zone a: the promoted deployment runs on, and the step waits for it.
+    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
+    scene.observed.allocations.remove(0);
+    let running = scene.step();
+
+    assert_eq!(
+        phase(&running),
+        RolloutPhase::Rolling,
+        "{:?}",
+        running.state
+    );
+    assert!(running.actions.is_empty(), "{:?}", running.actions);
+}
