@@ -1369,10 +1369,11 @@ fn late_step_after_settled_zone_continues() {
 
 #[test]
 fn late_step_with_unsettled_zone_rolls_back() {
+    // The deadline is t(720 + 370); a running controller steps soon after it.
     let mut scene = rolling_scene();
     scene.observed.allocations = workers([3, 3], 3);
     scene.deployment = None;
-    scene.now = t(2000);
+    scene.now = t(1100);
     let result = scene.advance();
 
     assert_eq!(phase(&result), RolloutPhase::RollingBack);
@@ -1441,4 +1442,30 @@ fn soak_state_after_promotion_continues() {
         running.state
     );
     assert!(running.actions.is_empty(), "{:?}", running.actions);
+}
+
+#[test]
+fn unobserved_deadline_restarts_budget() {
+    // No step ran from t(720) to t(2000), and the first read after the gap shows zone a
+    // unsettled. The budget starts again instead of a rollback.
+    let mut scene = rolling_scene();
+    scene.observed.allocations = workers([3, 3], 3);
+    scene.deployment = None;
+    scene.now = t(2000);
+    let waiting = scene.advance();
+
+    assert_eq!(
+        phase(&waiting),
+        RolloutPhase::Rolling,
+        "{:?}",
+        waiting.state
+    );
+    assert!(waiting.actions.is_empty(), "{:?}", waiting.actions);
+    let state = waiting.state.expect("state");
+    assert_eq!(state.phase_deadline, t(2000 + 5 * 60 + 10 + 60));
+
+    // Still unsettled when the new budget ends: now the rollout rolls back.
+    scene.now = t(2000 + 5 * 60 + 10 + 60 + 5);
+    let late = scene.advance();
+    assert_eq!(phase(&late), RolloutPhase::RollingBack, "{:?}", late.state);
 }
