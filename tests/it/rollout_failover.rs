@@ -356,7 +356,10 @@ async fn standby_finishes_rollout_after_golden() {
     let (lowest, observer) = observe_capacity(cluster.nomad_client.clone(), stop_observer.clone());
     cluster.put_pool(NEW).await;
 
-    // Kill the leader once the status shows the golden worker verified and promoted.
+    // Kill the leader once the status shows the golden worker verified and promoted. The kill
+    // does not release its session, so the standby waits out the TTL and lock delay while
+    // Nomad goes on, and may find a step the dead leader wrote to Nomad but not to the status.
+    // A clean release is covered by `controller::shutdown_releases_lock_for_standby`.
     let (before, phases_before) = cluster
         .wait_status(|status| {
             rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Rolling)
