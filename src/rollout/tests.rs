@@ -1349,3 +1349,123 @@ fn running_deployment_moves_the_deadline() {
     assert_eq!(state.phase, RolloutPhase::Rolling);
     assert_eq!(state.phase_deadline, t(805 + 5 * 60 + 10 + 60));
 }
+
+#[test]
+fn late_step_after_settled_zone_continues() {
+    // No step ran between t(720) and t(2000), as when the leader died and the standby took
+    // over. Zone a's deployment finished meanwhile, so the rollout goes on.
+    let mut scene = rolling_scene();
+    scene.now = t(2000);
+    let result = scene.advance();
+
+    assert_eq!(phase(&result), RolloutPhase::Rolling, "{:?}", result.state);
+    let [RolloutAction::Scale { group, count, .. }] = result.actions.as_slice() else {
+        panic!("expected one scale, got {:?}", result.actions);
+    };
+    assert_eq!((group.as_str(), *count), ("a", 3));
+    let state = result.state.expect("state");
+    assert_eq!(state.phase_deadline, t(2000 + 5 * 60 + 10 + 60));
+}
+
+#[test]
+fn late_step_with_unsettled_zone_rolls_back() {
+    // The deadline is t(720 + 370); a running controller steps soon after it.
+    let mut scene = rolling_scene();
+    scene.observed.allocations = workers([3, 3], 3);
+    scene.deployment = None;
+    scene.now = t(1100);
+    let result = scene.advance();
+
+    assert_eq!(phase(&result), RolloutPhase::RollingBack);
+    let failure = result.state.expect("state").failure.expect("reason");
+    assert!(failure.contains("zone a made no progress"), "{failure}");
+    assert!(failure.contains("3 healthy workers"), "{failure}");
+}
+
+#[test]
+fn late_golden_register_after_settled_prefetch() {
+    let mut scene = Scene::before_rollout(pool());
+    scene.prefetch_registered();
+    scene.prefetch.allocations = vec![
+        prefetch_alloc("p1", "n1", ClientStatus::Complete, &[]),
+        prefetch_alloc("p2", "n2", ClientStatus::Complete, &[]),
+    ];
+    let entered = scene.step();
+    let mut state = entered.state.expect("state");
+    assert_eq!(state.phase, RolloutPhase::Golden);
+    state.phase_deadline = t(100);
+    scene.stored = Some(state);
+    scene.prefetch = PrefetchObserved::default();
+    scene.now = t(3000);
+    let result = scene.advance();
+
+    assert_eq!(phase(&result), RolloutPhase::Golden, "{:?}", result.state);
+    let groups = registered_groups(&result);
+    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 4, 1));
+}
+
+#[test]
+fn soak_state_after_promotion_continues() {
+    // The leader promoted at t(720) and stopped before it stored `Rolling`. When the next
+    // step runs, zone a's deployment has already finished and the golden worker is no
+    // longer a canary.
+    let mut scene = soaking_scene();
+    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Successful, false));
+    scene.observed.allocations = workers([3, 3], 3);
+    scene
+        .observed
+        .allocations
+        .push(alloc("golden", "a", 3, AllocHealth::Healthy));
+    scene.now = t(2000);
+    let finished = scene.step();
+
+    assert_eq!(
+        phase(&finished),
+        RolloutPhase::Rolling,
+        "{:?}",
+        finished.state
+    );
+    let [RolloutAction::Scale { group, count, .. }] = finished.actions.as_slice() else {
+        panic!("expected one scale, got {:?}", finished.actions);
+    };
+    assert_eq!((group.as_str(), *count), ("a", 3));
+
+    // Still replacing zone a: the promoted deployment runs on, and the step waits for it.
+    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
+    scene.observed.allocations.remove(0);
+    let running = scene.step();
+
+    assert_eq!(
+        phase(&running),
+        RolloutPhase::Rolling,
+        "{:?}",
+        running.state
+    );
+    assert!(running.actions.is_empty(), "{:?}", running.actions);
+}
+
+#[test]
+fn unobserved_deadline_restarts_budget() {
+    // No step ran from t(720) to t(2000), and the first read after the gap shows zone a
+    // unsettled. The budget starts again instead of a rollback.
+    let mut scene = rolling_scene();
+    scene.observed.allocations = workers([3, 3], 3);
+    scene.deployment = None;
+    scene.now = t(2000);
+    let waiting = scene.advance();
+
+    assert_eq!(
+        phase(&waiting),
+        RolloutPhase::Rolling,
+        "{:?}",
+        waiting.state
+    );
+    assert!(waiting.actions.is_empty(), "{:?}", waiting.actions);
+    let state = waiting.state.expect("state");
+    assert_eq!(state.phase_deadline, t(2000 + 5 * 60 + 10 + 60));
+
+    // Still unsettled when the new budget ends: now the rollout rolls back.
+    scene.now = t(2000 + 5 * 60 + 10 + 60 + 5);
+    let late = scene.advance();
+    assert_eq!(phase(&late), RolloutPhase::RollingBack, "{:?}", late.state);
+}

@@ -12,6 +12,7 @@ mod reconcile;
 mod rollout_analysis;
 mod rollout_cli;
 mod rollout_e2e;
+mod rollout_failover;
 mod runtime;
 mod spec;
 mod support;

@@ -346,7 +346,7 @@ async fn deploy_old(client: &Client) {
     panic!("the initial 3 + 3 workers never became healthy");
 }
 
-/// Counts running workers of the live job version in groups registered with `NEW`.
+/// Counts running or starting workers of the live job version in groups registered with `NEW`.
 fn new_version_workers(observed: &Observed) -> usize {
     let Some(job) = observed.job.as_ref() else {
         return 0;
@@ -362,8 +362,19 @@ fn new_version_workers(observed: &Observed) -> usize {
     observed
         .allocations
         .iter()
-        .filter(|a| a.is_running() && a.job_version == version)
+        .filter(|a| (a.is_running() || a.is_starting()) && a.job_version == version)
         .filter(|a| new_groups.contains(&a.task_group.as_str()))
+        .count()
+}
+
+/// Counts workers that are meant to run but are not healthy yet: placed, starting, or running
+/// before `minHealthyTime` passed. With `MaxParallel = 1` and the surge placed ahead of the
+/// replacements, Nomad changes at most one worker at a time.
+fn changing_workers(observed: &Observed) -> usize {
+    observed
+        .allocations
+        .iter()
+        .filter(|a| a.wants_to_run() && !a.is_healthy())
         .count()
 }
 
@@ -372,8 +383,10 @@ fn new_version_workers(observed: &Observed) -> usize {
 struct Record {
     /// Each observation's healthy workers per zone, with the phase it was taken in.
     samples: Vec<(RolloutPhase, u32, u32)>,
-    /// Each observation's running workers of the new version, with the phase.
+    /// Each observation's running or starting workers of the new version, with the phase.
     new_workers: Vec<(RolloutPhase, usize)>,
+    /// Each observation's workers that are not healthy yet, with the phase.
+    changing: Vec<(RolloutPhase, usize)>,
     actions: Vec<String>,
     /// Whether a step reported sizing counts held back until the rollout ends.
     pending_reported: bool,
@@ -451,6 +464,9 @@ async fn drive_full(
         record
             .new_workers
             .push((state.phase, new_version_workers(&snapshot.observed)));
+        record
+            .changing
+            .push((state.phase, changing_workers(&snapshot.observed)));
         for action in &result.actions {
             record.actions.push(describe(action));
         }
@@ -536,16 +552,34 @@ async fn rollout_replaces_workers_without_capacity_loss() {
     assert_eq!(record.actions, expected);
     for (phase, a, b) in &record.samples {
         assert!(a + b >= 6, "healthy {a} + {b} below 6 in {phase}");
+        assert!(*a >= 3, "zone a has {a} healthy workers in {phase}");
+        assert!(*b >= 3, "zone b has {b} healthy workers in {phase}");
         assert!(
             a.abs_diff(*b) <= 1,
             "zones {a} and {b} differ by more than one in {phase}"
         );
     }
     for (phase, count) in &record.new_workers {
-        if matches!(phase, RolloutPhase::Golden | RolloutPhase::Soaking) {
-            assert!(*count <= 1, "{count} new-version workers in {phase}");
+        match phase {
+            RolloutPhase::Prefetching => {
+                assert_eq!(*count, 0, "new-version workers while prefetching");
+            }
+            RolloutPhase::Golden | RolloutPhase::Soaking => {
+                assert!(*count <= 1, "{count} new-version workers in {phase}");
+            }
+            _ => {}
         }
     }
+    for (phase, count) in &record.changing {
+        assert!(*count <= 1, "{count} workers changing at once in {phase}");
+    }
+    assert!(
+        record
+            .changing
+            .iter()
+            .any(|(phase, count)| *phase == RolloutPhase::Rolling && *count == 1),
+        "no replacement was ever seen in progress"
+    );
     assert!(
         record
             .new_workers
