@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::clock::SimClock;
+use super::events::{
+    DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_EVENT_HEARTBEAT, EventHub, EventType, Subject, Subscription,
+    stream_response,
+};
 use super::jobs::{self, ApiError, RegisterRequest, ScaleRequest};
 use super::lifecycle::{fail_deployment, promote_canaries};
 use super::nodes;
@@ -31,6 +35,8 @@ pub const MAX_BLOCKING_SECONDS: u64 = 300;
 pub struct Shared {
     pub cluster: Mutex<Cluster>,
     pub clock: SimClock,
+    /// The event stream's buffer and subscriptions.
+    pub events: EventHub,
     watches: Vec<watch::Sender<u64>>,
 }
 
@@ -42,8 +48,20 @@ fn table_slot(table: Table) -> usize {
 }
 
 impl Shared {
-    /// Wraps a cluster and starts one watch channel per table.
+    /// Wraps a cluster and starts one watch channel per table, with an event buffer of the
+    /// default size and heartbeat interval.
     pub fn new(cluster: Cluster, clock: SimClock) -> Self {
+        Self::with_events(
+            cluster,
+            clock,
+            EventHub::new(DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_EVENT_HEARTBEAT),
+        )
+    }
+
+    /// Wraps a cluster with the given event hub, and publishes the changes made while the
+    /// cluster was built.
+    pub fn with_events(mut cluster: Cluster, clock: SimClock, events: EventHub) -> Self {
+        events.publish(&mut cluster);
         let watches = Table::ALL
             .iter()
             .map(|table| watch::channel(cluster.tables.get(*table)).0)
@@ -51,6 +69,7 @@ impl Shared {
         Self {
             cluster: Mutex::new(cluster),
             clock,
+            events,
             watches,
         }
     }
@@ -69,6 +88,7 @@ impl Shared {
         let mut cluster = self.lock();
         let result = change(&mut cluster, now_ns);
         cluster.commit();
+        self.events.publish(&mut cluster);
         let tables = cluster.tables;
         drop(cluster);
         for table in Table::ALL {
@@ -313,6 +333,7 @@ pub fn router(shared: AppState) -> Router {
             post(allocation_health).put(allocation_health),
         )
         .route("/v1/status/leader", get(leader))
+        .route("/v1/event/stream", get(event_stream))
         .route("/_sim/nodes/{id}/fail", post(sim_fail_node))
         .route("/_sim/nodes/{id}/recover", post(sim_recover_node))
         .route("/_sim/datacenters/{dc}/fail", post(sim_fail_dc))
@@ -320,7 +341,40 @@ pub fn router(shared: AppState) -> Router {
         .route("/_sim/images", put(sim_image).post(sim_image))
         .route("/_sim/unavailable", post(sim_unavailable))
         .route("/_sim/state", get(sim_state))
+        .route("/_sim/event-stream/close", post(sim_close_streams))
+        .route("/_sim/event-stream/silence", post(sim_silence_streams))
+        .route("/_sim/event-stream/recover", post(sim_recover_streams))
         .with_state(shared)
+}
+
+/// `GET /v1/event/stream`. Repeated `topic` parameters need the raw query, because the
+/// map extractor keeps one value per name.
+async fn event_stream(State(shared): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    if let Err(error) = check_available(&shared) {
+        return error.into_response();
+    }
+    let pairs: Vec<(String, String)> = url_pairs(query.as_deref().unwrap_or(""));
+    match Subscription::parse(&pairs) {
+        Ok(subscription) => stream_response(shared, subscription),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` query pairs (`+` is a space).
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(&text.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
 }
 
 async fn leader() -> Response {
@@ -902,7 +956,12 @@ async fn stop_alloc(State(shared): State<AppState>, Path(id): Path<String>) -> R
             return Err(ApiError::not_found("alloc not found"));
         };
         cluster.begin();
-        cluster.update_alloc(&id, now, |alloc| alloc.migrate = Some(true));
+        cluster.update_alloc_as(
+            EventType::AllocationUpdateDesiredStatus,
+            &id,
+            now,
+            |alloc| alloc.migrate = Some(true),
+        );
         cluster.stop_alloc(&id, now, "alloc was stopped by a user");
         let (eval_id, index) = cluster.create_eval(&alloc.job, "alloc-stop", "", "", now);
         cluster.unblock_evals();
@@ -1101,6 +1160,11 @@ async fn promote(State(shared): State<AppState>, Path(id): Path<String>, body: B
             deployment.modify_index = index;
             deployment.status_description = "Deployment is running".to_owned();
             cluster.deployments.insert(id.clone(), deployment);
+            cluster.mark_event(
+                index,
+                EventType::DeploymentPromotion,
+                Subject::Deployment(id.clone()),
+            );
             promote_canaries(cluster, &id, now);
             let job = cluster.jobs.get(&key).map(|entry| Arc::clone(&entry.job));
             let eval = job.map(|job| cluster.create_eval(&job, "deployment-watcher", "", &id, now));
@@ -1123,6 +1187,11 @@ async fn fail(State(shared): State<AppState>, Path(id): Path<String>) -> Respons
         let index = cluster.touch(Table::Deployments);
         deployment.modify_index = index;
         deployment.status_description = "Deployment marked as failed".to_owned();
+        cluster.mark_event(
+            index,
+            EventType::DeploymentStatusUpdate,
+            Subject::Deployment(id.clone()),
+        );
         let reverted = fail_deployment(cluster, deployment, now);
         Ok((reverted, index))
     });
@@ -1160,6 +1229,11 @@ async fn pause(State(shared): State<AppState>, Path(id): Path<String>, body: Byt
             deployment.modify_time_ns = now;
             let key = (deployment.namespace.clone(), deployment.job_id.clone());
             cluster.deployments.insert(id.clone(), deployment);
+            cluster.mark_event(
+                index,
+                EventType::DeploymentStatusUpdate,
+                Subject::Deployment(id.clone()),
+            );
             cluster.dirty_jobs.insert(key);
             Ok(index)
         })
@@ -1201,7 +1275,13 @@ async fn allocation_health(
                     });
                 }
             }
-            Ok(cluster.touch(Table::Deployments))
+            let index = cluster.touch(Table::Deployments);
+            cluster.mark_event(
+                index,
+                EventType::DeploymentAllocHealth,
+                Subject::Deployment(id.clone()),
+            );
+            Ok(index)
         })
     })();
     match result {
@@ -1330,6 +1410,23 @@ async fn sim_unavailable(State(shared): State<AppState>, body: Bytes) -> Respons
         Ok(body) => json_response(0, &body, false),
         Err(error) => error.into_response(),
     }
+}
+
+async fn sim_close_streams(State(shared): State<AppState>) -> Response {
+    let streams = shared.events.subscribers();
+    shared.events.close_streams();
+    json_response(0, &json!({"closedStreams": streams}), false)
+}
+
+async fn sim_silence_streams(State(shared): State<AppState>) -> Response {
+    let streams = shared.events.subscribers();
+    shared.events.silence_streams();
+    json_response(0, &json!({"silencedStreams": streams}), false)
+}
+
+async fn sim_recover_streams(State(shared): State<AppState>) -> Response {
+    shared.events.recover();
+    json_response(0, &json!({"silenced": false}), false)
 }
 
 async fn sim_state(State(shared): State<AppState>) -> Response {

@@ -4,6 +4,7 @@
 mod blocking;
 mod deployments;
 mod dev_defaults;
+mod events;
 mod indexes;
 mod jobs;
 mod nodes;
