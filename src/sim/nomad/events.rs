@@ -190,6 +190,8 @@ pub struct StreamFaults {
     pub silence_epoch: u64,
     /// Cleared by a recover request, which lets silenced streams continue.
     pub silenced: bool,
+    /// Set when the emulator shuts down: every stream ends cleanly.
+    pub shut_down: bool,
 }
 
 /// The ring buffer of Raft-index entries.
@@ -289,6 +291,12 @@ impl EventHub {
             faults.silence_epoch += 1;
             faults.silenced = true;
         });
+    }
+
+    /// Ends every stream cleanly, so that the server's graceful shutdown does not wait on
+    /// streams that never end by themselves.
+    pub fn end_streams(&self) {
+        self.faults.send_modify(|faults| faults.shut_down = true);
     }
 
     /// Lets silenced streams continue.
@@ -634,6 +642,7 @@ pub fn stream_response(shared: Arc<Shared>, subscription: Subscription) -> Respo
 /// Sending --heartbeat interval--> Sending ("{}" written)
 /// Sending --silence--> Silent --recover--> Sending
 /// Sending|Silent --close, or fell behind the buffer--> ended abruptly
+/// Sending|Silent --emulator shutdown, or the client went away--> ended
 /// ```
 async fn run_stream(
     shared: &Shared,
@@ -660,6 +669,9 @@ async fn run_stream(
 
     loop {
         let state = *faults.borrow_and_update();
+        if state.shut_down {
+            return Ok(());
+        }
         if state.close_epoch != opened.close_epoch {
             return Err("closed through /_sim/event-stream/close");
         }

@@ -288,6 +288,7 @@ impl RunningNomad {
 
     /// Stops the server and the ticker and waits for them.
     pub async fn shutdown(self) {
+        self.shared.events.end_streams();
         self.cancel.cancel();
         for task in self.tasks {
             if let Err(error) = task.await {
