@@ -6,10 +6,10 @@
 //! `index=N` starts at the entry with index N itself (inclusive), or at the oldest buffered
 //! entry when N has already left the server's buffer, without any error.
 //!
-//! [`EventStream`] therefore reads with a timeout that every line resets, reconnects after an
-//! end of body, a transport error or a timeout, drops frames it has already yielded, and
-//! yields [`StreamItem::Resync`] after every reconnect: a gap can never be ruled out from the
-//! stream alone, so the consumer must re-list state (a blocking-query snapshot).
+//! [`EventStream`] therefore reads with a timeout that every line resets. It reconnects after
+//! an end of body, a transport error or a timeout, and drops frames it has already yielded.
+//! After every reconnect it yields [`StreamItem::Resync`], because a gap can never be ruled
+//! out from the stream alone, so the consumer must re-list state (a blocking-query snapshot).
 //!
 //! ```text
 //! Disconnected --connect ok (first time)--> Connected
@@ -80,8 +80,8 @@ pub struct EventStreamConfig {
     pub namespace: Option<String>,
     /// The first Raft index wanted (inclusive); 0 starts at the oldest buffered entry.
     pub start_index: u64,
-    /// The longest silence tolerated on a connection before it counts as dead. Every line,
-    /// heartbeats included, resets it.
+    /// The maximum silence on a connection before it counts as dead. Every line, heartbeats
+    /// included, resets it.
     pub read_timeout: Duration,
     /// First delay before reconnecting.
     pub backoff_initial: Duration,
@@ -230,7 +230,7 @@ pub fn decode_line(line: &[u8]) -> Result<EventLine, serde_json::Error> {
     }))
 }
 
-/// What [`EventStream::next`] yields.
+/// An item of [`EventStream::next`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
     /// A frame with an index above every frame yielded before.
@@ -244,7 +244,7 @@ pub enum StreamItem {
     },
 }
 
-/// Why a connection was given up.
+/// The reason a connection was given up.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionEnd {
     #[error("the server ended the stream")]
@@ -411,8 +411,8 @@ impl EventStream {
         })
     }
 
-    /// The index a new connection asks for: the last yielded one (Nomad sends it again and
-    /// the stream drops it), or the configured start before any frame.
+    /// Returns the index a new connection requests: the last yielded one (Nomad sends it
+    /// again and the stream drops it), or the configured start before any frame.
     fn resume_index(&self) -> u64 {
         if self.last_index > 0 {
             self.last_index

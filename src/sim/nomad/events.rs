@@ -4,8 +4,8 @@
 //! Writes only record a cheap [`Mark`] (event type, index, object ID) on the cluster.
 //! [`EventHub::publish`] groups the marks of one write by index into buffer entries. While a
 //! stream is open, it also copies the changed objects so that each frame shows the object as
-//! that write left it. Without a subscriber it keeps the marks alone, and a later subscriber
-//! that replays the backlog sees the objects as they are when it reads them.
+//! that write left it. Without a subscriber it keeps the marks alone, so a later subscriber
+//! that replays the backlog gets the objects as they are when it reads them.
 //! JSON is encoded once per entry, on the first read, outside the cluster lock.
 //!
 //! Frame line: `{"Index":N,"Events":[{"Topic","Type","Key","Namespace","FilterKeys","Index",
@@ -77,8 +77,8 @@ pub enum EventType {
     NodeRegistration,
     NodeDrain,
     NodeEligibility,
-    /// A node status change (down, ready). The docs call it "NodeEvent"; the source constant
-    /// is `NodeStreamEvent`.
+    /// A node status change (down, ready). The docs call it "NodeEvent", but the source
+    /// constant is `NodeStreamEvent`.
     NodeStreamEvent,
 }
 
@@ -164,7 +164,7 @@ struct EncodedEvent {
     json: String,
 }
 
-/// What a buffer entry holds, from cheapest to ready to send.
+/// The content of a buffer entry, from the cheapest form to the form ready to send.
 #[derive(Debug)]
 enum Content {
     Marks(Vec<Mark>),
@@ -184,9 +184,9 @@ struct Entry {
 /// The fault state streams obey, set through `/_sim/event-stream/*`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamFaults {
-    /// Raised by each close request; a stream opened under a lower value ends abruptly.
+    /// Raised by each close request. A stream opened under a lower value ends abruptly.
     pub close_epoch: u64,
-    /// Raised by each silence request; a stream opened under a lower value goes silent.
+    /// Raised by each silence request. A stream opened under a lower value goes silent.
     pub silence_epoch: u64,
     /// Cleared by a recover request, which lets silenced streams continue.
     pub silenced: bool,

@@ -87,15 +87,16 @@ impl Lines {
         }
     }
 
-    /// Reads frames until one holds an event that `wanted` accepts, and returns that event.
-    async fn event_where(&mut self, wanted: impl Fn(&Value) -> bool) -> (Value, Value) {
+    /// Reads frames until one contains an event that `accept` accepts, and returns the frame
+    /// and that event.
+    async fn event_where(&mut self, accept: impl Fn(&Value) -> bool) -> (Value, Value) {
         loop {
             let line = self.line().await;
             if line == "{}" {
                 continue;
             }
             let frame: Value = serde_json::from_str(&line).expect("frame is JSON");
-            if let Some(event) = events(&frame).iter().find(|event| wanted(event)) {
+            if let Some(event) = events(&frame).iter().find(|event| accept(event)) {
                 return (frame.clone(), event.clone());
             }
         }
