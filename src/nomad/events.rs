@@ -236,7 +236,8 @@ pub enum StreamItem {
     /// A frame with an index above every frame yielded before.
     Events(Frame),
     /// The stream reconnected, so events may have been missed: re-list the state you track,
-    /// then continue applying the frames that follow.
+    /// then continue applying the frames that follow. The first connection yields none,
+    /// because the caller lists state before it starts the stream.
     Resync {
         /// The `index` the new connection asked for (frames at or below the last yielded
         /// index are dropped).
