@@ -386,7 +386,10 @@ async fn leader() -> Response {
 async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Response {
     let ns = namespace(&params);
     let prefix = params.get("prefix").cloned().unwrap_or_default();
-    blocking_encoded(
+    let page = Pagination::parse(&params);
+    // The token of the first job of the next page, from the read that produced the response.
+    let next_token: Mutex<Option<String>> = Mutex::new(None);
+    let mut response = blocking_encoded(
         &shared,
         &params,
         &[Table::Jobs, Table::JobSummary],
@@ -394,10 +397,15 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
             // Each stub comes from its job's cache, re-encoded only when the job, its
             // allocations or its blocked evaluation changed. The array is joined after
             // the lock is released.
-            let stubs = cluster
-                .jobs
-                .iter()
-                .filter(|((job_ns, id), _)| (ns == "*" || *job_ns == ns) && id.starts_with(&prefix))
+            let jobs = cluster.jobs.iter().filter(|((job_ns, id), _)| {
+                (ns == "*" || *job_ns == ns) && id.starts_with(&prefix)
+            });
+            let (jobs, next) = page.select(jobs, |((job_ns, id), _)| format!("{job_ns}.{id}"));
+            *next_token
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+            let stubs = jobs
+                .into_iter()
                 .map(|(key, entry)| render::job_stub_json(cluster, key, entry))
                 .collect::<Result<Vec<_>, _>>();
             let index = cluster.tables.jobs.max(cluster.tables.job_summary);
@@ -405,7 +413,74 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
         },
         |stubs| stubs.map(|stubs| join_json_array(&stubs)),
     )
-    .await
+    .await;
+
+    let next = next_token
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if response.status() == StatusCode::OK
+        && let Some(token) = next
+        && let Ok(value) = HeaderValue::from_str(&token)
+    {
+        response.headers_mut().insert("X-Nomad-NextToken", value);
+    }
+    response
+}
+
+/// The `per_page` and `next_token` parameters of a list read.
+///
+/// A page starts at the first item whose token is not below `next_token` in string order.
+/// It contains at most `per_page` items (0 means all). The token of the item after it becomes
+/// `X-Nomad-NextToken`, sent only when that item exists. Tokens join their parts with `.`,
+/// as Nomad's `nomad/state/paginator/tokenizer.go` does: `<namespace>.<ID>` for jobs.
+// TODO: only `GET /v1/jobs` pages. Allocations, evaluations and deployments are listed in
+// ID order here, while Nomad pages them in create-index order with `<CreateIndex>.<ID>` tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Pagination {
+    per_page: usize,
+    next_token: String,
+}
+
+impl Pagination {
+    /// Reads the parameters.
+    // NOTE: the emulator ignores a `per_page` that is not a number. This follows a reading of
+    // Nomad's HTTP layer that was not checked against its source.
+    fn parse(params: &HashMap<String, String>) -> Self {
+        Self {
+            per_page: params
+                .get("per_page")
+                .and_then(|value| value.parse::<i32>().ok())
+                .and_then(|value| usize::try_from(value).ok())
+                .unwrap_or(0),
+            next_token: params.get("next_token").cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Returns the items of the page and the token of the first item after it, if any.
+    fn select<T>(
+        &self,
+        items: impl Iterator<Item = T>,
+        token: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        if self.per_page == 0 && self.next_token.is_empty() {
+            return (items.collect(), None);
+        }
+        let mut page = Vec::new();
+        let mut found = self.next_token.is_empty();
+        for item in items {
+            if !found {
+                if token(&item) < self.next_token {
+                    continue;
+                }
+                found = true;
+            }
+            if self.per_page > 0 && page.len() == self.per_page {
+                return (page, Some(token(&item)));
+            }
+            page.push(item);
+        }
+        (page, None)
+    }
 }
 
 /// Joins encoded JSON values into one compact array, the text `serde_json::to_string` gives

@@ -8,6 +8,7 @@ mod events;
 mod indexes;
 mod jobs;
 mod nodes;
+mod pagination;
 mod validation;
 
 use std::future::Future;
