@@ -488,8 +488,8 @@ impl Entry {
 /// A parsed subscription: topics with their filter keys, and the namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    /// `None` subscribes to every topic (no `topic` parameter, or `topic=*`).
-    pub topics: Option<HashMap<String, Vec<String>>>,
+    /// Filter keys by topic. Without a `topic` parameter it is `{"*": ["*"]}`, every topic.
+    pub topics: HashMap<String, Vec<String>>,
     /// `*` matches every namespace.
     pub namespace: String,
     /// The first index to send; 0 starts at the oldest buffered entry.
@@ -497,10 +497,11 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Parses the query pairs of `GET /v1/event/stream`. A `topic` with more than one `:`, or
-    /// an `index` that is not a number, is a 400 with a plain-text message.
+    /// Parses the query pairs of `GET /v1/event/stream` with the rules and 400 messages of
+    /// Nomad's `command/agent/event_endpoint.go`: a `topic` without `:` means `Topic:*`, and
+    /// one with more than one `:` or an `index` that is not an integer is rejected.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
-        let mut topics: Option<HashMap<String, Vec<String>>> = None;
+        let mut topics: HashMap<String, Vec<String>> = HashMap::new();
         let mut namespace = "default".to_owned();
         let mut index = 0;
         for (name, value) in pairs {
@@ -512,36 +513,31 @@ impl Subscription {
                         [topic, key] => (*topic, *key),
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                                "error parsing topics: Invalid key value pair for topic, topic: {value}"
+                                "Invalid topic query: error parsing topics: Invalid key value \
+                                 pair for topic, topic: {value}"
                             )));
                         }
                     };
                     topics
-                        .get_or_insert_with(HashMap::new)
                         .entry(topic.to_owned())
                         .or_default()
                         .push(key.to_owned());
                 }
                 "namespace" if !value.is_empty() => namespace = value.clone(),
                 "index" => {
-                    index = value.parse().map_err(|_| {
-                        ApiError::bad_request(format!("Invalid index {value:?}: use an integer"))
+                    // A negative index starts at the oldest entry, like 0.
+                    let parsed: i64 = value.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "Unable to parse index: strconv.Atoi: parsing {value:?}: invalid syntax"
+                        ))
                     })?;
+                    index = u64::try_from(parsed).unwrap_or(0);
                 }
                 _ => {}
             }
         }
-        if topics
-            .as_ref()
-            .is_some_and(|topics| topics.contains_key("*"))
-        {
-            let everything = topics
-                .as_ref()
-                .and_then(|topics| topics.get("*"))
-                .is_some_and(|keys| keys.iter().any(|key| key == "*"));
-            if everything {
-                topics = None;
-            }
+        if topics.is_empty() {
+            topics.insert("*".to_owned(), vec!["*".to_owned()]);
         }
         Ok(Self {
             topics,
@@ -550,23 +546,30 @@ impl Subscription {
         })
     }
 
-    /// Reports whether the subscription wants an event. An event without a namespace (node
-    /// events) passes every namespace filter.
+    /// Reports whether the subscription wants an event, with the rules of Nomad's
+    /// `nomad/stream/subscription.go` `filter`. An event without a namespace (node events)
+    /// passes every namespace filter. The key `*` is a wildcard only when it is the one key
+    /// that applies to the event's topic (from `*` and the topic together). Otherwise each key
+    /// must equal the event's `Key` or one of its `FilterKeys`.
+    // NOTE: Nomad appends an event once per matching key, so a subscription with two keys
+    // that both match gets the event twice. The emulator sends it once.
     fn matches(&self, event: &EncodedEvent) -> bool {
         if self.namespace != "*" && !event.namespace.is_empty() && event.namespace != self.namespace
         {
             return false;
         }
-        let Some(topics) = &self.topics else {
+        let wildcard = |keys: &[&String]| keys.len() == 1 && keys[0] == "*";
+        let all_topics: Vec<&String> = self.topics.get("*").into_iter().flatten().collect();
+        if wildcard(&all_topics) {
             return true;
-        };
-        let key_matches = |keys: &Vec<String>| {
-            keys.iter().any(|key| {
-                key == "*" || *key == event.key || event.filter_keys.iter().any(|k| k == key)
-            })
-        };
-        topics.get(event.topic.as_str()).is_some_and(key_matches)
-            || topics.get("*").is_some_and(key_matches)
+        }
+        let mut keys = all_topics;
+        keys.extend(self.topics.get(event.topic.as_str()).into_iter().flatten());
+        if wildcard(&keys) {
+            return true;
+        }
+        keys.iter()
+            .any(|key| **key == event.key || event.filter_keys.contains(key))
     }
 }
 
@@ -745,8 +748,8 @@ mod tests {
     #[test]
     fn topic_without_key_means_any_key() {
         let subscription = Subscription::parse(&pairs(&[("topic", "Job")])).expect("valid");
-        let topics = subscription.topics.expect("one topic");
-        assert_eq!(topics.get("Job"), Some(&vec!["*".to_owned()]));
+        assert_eq!(subscription.topics.len(), 1);
+        assert_eq!(subscription.topics.get("Job"), Some(&vec!["*".to_owned()]));
     }
 
     #[test]
@@ -759,7 +762,8 @@ mod tests {
     #[test]
     fn missing_topic_subscribes_to_all() {
         let subscription = Subscription::parse(&pairs(&[("index", "7")])).expect("valid");
-        assert_eq!(subscription.topics, None);
+        let everything = HashMap::from([("*".to_owned(), vec!["*".to_owned()])]);
+        assert_eq!(subscription.topics, everything);
         assert_eq!(subscription.index, 7);
         assert_eq!(subscription.namespace, "default");
     }
@@ -771,6 +775,25 @@ mod tests {
         assert!(subscription.matches(&event(Topic::Allocation, "a1", "default", &["web", ""])));
         assert!(!subscription.matches(&event(Topic::Allocation, "a2", "default", &["db", ""])));
         assert!(!subscription.matches(&event(Topic::Job, "web", "default", &[])));
+    }
+
+    #[test]
+    fn star_key_with_another_key_is_literal() {
+        let subscription =
+            Subscription::parse(&pairs(&[("topic", "Job"), ("topic", "Job:web")])).expect("valid");
+        assert!(subscription.matches(&event(Topic::Job, "web", "default", &[])));
+        assert!(!subscription.matches(&event(Topic::Job, "api", "default", &[])));
+    }
+
+    #[test]
+    fn index_not_integer_rejected() {
+        let error = Subscription::parse(&pairs(&[("index", "x")])).expect_err("invalid");
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(
+            error.message.starts_with("Unable to parse index"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
