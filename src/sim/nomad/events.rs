@@ -397,9 +397,13 @@ fn snapshot(cluster: &Cluster, group: &[Mark]) -> Vec<PendingEvent> {
         .collect()
 }
 
-/// Encodes one event. Keys and filter keys follow Nomad's `nomad/state/events.go`: an
-/// allocation is filtered by its job and deployment, a deployment by its job, an evaluation
-/// by its job and deployment.
+/// Encodes one event. Keys, filter keys and payloads follow Nomad's `nomad/state/events.go`
+/// `eventFromChange`: an allocation is filtered by its job and deployment and sent without its
+/// `Job`, a deployment is filtered by its job, an evaluation by its job and deployment, and a
+/// node event has no namespace.
+// NOTE: Nomad gives every event of one Raft entry the type of that entry's message, so the
+// scheduler's placements arrive as `PlanResult`. The emulator types each event after the
+// change to its own object (`AllocationCreated`, `AllocationUpdated`, …).
 fn encode(event: &PendingEvent, index: u64) -> EncodedEvent {
     let (topic, key, namespace, filter_keys, payload) = match &event.snapshot {
         Snapshot::Job { job, purged } => {
@@ -417,16 +421,23 @@ fn encode(event: &PendingEvent, index: u64) -> EncodedEvent {
                 payload,
             )
         }
-        Snapshot::Allocation(alloc) => (
-            Topic::Allocation,
-            alloc.id.clone(),
-            alloc.namespace.clone(),
-            vec![
-                alloc.job_id.clone(),
-                alloc.deployment_id.clone().unwrap_or_default(),
-            ],
-            json!({"Allocation": render::alloc_full(alloc)}),
-        ),
+        Snapshot::Allocation(alloc) => {
+            // Nomad drops the job from allocation events to keep them small.
+            let mut allocation = render::alloc_full(alloc);
+            if let Some(job) = allocation.get_mut("Job") {
+                *job = Value::Null;
+            }
+            (
+                Topic::Allocation,
+                alloc.id.clone(),
+                alloc.namespace.clone(),
+                vec![
+                    alloc.job_id.clone(),
+                    alloc.deployment_id.clone().unwrap_or_default(),
+                ],
+                json!({"Allocation": allocation}),
+            )
+        }
         Snapshot::Deployment(deployment) => (
             Topic::Deployment,
             deployment.id.clone(),

@@ -207,6 +207,11 @@ async fn frames_have_fixture_field_names() {
     assert_eq!(alloc_event["Key"], json!(alloc.id));
     assert_eq!(alloc_event["FilterKeys"][0], "web");
     assert_eq!(alloc_event["FilterKeys"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        alloc_event["Payload"]["Allocation"]["Job"],
+        Value::Null,
+        "allocation events carry no job"
+    );
 }
 
 #[tokio::test]
