@@ -10,7 +10,7 @@
 //!
 //! Frame line: `{"Index":N,"Events":[{"Topic","Type","Key","Namespace","FilterKeys","Index",
 //! "Payload"}]}`, with the heartbeat line `{}` right after connecting and then every
-//! heartbeat interval (30 s in Nomad's `nomad/event_endpoint.go`).
+//! heartbeat interval (30 s in Nomad, whose `nomad/stream/ndjson.go` also sends one on connect).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,7 +62,7 @@ impl Topic {
     }
 }
 
-/// The event types the emulator publishes, with Nomad's spelling (`nomad/structs/event.go`).
+/// The event types the emulator publishes, with Nomad's spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     JobRegistered,
@@ -409,7 +409,9 @@ fn encode(event: &PendingEvent, index: u64) -> EncodedEvent {
         Snapshot::Job { job, purged } => {
             let mut payload = json!({"Job": serde_json::to_value(&**job).unwrap_or(Value::Null)});
             // NOTE: only a purge removes the job from the state store, so only a purge marks
-            // the payload `Deleted`. A stop publishes the stopped job like a registration.
+            // the payload `Deleted`, and a stop publishes the stopped job. The `eventFromChange`
+            // of one Nomad version read here publishes no Job event at all for a deleted job,
+            // so whether real purges produce this event depends on the Nomad version.
             if *purged {
                 payload["Deleted"] = Value::Bool(true);
             }
