@@ -817,6 +817,86 @@ mod tests {
         assert!(!subscription.matches(&event(Topic::Job, "web", "default", &[])));
     }
 
+    /// Publishes one node mark at each index, one write per index.
+    fn publish_indexes(hub: &EventHub, indexes: &[u64]) {
+        let mut cluster = Cluster::new(1);
+        for index in indexes {
+            cluster.mark_event(*index, EventType::NodeDrain, Subject::Node("n1".to_owned()));
+            hub.publish(&mut cluster);
+        }
+    }
+
+    fn entry_indexes(entries: &[Arc<Entry>]) -> Vec<u64> {
+        entries.iter().map(|entry| entry.index).collect()
+    }
+
+    #[test]
+    fn buffer_keeps_newest_indexes() {
+        let hub = EventHub::new(3, DEFAULT_EVENT_HEARTBEAT);
+        publish_indexes(&hub, &[1, 2, 3, 4, 5]);
+        let (entries, next) = hub
+            .entries_after(None, 0)
+            .expect("a fresh start never fails");
+        assert_eq!(entry_indexes(&entries), [3, 4, 5]);
+        assert_eq!(next, 5);
+    }
+
+    #[test]
+    fn start_index_between_entries_takes_next() {
+        let hub = EventHub::new(10, DEFAULT_EVENT_HEARTBEAT);
+        publish_indexes(&hub, &[2, 4, 6]);
+        let (entries, _) = hub
+            .entries_after(None, 3)
+            .expect("a fresh start never fails");
+        assert_eq!(entry_indexes(&entries), [4, 6]);
+        let (entries, _) = hub
+            .entries_after(None, 4)
+            .expect("a fresh start never fails");
+        assert_eq!(
+            entry_indexes(&entries),
+            [4, 6],
+            "the start index is inclusive"
+        );
+    }
+
+    #[test]
+    fn reader_behind_buffer_is_cut_off() {
+        let hub = EventHub::new(2, DEFAULT_EVENT_HEARTBEAT);
+        publish_indexes(&hub, &[1]);
+        let (_, next) = hub
+            .entries_after(None, 0)
+            .expect("a fresh start never fails");
+        publish_indexes(&hub, &[2, 3, 4]);
+        assert!(hub.entries_after(Some(next), 0).is_err());
+    }
+
+    #[test]
+    fn marks_of_one_object_merge_per_index() {
+        let marks = vec![
+            Mark {
+                index: 7,
+                kind: EventType::AllocationCreated,
+                subject: Subject::Allocation("a1".to_owned()),
+            },
+            Mark {
+                index: 7,
+                kind: EventType::AllocationUpdated,
+                subject: Subject::Allocation("a1".to_owned()),
+            },
+            Mark {
+                index: 7,
+                kind: EventType::AllocationUpdated,
+                subject: Subject::Allocation("a2".to_owned()),
+            },
+        ];
+        let merged = group_marks(marks);
+        let kinds: Vec<EventType> = merged.iter().map(|mark| mark.kind).collect();
+        assert_eq!(
+            kinds,
+            [EventType::AllocationCreated, EventType::AllocationUpdated]
+        );
+    }
+
     #[test]
     fn frame_line_skips_unwanted_events() {
         let subscription = Subscription::parse(&pairs(&[("topic", "Node")])).expect("valid");
