@@ -80,6 +80,7 @@ pub fn config(args: Args) -> Result<NomadEmulatorConfig, CliError> {
         seed: args.seed,
         node_class: String::new(),
         zone_meta: true,
+        ..NomadEmulatorConfig::default()
     })
 }
 

@@ -481,6 +481,73 @@ impl std::io::Read for ChunkReader {
     }
 }
 
+impl Client {
+    /// Sends a streaming GET (the event stream) and returns the response once its status is
+    /// a success, leaving the body unread. Only the wait for the response headers is bounded,
+    /// by `header_timeout`; the caller bounds each read of the body.
+    pub(crate) async fn open_stream(
+        &self,
+        call: Call,
+        header_timeout: Duration,
+    ) -> Result<reqwest::Response, Error> {
+        let url = self.url(&call)?;
+        let path = url.path().to_owned();
+
+        let mut request = self.http.request(call.method.clone(), url);
+        if let Some(token) = &self.config.token {
+            let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
+                Error::Config(
+                    "NOMAD_TOKEN contains characters that cannot go in an HTTP header".to_owned(),
+                )
+            })?;
+            value.set_sensitive(true);
+            request = request.header(TOKEN_HEADER, value);
+        }
+
+        let started = Instant::now();
+        let sent = tokio::time::timeout(header_timeout, request.send()).await;
+        let response = match sent {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    path,
+                    timeout: header_timeout,
+                });
+            }
+            Ok(Err(source)) => return Err(Error::Connect { path, source }),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        tracing::debug!(
+            method = %call.method,
+            endpoint = call.endpoint,
+            path = %path,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "nomad stream opened"
+        );
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&RequestRecord {
+                endpoint: call.endpoint,
+                method: &call.method,
+                status: Some(status),
+                blocking: false,
+                elapsed: started.elapsed(),
+            });
+        }
+
+        if !status.is_success() {
+            let body = tokio::time::timeout(header_timeout, response.bytes())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&body).trim().to_owned();
+            return Err(Error::from_response(path, status, text));
+        }
+        Ok(response)
+    }
+}
+
 fn query_meta(headers: &HeaderMap) -> QueryMeta {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     QueryMeta {

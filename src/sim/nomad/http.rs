@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::clock::SimClock;
+use super::events::{
+    DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_EVENT_HEARTBEAT, EventHub, EventType, Subject, Subscription,
+    stream_response,
+};
 use super::jobs::{self, ApiError, RegisterRequest, ScaleRequest};
 use super::lifecycle::{fail_deployment, promote_canaries};
 use super::nodes;
@@ -31,6 +35,8 @@ pub const MAX_BLOCKING_SECONDS: u64 = 300;
 pub struct Shared {
     pub cluster: Mutex<Cluster>,
     pub clock: SimClock,
+    /// The event stream's buffer and subscriptions.
+    pub events: EventHub,
     watches: Vec<watch::Sender<u64>>,
 }
 
@@ -42,8 +48,20 @@ fn table_slot(table: Table) -> usize {
 }
 
 impl Shared {
-    /// Wraps a cluster and starts one watch channel per table.
+    /// Wraps a cluster and starts one watch channel per table, with an event buffer of the
+    /// default size and heartbeat interval.
     pub fn new(cluster: Cluster, clock: SimClock) -> Self {
+        Self::with_events(
+            cluster,
+            clock,
+            EventHub::new(DEFAULT_EVENT_BUFFER_SIZE, DEFAULT_EVENT_HEARTBEAT),
+        )
+    }
+
+    /// Wraps a cluster with the given event hub, and publishes the changes made while the
+    /// cluster was built.
+    pub fn with_events(mut cluster: Cluster, clock: SimClock, events: EventHub) -> Self {
+        events.publish(&mut cluster);
         let watches = Table::ALL
             .iter()
             .map(|table| watch::channel(cluster.tables.get(*table)).0)
@@ -51,6 +69,7 @@ impl Shared {
         Self {
             cluster: Mutex::new(cluster),
             clock,
+            events,
             watches,
         }
     }
@@ -69,6 +88,7 @@ impl Shared {
         let mut cluster = self.lock();
         let result = change(&mut cluster, now_ns);
         cluster.commit();
+        self.events.publish(&mut cluster);
         let tables = cluster.tables;
         drop(cluster);
         for table in Table::ALL {
@@ -313,6 +333,7 @@ pub fn router(shared: AppState) -> Router {
             post(allocation_health).put(allocation_health),
         )
         .route("/v1/status/leader", get(leader))
+        .route("/v1/event/stream", get(event_stream))
         .route("/_sim/nodes/{id}/fail", post(sim_fail_node))
         .route("/_sim/nodes/{id}/recover", post(sim_recover_node))
         .route("/_sim/datacenters/{dc}/fail", post(sim_fail_dc))
@@ -320,7 +341,40 @@ pub fn router(shared: AppState) -> Router {
         .route("/_sim/images", put(sim_image).post(sim_image))
         .route("/_sim/unavailable", post(sim_unavailable))
         .route("/_sim/state", get(sim_state))
+        .route("/_sim/event-stream/close", post(sim_close_streams))
+        .route("/_sim/event-stream/silence", post(sim_silence_streams))
+        .route("/_sim/event-stream/recover", post(sim_recover_streams))
         .with_state(shared)
+}
+
+/// `GET /v1/event/stream`. Repeated `topic` parameters need the raw query, because the
+/// map extractor keeps one value per name.
+async fn event_stream(State(shared): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    if let Err(error) = check_available(&shared) {
+        return error.into_response();
+    }
+    let pairs: Vec<(String, String)> = url_pairs(query.as_deref().unwrap_or(""));
+    match Subscription::parse(&pairs) {
+        Ok(subscription) => stream_response(shared, subscription),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` query pairs (`+` is a space).
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(&text.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
 }
 
 async fn leader() -> Response {
@@ -332,7 +386,10 @@ async fn leader() -> Response {
 async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Response {
     let ns = namespace(&params);
     let prefix = params.get("prefix").cloned().unwrap_or_default();
-    blocking_encoded(
+    let page = Pagination::parse(&params);
+    // The token of the first job of the next page, from the read that produced the response.
+    let next_token: Mutex<Option<String>> = Mutex::new(None);
+    let mut response = blocking_encoded(
         &shared,
         &params,
         &[Table::Jobs, Table::JobSummary],
@@ -340,10 +397,15 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
             // Each stub comes from its job's cache, re-encoded only when the job, its
             // allocations or its blocked evaluation changed. The array is joined after
             // the lock is released.
-            let stubs = cluster
-                .jobs
-                .iter()
-                .filter(|((job_ns, id), _)| (ns == "*" || *job_ns == ns) && id.starts_with(&prefix))
+            let jobs = cluster.jobs.iter().filter(|((job_ns, id), _)| {
+                (ns == "*" || *job_ns == ns) && id.starts_with(&prefix)
+            });
+            let (jobs, next) = page.select(jobs, |((job_ns, id), _)| format!("{job_ns}.{id}"));
+            *next_token
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+            let stubs = jobs
+                .into_iter()
                 .map(|(key, entry)| render::job_stub_json(cluster, key, entry))
                 .collect::<Result<Vec<_>, _>>();
             let index = cluster.tables.jobs.max(cluster.tables.job_summary);
@@ -351,7 +413,74 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
         },
         |stubs| stubs.map(|stubs| join_json_array(&stubs)),
     )
-    .await
+    .await;
+
+    let next = next_token
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if response.status() == StatusCode::OK
+        && let Some(token) = next
+        && let Ok(value) = HeaderValue::from_str(&token)
+    {
+        response.headers_mut().insert("X-Nomad-NextToken", value);
+    }
+    response
+}
+
+/// The `per_page` and `next_token` parameters of a list read.
+///
+/// A page starts at the first item whose token is not below `next_token` in string order.
+/// It contains at most `per_page` items (0 means all). The token of the item after it becomes
+/// `X-Nomad-NextToken`, sent only when that item exists. Tokens join their parts with `.`,
+/// as Nomad's `nomad/state/paginator/tokenizer.go` does: `<namespace>.<ID>` for jobs.
+// TODO: only `GET /v1/jobs` pages. Allocations, evaluations and deployments are listed in
+// ID order here, while Nomad pages them in create-index order with `<CreateIndex>.<ID>` tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Pagination {
+    per_page: usize,
+    next_token: String,
+}
+
+impl Pagination {
+    /// Reads the parameters.
+    // NOTE: the emulator ignores a `per_page` that is not a number. This follows a reading of
+    // Nomad's HTTP layer that was not checked against its source.
+    fn parse(params: &HashMap<String, String>) -> Self {
+        Self {
+            per_page: params
+                .get("per_page")
+                .and_then(|value| value.parse::<i32>().ok())
+                .and_then(|value| usize::try_from(value).ok())
+                .unwrap_or(0),
+            next_token: params.get("next_token").cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Returns the items of the page and the token of the first item after it, if any.
+    fn select<T>(
+        &self,
+        items: impl Iterator<Item = T>,
+        token: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        if self.per_page == 0 && self.next_token.is_empty() {
+            return (items.collect(), None);
+        }
+        let mut page = Vec::new();
+        let mut found = self.next_token.is_empty();
+        for item in items {
+            if !found {
+                if token(&item) < self.next_token {
+                    continue;
+                }
+                found = true;
+            }
+            if self.per_page > 0 && page.len() == self.per_page {
+                return (page, Some(token(&item)));
+            }
+            page.push(item);
+        }
+        (page, None)
+    }
 }
 
 /// Joins encoded JSON values into one compact array, the text `serde_json::to_string` gives
@@ -912,7 +1041,12 @@ async fn stop_alloc(State(shared): State<AppState>, Path(id): Path<String>) -> R
             return Err(ApiError::not_found("alloc not found"));
         };
         cluster.begin();
-        cluster.update_alloc(&id, now, |alloc| alloc.migrate = Some(true));
+        cluster.update_alloc_as(
+            EventType::AllocationUpdateDesiredStatus,
+            &id,
+            now,
+            |alloc| alloc.migrate = Some(true),
+        );
         cluster.stop_alloc(&id, now, "alloc was stopped by a user");
         let (eval_id, index) = cluster.create_eval(&alloc.job, "alloc-stop", "", "", now);
         cluster.unblock_evals();
@@ -1111,6 +1245,11 @@ async fn promote(State(shared): State<AppState>, Path(id): Path<String>, body: B
             deployment.modify_index = index;
             deployment.status_description = "Deployment is running".to_owned();
             cluster.deployments.insert(id.clone(), deployment);
+            cluster.mark_event(
+                index,
+                EventType::DeploymentPromotion,
+                Subject::Deployment(id.clone()),
+            );
             promote_canaries(cluster, &id, now);
             let job = cluster.jobs.get(&key).map(|entry| Arc::clone(&entry.job));
             let eval = job.map(|job| cluster.create_eval(&job, "deployment-watcher", "", &id, now));
@@ -1133,6 +1272,11 @@ async fn fail(State(shared): State<AppState>, Path(id): Path<String>) -> Respons
         let index = cluster.touch(Table::Deployments);
         deployment.modify_index = index;
         deployment.status_description = "Deployment marked as failed".to_owned();
+        cluster.mark_event(
+            index,
+            EventType::DeploymentStatusUpdate,
+            Subject::Deployment(id.clone()),
+        );
         let reverted = fail_deployment(cluster, deployment, now);
         Ok((reverted, index))
     });
@@ -1170,6 +1314,11 @@ async fn pause(State(shared): State<AppState>, Path(id): Path<String>, body: Byt
             deployment.modify_time_ns = now;
             let key = (deployment.namespace.clone(), deployment.job_id.clone());
             cluster.deployments.insert(id.clone(), deployment);
+            cluster.mark_event(
+                index,
+                EventType::DeploymentStatusUpdate,
+                Subject::Deployment(id.clone()),
+            );
             cluster.dirty_jobs.insert(key);
             Ok(index)
         })
@@ -1211,7 +1360,13 @@ async fn allocation_health(
                     });
                 }
             }
-            Ok(cluster.touch(Table::Deployments))
+            let index = cluster.touch(Table::Deployments);
+            cluster.mark_event(
+                index,
+                EventType::DeploymentAllocHealth,
+                Subject::Deployment(id.clone()),
+            );
+            Ok(index)
         })
     })();
     match result {
@@ -1340,6 +1495,23 @@ async fn sim_unavailable(State(shared): State<AppState>, body: Bytes) -> Respons
         Ok(body) => json_response(0, &body, false),
         Err(error) => error.into_response(),
     }
+}
+
+async fn sim_close_streams(State(shared): State<AppState>) -> Response {
+    let streams = shared.events.subscribers();
+    shared.events.close_streams();
+    json_response(0, &json!({"closedStreams": streams}), false)
+}
+
+async fn sim_silence_streams(State(shared): State<AppState>) -> Response {
+    let streams = shared.events.subscribers();
+    shared.events.silence_streams();
+    json_response(0, &json!({"silencedStreams": streams}), false)
+}
+
+async fn sim_recover_streams(State(shared): State<AppState>) -> Response {
+    shared.events.recover();
+    json_response(0, &json!({"silenced": false}), false)
 }
 
 async fn sim_state(State(shared): State<AppState>) -> Response {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use super::defaults::fill_group_defaults;
+use super::events::{EventType, Subject};
 use super::state::{Cluster, JobEntry, JobKey, ScalingEvent, TRACKED_VERSIONS, Table};
 use super::validate::validate_job;
 use crate::nomad::model::{Job, MigrateStrategy, NomadDuration, Resources, UpdateStrategy};
@@ -284,8 +285,20 @@ pub fn register(
 }
 
 /// Stores a changed spec as the job's next version and returns it with server fields set.
-pub fn store_version(cluster: &mut Cluster, key: &JobKey, mut job: Job, now_ns: i64) -> Arc<Job> {
+pub fn store_version(cluster: &mut Cluster, key: &JobKey, job: Job, now_ns: i64) -> Arc<Job> {
+    store_version_as(EventType::JobRegistered, cluster, key, job, now_ns)
+}
+
+/// Like [`store_version`], publishing the change as an event of type `kind`.
+pub fn store_version_as(
+    kind: EventType,
+    cluster: &mut Cluster,
+    key: &JobKey,
+    mut job: Job,
+    now_ns: i64,
+) -> Arc<Job> {
     let index = cluster.touch(Table::Jobs);
+    cluster.mark_event(index, kind, Subject::Job(key.clone()));
     let previous = cluster.jobs.get(key).map(|entry| Arc::clone(&entry.job));
     job.version = Some(previous.as_ref().map_or(0, |p| p.version.unwrap_or(0) + 1));
     job.create_index = Some(
@@ -336,6 +349,7 @@ pub fn update_job_status(
         return;
     }
     let index = cluster.touch(Table::Jobs);
+    cluster.mark_event(index, EventType::JobRegistered, Subject::Job(key.clone()));
     job.modify_index = Some(index);
     let job = Arc::new(job);
     if let Some(entry) = cluster.jobs.get_mut(key) {
@@ -486,6 +500,11 @@ pub fn deregister(
     if purge {
         cluster.jobs.remove(key);
         let index = cluster.touch(Table::Jobs);
+        cluster.mark_event(
+            index,
+            EventType::JobDeregistered,
+            Subject::PurgedJob(Arc::clone(&job)),
+        );
         cluster.touch(Table::JobSummary);
         let (eval_id, eval_index) = cluster.create_eval(&job, "job-deregister", "", "", now_ns);
         return Ok(WriteOutcome {
@@ -503,7 +522,7 @@ pub fn deregister(
     let stored = if job.stop == Some(true) {
         job
     } else {
-        store_version(cluster, key, spec, now_ns)
+        store_version_as(EventType::JobDeregistered, cluster, key, spec, now_ns)
     };
     let (eval_id, eval_index) = cluster.create_eval(&stored, "job-deregister", "", "", now_ns);
     Ok(WriteOutcome {

@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::events::{EventType, Subject};
 use super::jobs::{store_version, update_job_status};
 use super::scheduler::reconcile_job;
 use super::state::{
@@ -62,6 +63,11 @@ pub fn tick(cluster: &mut Cluster, now_ns: i64) {
 fn process_eval(cluster: &mut Cluster, key: &JobKey, eval_id: &str, now_ns: i64) {
     let outcome = reconcile_job(cluster, key, now_ns, eval_id);
     let index = cluster.touch(Table::Evals);
+    cluster.mark_event(
+        index,
+        EventType::EvaluationUpdated,
+        Subject::Evaluation(eval_id.to_owned()),
+    );
     if let Some(eval) = cluster.evals.get_mut(eval_id) {
         eval.status = "complete".to_owned();
         eval.failed_tg_allocs = outcome.failures.clone();
@@ -96,6 +102,11 @@ fn update_blocked(
     if outcome.failures.is_empty() {
         if let Some(blocked_id) = blocked_id {
             let index = cluster.touch(Table::Evals);
+            cluster.mark_event(
+                index,
+                EventType::EvaluationUpdated,
+                Subject::Evaluation(blocked_id.clone()),
+            );
             if let Some(eval) = cluster.evals.get_mut(&blocked_id) {
                 eval.status = "complete".to_owned();
                 eval.status_description = String::new();
@@ -124,6 +135,11 @@ fn update_blocked(
         }
     };
     let index = cluster.touch(Table::Evals);
+    cluster.mark_event(
+        index,
+        EventType::EvaluationUpdated,
+        Subject::Evaluation(blocked_id.clone()),
+    );
     if let Some(eval) = cluster.evals.get_mut(&blocked_id) {
         eval.status = "blocked".to_owned();
         eval.status_description = "created to place remaining allocations".to_owned();
@@ -414,6 +430,11 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
             for state in updated.task_groups.values_mut() {
                 state.promoted = true;
             }
+            cluster.mark_event(
+                updated.modify_index,
+                EventType::DeploymentPromotion,
+                Subject::Deployment(id.clone()),
+            );
             cluster.deployments.insert(id.clone(), updated);
             promote_canaries(cluster, &id, now_ns);
             cluster.dirty_jobs.insert(key);
@@ -440,6 +461,11 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
         if changed {
             updated.modify_index = cluster.touch(Table::Deployments);
             updated.modify_time_ns = now_ns;
+            cluster.mark_event(
+                updated.modify_index,
+                EventType::DeploymentStatusUpdate,
+                Subject::Deployment(id.clone()),
+            );
             cluster.deployments.insert(id.clone(), updated);
             cluster.dirty_jobs.insert(key);
         }
@@ -506,7 +532,12 @@ pub fn fail_deployment(
     cluster
         .deployments
         .insert(deployment.id.clone(), deployment.clone());
-    cluster.touch(Table::Deployments);
+    let index = cluster.touch(Table::Deployments);
+    cluster.mark_event(
+        index,
+        EventType::DeploymentStatusUpdate,
+        Subject::Deployment(deployment.id.clone()),
+    );
     for id in canaries {
         cluster.stop_alloc(&id, now_ns, "alloc not needed as deployment failed");
     }
@@ -573,6 +604,7 @@ fn run_drains(cluster: &mut Cluster, now_ns: i64) {
 
         if remaining.is_empty() {
             let index = cluster.touch(Table::Nodes);
+            cluster.mark_event(index, EventType::NodeDrain, Subject::Node(node_id.clone()));
             if let Some(node) = cluster.nodes.get_mut(&node_id) {
                 node.drain = None;
                 node.modify_index = index;

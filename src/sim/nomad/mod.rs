@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod defaults;
+pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod lifecycle;
@@ -75,6 +76,11 @@ pub struct NomadEmulatorConfig {
     /// Gives the uniform nodes of datacenter k (counting from 0 in `datacenters` order) the
     /// node meta `zone=rack-<k+1>`. Without it, `zone` alternates `odd` and `even`.
     pub zone_meta: bool,
+    /// Raft-index entries the event stream keeps for resuming (Nomad's `event_buffer_size`,
+    /// default 100); at least 1.
+    pub event_buffer_size: usize,
+    /// Wall time between two heartbeat lines on an event stream (30 s in Nomad); more than 0.
+    pub event_heartbeat: Duration,
 }
 
 impl Default for NomadEmulatorConfig {
@@ -92,6 +98,8 @@ impl Default for NomadEmulatorConfig {
             seed: 1,
             node_class: String::new(),
             zone_meta: false,
+            event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
+            event_heartbeat: events::DEFAULT_EVENT_HEARTBEAT,
         }
     }
 }
@@ -136,6 +144,18 @@ pub fn build_cluster(config: &NomadEmulatorConfig, now_ns: i64) -> Result<Cluste
             "a datacenter name is empty: list names such as dc-a,dc-b".to_owned(),
         ));
     }
+    if config.event_buffer_size == 0 {
+        return Err(EmulatorError::Config(
+            "event buffer size 0 is invalid: keep at least 1 index, such as the default 100"
+                .to_owned(),
+        ));
+    }
+    if config.event_heartbeat.is_zero() {
+        return Err(EmulatorError::Config(
+            "event heartbeat interval 0 is invalid: use a positive duration, such as 30 s"
+                .to_owned(),
+        ));
+    }
     for (position, datacenter) in config.datacenters.iter().enumerate() {
         if config.datacenters[..position].contains(datacenter) {
             return Err(EmulatorError::Config(format!(
@@ -175,7 +195,8 @@ impl NomadEmulator {
         let clock = SimClock::start(config.speed);
         let mut cluster = build_cluster(&config, clock.now_ns())?;
         prepare(&mut cluster, clock.now_ns());
-        let shared = Arc::new(Shared::new(cluster, clock));
+        let events = events::EventHub::new(config.event_buffer_size, config.event_heartbeat);
+        let shared = Arc::new(Shared::with_events(cluster, clock, events));
 
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
@@ -267,6 +288,7 @@ impl RunningNomad {
 
     /// Stops the server and the ticker and waits for them.
     pub async fn shutdown(self) {
+        self.shared.events.end_streams();
         self.cancel.cancel();
         for task in self.tasks {
             if let Err(error) = task.await {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::events::{EventType, Subject};
 use super::jobs::ApiError;
 use super::lifecycle::last_drain_started;
 use super::state::{ClientStatus, Cluster, DrainState, SimNode, Table, TaskEvent, Usage};
@@ -56,6 +57,11 @@ pub fn add_node(cluster: &mut Cluster, spec: &NodeSpec, now_ns: i64) -> String {
     .collect();
 
     let index = cluster.touch(Table::Nodes);
+    cluster.mark_event(
+        index,
+        EventType::NodeRegistration,
+        Subject::Node(id.clone()),
+    );
     cluster.nodes.insert(
         id.clone(),
         SimNode {
@@ -97,6 +103,11 @@ pub fn fail_node(cluster: &mut Cluster, node_id: &str, now_ns: i64) -> Result<()
     node.status = "down".to_owned();
     node.modify_index = index;
     node.status_updated_at = now_ns / 1_000_000_000;
+    cluster.mark_event(
+        index,
+        EventType::NodeStreamEvent,
+        Subject::Node(node_id.to_owned()),
+    );
 
     let live: Vec<String> = cluster
         .node_allocs(node_id)
@@ -132,6 +143,11 @@ pub fn recover_node(cluster: &mut Cluster, node_id: &str, now_ns: i64) -> Result
     node.status = "ready".to_owned();
     node.modify_index = index;
     node.status_updated_at = now_ns / 1_000_000_000;
+    cluster.mark_event(
+        index,
+        EventType::NodeStreamEvent,
+        Subject::Node(node_id.to_owned()),
+    );
     cluster.unblock_evals();
     queue_system_jobs(cluster);
     tracing::info!(node = %node_id, "node recovered");
@@ -188,6 +204,11 @@ pub fn set_drain(
     }
     cluster.begin();
     let index = cluster.touch(Table::Nodes);
+    cluster.mark_event(
+        index,
+        EventType::NodeDrain,
+        Subject::Node(node_id.to_owned()),
+    );
     let node = cluster
         .nodes
         .get_mut(node_id)
@@ -249,6 +270,11 @@ pub fn set_eligibility(
         node.eligibility = eligibility.to_owned();
         node.modify_index = index;
     }
+    cluster.mark_event(
+        index,
+        EventType::NodeEligibility,
+        Subject::Node(node_id.to_owned()),
+    );
     if eligibility == "eligible" {
         cluster.unblock_evals();
         queue_system_jobs(cluster);

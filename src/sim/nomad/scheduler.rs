@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::events::{EventType, Subject};
 use super::placement::{
     PlacementRequest, RegexCache, group_fingerprint, group_images, group_spreads, group_usage,
     merge_failure, select_node, spread_counts_for, start_delay, wants_distinct_hosts,
@@ -348,6 +349,11 @@ pub fn create_deployment(
             old.modify_index = index;
             old.modify_time_ns = now_ns;
         }
+        cluster.mark_event(
+            index,
+            EventType::DeploymentStatusUpdate,
+            Subject::Deployment(old_id),
+        );
     }
 
     let id = cluster.new_id();
@@ -414,7 +420,12 @@ pub fn create_deployment(
         .entry(key.clone())
         .or_default()
         .push(id.clone());
-    cluster.deployments.insert(id, deployment.clone());
+    cluster.deployments.insert(id.clone(), deployment.clone());
+    cluster.mark_event(
+        index,
+        EventType::DeploymentStatusUpdate,
+        Subject::Deployment(id),
+    );
     tracing::debug!(job = %key.1, deployment = %deployment.id, version = deployment.job_version, "deployment created");
     deployment
 }
@@ -707,5 +718,13 @@ fn create_alloc(
             deployment.modify_index = index;
             deployment.modify_time_ns = now_ns;
         }
+        // NOTE: Nomad publishes this change with the plan as type `PlanResult`; the emulator
+        // uses `DeploymentStatusUpdate` for every deployment change outside promotion and
+        // health updates.
+        cluster.mark_event(
+            index,
+            EventType::DeploymentStatusUpdate,
+            Subject::Deployment(deployment_id),
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::events::{EventType, Mark, Subject};
 use crate::nomad::model::Job;
 
 /// `(namespace, job ID)`: the key of a job.
@@ -520,6 +521,9 @@ pub struct Cluster {
     /// End of the outage (simulated Unix ns) during which `/v1/` returns 500 "No cluster leader".
     pub unavailable_until_ns: i64,
     pub rng: StdRng,
+    /// State changes since the last publish, moved to the event stream at the end of each
+    /// write (see `EventHub::publish`).
+    pub event_marks: Vec<Mark>,
 }
 
 impl Cluster {
@@ -546,6 +550,7 @@ impl Cluster {
             timers: std::collections::BinaryHeap::new(),
             unavailable_until_ns: 0,
             rng: StdRng::seed_from_u64(seed),
+            event_marks: Vec::new(),
         }
     }
 
@@ -570,6 +575,15 @@ impl Cluster {
         self.raft_index = self.txn_index;
         self.tables.set(table, self.txn_index);
         self.txn_index
+    }
+
+    /// Records a state change for the event stream, at the index of the write that made it.
+    pub fn mark_event(&mut self, index: u64, kind: EventType, subject: Subject) {
+        self.event_marks.push(Mark {
+            index,
+            kind,
+            subject,
+        });
     }
 
     /// Generates a UUID from the seeded generator, so runs with one seed repeat.
@@ -601,8 +615,10 @@ impl Cluster {
             .entry(alloc.node_id.clone())
             .or_default()
             .insert(alloc.id.clone());
-        self.allocs.insert(alloc.id.clone(), alloc);
-        self.touch(Table::Allocs);
+        let id = alloc.id.clone();
+        self.allocs.insert(id.clone(), alloc);
+        let index = self.touch(Table::Allocs);
+        self.mark_event(index, EventType::AllocationCreated, Subject::Allocation(id));
         self.touch_summary(&key);
     }
 
@@ -610,6 +626,17 @@ impl Cluster {
     /// marks its job for reconciling. Returns false when the allocation does not exist.
     pub fn update_alloc(
         &mut self,
+        id: &str,
+        now_ns: i64,
+        change: impl FnOnce(&mut SimAlloc),
+    ) -> bool {
+        self.update_alloc_as(EventType::AllocationUpdated, id, now_ns, change)
+    }
+
+    /// Like [`Cluster::update_alloc`], publishing the change as an event of type `kind`.
+    pub fn update_alloc_as(
+        &mut self,
+        kind: EventType,
         id: &str,
         now_ns: i64,
         change: impl FnOnce(&mut SimAlloc),
@@ -626,6 +653,7 @@ impl Cluster {
         let resources = alloc.resources;
         let node_id = alloc.node_id.clone();
         let key = (alloc.namespace.clone(), alloc.job_id.clone());
+        self.mark_event(index, kind, Subject::Allocation(id.to_owned()));
 
         if was_live != is_live
             && let Some(node) = self.nodes.get_mut(&node_id)
@@ -644,21 +672,26 @@ impl Cluster {
     /// Stops an allocation: desired `stop`, client `complete` unless already terminal.
     pub fn stop_alloc(&mut self, id: &str, now_ns: i64, description: &str) {
         let description = description.to_owned();
-        self.update_alloc(id, now_ns, |alloc| {
-            alloc.desired_status = "stop".to_owned();
-            alloc.desired_description = description;
-            if !alloc.client_status.is_terminal() {
-                alloc.client_status = ClientStatus::Complete;
-                alloc.client_description = "All tasks have completed".to_owned();
-                alloc.events.push(TaskEvent {
-                    kind: "Killed".to_owned(),
-                    time_ns: now_ns,
-                    message: "Task successfully killed".to_owned(),
-                    driver_error: String::new(),
-                    fails_task: false,
-                });
-            }
-        });
+        self.update_alloc_as(
+            EventType::AllocationUpdateDesiredStatus,
+            id,
+            now_ns,
+            |alloc| {
+                alloc.desired_status = "stop".to_owned();
+                alloc.desired_description = description;
+                if !alloc.client_status.is_terminal() {
+                    alloc.client_status = ClientStatus::Complete;
+                    alloc.client_description = "All tasks have completed".to_owned();
+                    alloc.events.push(TaskEvent {
+                        kind: "Killed".to_owned(),
+                        time_ns: now_ns,
+                        message: "Task successfully killed".to_owned(),
+                        driver_error: String::new(),
+                        fails_task: false,
+                    });
+                }
+            },
+        );
     }
 
     /// Moves the summary index of a job (and the `job_summary` table).
@@ -714,6 +747,11 @@ impl Cluster {
     ) -> (String, u64) {
         let id = self.new_id();
         let index = self.touch(Table::Evals);
+        self.mark_event(
+            index,
+            EventType::EvaluationUpdated,
+            Subject::Evaluation(id.clone()),
+        );
         let eval = SimEval {
             id: id.clone(),
             namespace: job.namespace_or_default().to_owned(),

@@ -737,3 +737,70 @@ async fn brief_allocation_list_cut_short_is_a_transport_error() {
     assert!(error.is_retryable());
     server.await.expect("server task ends");
 }
+
+#[tokio::test]
+async fn event_stream_request_shape() {
+    let frame = json!({"Index": 3, "Events": [{"Topic": "Job", "Type": "JobRegistered",
+        "Key": "web", "Namespace": "prod", "FilterKeys": null, "Index": 3,
+        "Payload": {"Job": job_json("web")}}]});
+    let mut reply = Reply::json(Value::Null);
+    reply.body = format!("{{}}\n{frame}\n");
+    let server = TestServer::start(reply).await;
+    let client = server.client_with(|config| config.with_token(Some("s3cr3t-token".to_owned())));
+    let mut stream = EventStream::new(
+        &client,
+        EventStreamConfig {
+            topics: vec![
+                TopicFilter::all("Job"),
+                TopicFilter::keyed("Allocation", "web"),
+            ],
+            namespace: Some("prod".to_owned()),
+            start_index: 7,
+            ..EventStreamConfig::default()
+        },
+    )
+    .expect("valid settings");
+    let debug = format!("{stream:?}");
+    assert!(!debug.contains("s3cr3t-token"), "token leaked: {debug}");
+
+    let item = stream.next().await.expect("a frame");
+    let StreamItem::Events(received) = item else {
+        panic!("expected a frame, got {item:?}");
+    };
+    assert_eq!(received.index, 3);
+    let job = received.events[0]
+        .job()
+        .expect("Job payload")
+        .expect("Job decodes");
+    assert_eq!(job.id, "web");
+
+    let request = server.only_request();
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.path, "/v1/event/stream");
+    assert_eq!(
+        request.query_pairs(),
+        vec![
+            ("namespace".to_owned(), "prod".to_owned()),
+            ("index".to_owned(), "7".to_owned()),
+            ("topic".to_owned(), "Job:*".to_owned()),
+            ("topic".to_owned(), "Allocation:web".to_owned()),
+        ]
+    );
+    assert_eq!(
+        request
+            .headers
+            .get("X-Nomad-Token")
+            .map(|value| value.to_str().expect("ascii")),
+        Some("s3cr3t-token")
+    );
+}
+
+#[tokio::test]
+async fn event_stream_forbidden_is_permanent() {
+    let server = TestServer::start(Reply::text(403, "Permission denied")).await;
+    let mut stream =
+        EventStream::new(&server.client(), EventStreamConfig::default()).expect("valid settings");
+    let error = stream.next().await.expect_err("token lacks permission");
+    assert!(matches!(error, Error::PermissionDenied { .. }), "{error:?}");
+    assert_eq!(stream.reconnects(), 0);
+}

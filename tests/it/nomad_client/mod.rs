@@ -2,4 +2,5 @@
 
 mod client;
 mod e2e;
+mod events;
 mod models;

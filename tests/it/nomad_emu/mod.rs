@@ -4,9 +4,11 @@
 mod blocking;
 mod deployments;
 mod dev_defaults;
+mod events;
 mod indexes;
 mod jobs;
 mod nodes;
+mod pagination;
 mod validation;
 
 use std::future::Future;
