@@ -528,7 +528,7 @@ enum KvRead {
     Missing,
     Entries(Vec<Value>),
     Keys(Vec<String>),
-    Raw(Vec<u8>),
+    Raw(bytes::Bytes),
 }
 
 async fn kv_get(

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Entry {
     pub(crate) key: String,
-    pub(crate) value: Vec<u8>,
+    /// Shared, so copying the store for a transaction does not copy values.
+    #[serde(with = "shared_bytes")]
+    pub(crate) value: bytes::Bytes,
     pub(crate) flags: u64,
     pub(crate) create_index: u64,
     pub(crate) modify_index: u64,
@@ -193,7 +195,7 @@ impl Store {
             Some(e) => e.clone(),
             None => Entry {
                 key: key.to_string(),
-                value: Vec::new(),
+                value: bytes::Bytes::new(),
                 flags: 0,
                 create_index: index,
                 modify_index: index,
@@ -201,7 +203,7 @@ impl Store {
                 session: None,
             },
         };
-        next.value = value.to_vec();
+        next.value = bytes::Bytes::copy_from_slice(value);
         next.flags = flags;
 
         match mode {
@@ -394,5 +396,23 @@ mod tests {
         assert!(!store.delete("a", false, Some(0), 2));
         assert!(store.data.kv.contains_key("a"));
         assert!(store.delete("missing", false, Some(5), 3));
+    }
+}
+
+/// Serializes shared bytes as a plain byte list, the form snapshots have always used.
+mod shared_bytes {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &bytes::Bytes,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(value.iter())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<bytes::Bytes, D::Error> {
+        Vec::<u8>::deserialize(deserializer).map(bytes::Bytes::from)
     }
 }
