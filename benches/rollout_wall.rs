@@ -289,10 +289,8 @@ async fn run(workers: u32, speed: f64, healthy_deadline: &str) -> Report {
     let scene = Scene::start(speed).await;
     scene.set_pull_time().await;
 
-    // NOTE: the pool is written before the controller starts. When it was the first key
-    // written to a fresh Consul emulator after the controller had listed the empty prefix
-    // (index 1), the blocked list returned only when its wait ended, with the pool at index
-    // 1, so the controller saw it minutes late.
+    // The pool is written before the controller starts, so the rollout begins from a
+    // converged pool.
     scene.put_pool(OLD, workers, healthy_deadline).await;
     let controller = Controller::new(scene.controller_config(speed)).expect("valid config");
     let shutdown = CancellationToken::new();

@@ -542,6 +542,44 @@ async fn blocking_query_wakes_on_change() {
 }
 
 #[tokio::test]
+async fn first_write_wakes_a_list_of_a_fresh_store() {
+    let (consul, client) = start().await;
+    let (pairs, meta) = client
+        .kv_list("pools/", &QueryOptions::default())
+        .await
+        .unwrap();
+    assert!(pairs.is_empty());
+    // Clients raise an index of 0 to 1 before blocking on it.
+    let index = meta.index.max(1);
+
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .kv_list(
+                    "pools/",
+                    &QueryOptions::blocking(index, Duration::from_secs(60)),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client
+        .kv_put("pools/web", b"1", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+
+    let (pairs, after) = tokio::time::timeout(GUARD, waiter)
+        .await
+        .expect("the write wakes the list before its wait ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pairs.len(), 1);
+    assert!(after.index > index, "{} > {index}", after.index);
+    consul.shutdown().await;
+}
+
+#[tokio::test]
 async fn acl_token_is_enforced() {
     let (consul, open) = start_with(ConsulEmulatorConfig {
         acl_token: Some("root-token".into()),

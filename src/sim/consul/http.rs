@@ -65,12 +65,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The Raft index of a fresh emulated server before its first write.
+const BOOTSTRAP_INDEX: u64 = 12;
+
 impl Shared {
     pub(crate) fn load(
         config: ConsulEmulatorConfig,
         cancel: CancellationToken,
     ) -> Result<Self, StartError> {
-        let mut data = Data::default();
+        // A fresh server has already committed a few Raft entries (the leader's barrier and
+        // configuration) before any KV write, so its first write never carries index 1. A
+        // blocking query on an empty prefix answers index 1 (raised from 0), and a first
+        // write at index 1 would not wake it.
+        let mut data = Data {
+            index: BOOTSTRAP_INDEX,
+            ..Data::default()
+        };
         if let Some(dir) = &config.data_dir {
             std::fs::create_dir_all(dir).map_err(|e| StartError::LoadState {
                 path: dir.clone(),
