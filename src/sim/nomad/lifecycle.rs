@@ -328,6 +328,7 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
         let mut needs_promotion = false;
 
         for (group_name, state) in updated.task_groups.iter_mut() {
+            let mut group_done = true;
             // An allocation without health after `HealthyDeadline` is unhealthy.
             let overdue: Vec<String> = cluster
                 .job_allocs(&key)
@@ -382,7 +383,7 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
                 if !(state.auto_promote && healthy_canaries >= state.desired_canaries) {
                     auto_promote_ready = false;
                 }
-                all_done = false;
+                group_done = false;
             } else {
                 let fingerprint = job
                     .group(group_name)
@@ -403,12 +404,15 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
                     })
                     .count() as u64;
                 if healthy_current < state.desired_total || old_left {
-                    all_done = false;
+                    group_done = false;
                 }
             }
+            all_done &= group_done;
+            // Like Nomad's deployment watcher, only a group still in progress can miss its
+            // progress deadline; a group already done never fails the deployment.
             if let Some(deadline) = state.require_progress_by_ns
                 && deadline < now_ns
-                && !all_done
+                && !group_done
             {
                 updated.status_description = "Failed due to progress deadline".to_owned();
                 any_unhealthy = true;

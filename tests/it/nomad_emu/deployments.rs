@@ -357,3 +357,62 @@ async fn healthy_deadline_marks_allocation_unhealthy() {
     assert_eq!(failed.task_groups["web"].unhealthy_allocs, 1);
     harness.nomad.shutdown().await;
 }
+
+#[tokio::test]
+async fn finished_group_never_fails_a_longer_rollout_of_another() {
+    let harness = Harness::start(&["dc1"], 3).await;
+    let group = |name: &str, count: i64, image: &str| {
+        json!({
+            "Name": name,
+            "Count": count,
+            "Tasks": [{
+                "Name": "app",
+                "Driver": "docker",
+                "Config": {"image": image},
+                "Resources": {"CPU": 100, "MemoryMB": 64}
+            }]
+        })
+    };
+    let mut job = json!({
+        "ID": "web",
+        "Type": "service",
+        "Datacenters": ["*"],
+        "Update": {
+            "MaxParallel": 1,
+            "MinHealthyTime": 15_000_000_000_i64,
+            "HealthyDeadline": 50_000_000_000_i64,
+            "ProgressDeadline": 60_000_000_000_i64,
+        },
+        "TaskGroups": [group("a", 8, "app:1"), group("b", 1, "app:1")],
+    });
+    harness.register(job.clone()).await;
+    let first: Deployment = harness
+        .eventually("the version 0 deployment to end", || async {
+            let list: Vec<Deployment> = harness.get("/v1/job/web/deployments").await.parse();
+            list.into_iter()
+                .find(|d| d.job_version == 0 && !matches!(d.status.as_str(), "running" | "paused"))
+        })
+        .await;
+    assert_eq!(first.status.as_str(), "successful");
+
+    // Only group a changes. Its 8 replacements, one at a time with a 20 s pull on each node
+    // and a 15 s minimum healthy time, take well past group b's 60 s progress deadline,
+    // while each healthy replacement moves group a's own deadline. Group b comes after a
+    // group still in progress.
+    job["TaskGroups"][0] = group("a", 8, "app:2");
+    harness.register(job).await;
+    let finished: Deployment = harness
+        .eventually("the version 1 deployment to end", || async {
+            let list: Vec<Deployment> = harness.get("/v1/job/web/deployments").await.parse();
+            list.into_iter()
+                .find(|d| d.job_version == 1 && !matches!(d.status.as_str(), "running" | "paused"))
+        })
+        .await;
+
+    assert_eq!(
+        (finished.status.as_str(), finished.status_description.as_str()),
+        ("successful", "Deployment completed successfully")
+    );
+    assert_eq!(finished.task_groups["a"].healthy_allocs, 8);
+    harness.nomad.shutdown().await;
+}
