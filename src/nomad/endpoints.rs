@@ -223,7 +223,7 @@ impl Client {
 
     /// Lists allocations without their task states (`GET /v1/allocations?task_states=false`),
     /// which makes each stub several times smaller, and keeps only the fields of
-    /// [`AllocBrief`]. The list is decoded while it arrives.
+    /// [`AllocBrief`].
     pub async fn list_allocations_brief(
         &self,
         options: QueryOptions,
@@ -232,15 +232,14 @@ impl Client {
     }
 
     /// Lists allocations without their task states into any type that decodes from a JSON
-    /// list of allocation stubs, such as a map built while the list arrives, so that the
+    /// list of allocation stubs, such as a map built while the list is decoded, so that the
     /// whole list never exists as values at once.
-    pub async fn list_allocations_as<T: DeserializeOwned + Send + 'static>(
+    pub async fn list_allocations_as<T: DeserializeOwned>(
         &self,
         options: QueryOptions,
     ) -> Result<Response<T>, Error> {
-        let call = Call::get("/v1/allocations", &["allocations"], options)
-            .param("task_states", "false")
-            .streamed();
+        let call =
+            Call::get("/v1/allocations", &["allocations"], options).param("task_states", "false");
         self.execute(call).await
     }
 

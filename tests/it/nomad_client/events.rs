@@ -173,6 +173,27 @@ async fn dropped_start_index_starts_at_oldest() {
     let (emulator, client) = start_emulator(5).await;
     register(&client, "web", 2).await;
     register(&client, "api", 2).await;
+    // The placements and task starts come from the emulator's ticks; once four workers run,
+    // far more entries than the buffer holds have been written.
+    tokio::time::timeout(WAIT_LIMIT, async {
+        loop {
+            let allocations = client
+                .list_allocations(None, QueryOptions::immediate())
+                .await
+                .expect("allocations listed");
+            let running = allocations
+                .value
+                .iter()
+                .filter(|stub| stub.client_status == ClientStatus::Running)
+                .count();
+            if running == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("four allocations running within the wait limit");
 
     let mut stream = EventStream::new(
         &client,

@@ -410,7 +410,10 @@ async fn finished_group_never_fails_a_longer_rollout_of_another() {
         .await;
 
     assert_eq!(
-        (finished.status.as_str(), finished.status_description.as_str()),
+        (
+            finished.status.as_str(),
+            finished.status_description.as_str()
+        ),
         ("successful", "Deployment completed successfully")
     );
     assert_eq!(finished.task_groups["a"].healthy_allocs, 8);
