@@ -36,14 +36,8 @@ const SOAK_SECONDS: f64 = 120.0;
 const MIN_HEALTHY_SECONDS: f64 = 10.0;
 
 /// The default `spec.rollout.healthyDeadline`. The renderer sets each group's
-/// `ProgressDeadline` to it plus `minHealthyTime`, `goldenSoak` and one minute (790 s).
-// NOTE: with `5m` (a 490 s progress deadline), the 60-worker rollout fails on the Nomad
-// emulator at 100× and 1000×, and passes at 20× by about 20 s. The emulator puts every group
-// into a deployment, never moves the progress deadline of a group whose workers it does not
-// replace, and fails the deployment once that deadline passes while another group is still
-// being replaced. Nomad's deployment watcher skips the deadline of a group that is done
-// (`getDeploymentProgressCutoff` in `nomad/deploymentwatcher`).
-const HEALTHY_DEADLINE: &str = "10m";
+/// `ProgressDeadline` to it plus `minHealthyTime`, `goldenSoak` and one minute (490 s).
+const HEALTHY_DEADLINE: &str = "5m";
 
 /// Upper bound on the wall time of one rollout. It only turns a hang into a failure.
 const GIVE_UP: Duration = Duration::from_secs(600);
