@@ -63,6 +63,8 @@ struct LockState {
     renewed_until: Option<Instant>,
     /// Whether the key showed this session at the last read or acquire.
     holds_key: bool,
+    /// Set by [`LeaderLock::shutdown`]: leadership ends on purpose, not by loss.
+    stepping_down: bool,
 }
 
 struct Shared {
@@ -93,7 +95,10 @@ impl Shared {
     /// Publishes the leadership flag when it changed, and logs the transition.
     fn publish(&self, key: &str) {
         let leader = self.is_leader();
-        let session = self.lock().session.clone();
+        let (session, stepping_down) = {
+            let state = self.lock();
+            (state.session.clone(), state.stepping_down)
+        };
         self.leader_tx.send_if_modified(|current| {
             if *current == leader {
                 return false;
@@ -101,6 +106,8 @@ impl Shared {
             *current = leader;
             if leader {
                 tracing::info!(key, session = ?session, "acquired leadership");
+            } else if stepping_down {
+                tracing::info!(key, session = ?session, "stepping down: releasing leadership");
             } else {
                 tracing::warn!(key, session = ?session, "lost leadership");
             }
@@ -204,9 +211,11 @@ impl LeaderLock {
         let session = {
             let mut state = self.shared.lock();
             state.holds_key = false;
-            state.session.take()
+            state.stepping_down = true;
+            state.session.clone()
         };
         self.shared.publish(&self.config.key);
+        self.shared.lock().session = None;
         let Some(session) = session else {
             return Ok(());
         };
