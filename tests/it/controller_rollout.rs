@@ -10,16 +10,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 
-use jiff::Timestamp;
 use serde_json::json;
 use steward::consul::{ConsulClient, Keys, WriteMode};
 use steward::nomad::{self, QueryOptions};
 use steward::reconcile::{Phase, Status};
-use steward::rollout::{self, RolloutPhase, RolloutState};
-use steward::runtime::{Clock, Controller, ControllerConfig, ControllerHandle, QueueConfig};
+use steward::rollout::{self, RolloutPhase};
+use steward::runtime::{Controller, ControllerConfig, ControllerHandle, QueueConfig};
 use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio_util::sync::CancellationToken;
+
+use crate::support::emulated_time::{EmulatorClock, rollout_state};
 
 const OLD: &str = "registry.local/face:1";
 const NEW: &str = "registry.local/face:2";
@@ -27,19 +28,6 @@ const SPEED: f64 = 1000.0;
 
 /// Upper bound on waiting for the controller. It only bounds a failing test.
 const CONVERGE: Duration = Duration::from_secs(90);
-
-/// The Nomad emulator's simulated clock, so the controller and the emulator agree on time.
-struct EmulatorClock(steward::sim::nomad::clock::SimClock);
-
-impl Clock for EmulatorClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_nanosecond(i128::from(self.0.now_ns())).expect("valid time")
-    }
-
-    fn to_wall(&self, duration: Duration) -> Duration {
-        duration.div_f64(SPEED)
-    }
-}
 
 struct Scene {
     consul: RunningConsul,
@@ -83,7 +71,10 @@ impl Scene {
             nomad_client.clone(),
             "rollout-test",
         );
-        config.clock = Arc::new(EmulatorClock(nomad.shared().clock.clone()));
+        config.clock = Arc::new(EmulatorClock {
+            clock: nomad.shared().clock.clone(),
+            speed: SPEED,
+        });
         config.leader_ttl = Duration::from_secs(2);
         config.lock_delay = Duration::from_secs(1);
         config.queue = QueueConfig {
@@ -233,10 +224,6 @@ spec:
         self.consul.shutdown().await;
         self.nomad.shutdown().await;
     }
-}
-
-fn rollout_state(status: &Status) -> Option<RolloutState> {
-    RolloutState::from_status(status).expect("stored rollout state parses")
 }
 
 fn ready_with_six(status: &Status) -> bool {

@@ -11,15 +11,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use steward::consul::{ConsulClient, Keys, WriteMode};
 use steward::nomad::{self, AllocListStub, QueryOptions};
 use steward::reconcile::{Phase, Status};
-use steward::rollout::{self, RolloutPhase, RolloutState};
-use steward::runtime::{Clock, Controller, ControllerConfig, ControllerHandle, QueueConfig};
+use steward::rollout::{self, RolloutPhase};
+use steward::runtime::{Controller, ControllerConfig, ControllerHandle, QueueConfig};
 use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio_util::sync::CancellationToken;
+
+use crate::support::emulated_time::{EmulatorClock, rollout_state};
 
 const OLD: &str = "registry.local/face:1";
 const NEW: &str = "registry.local/face:2";
@@ -29,19 +30,6 @@ const WORKERS_PER_ZONE: u32 = 3;
 
 /// Upper bound on waiting for the controllers. It only bounds a failing test.
 const CONVERGE: Duration = Duration::from_secs(90);
-
-/// The Nomad emulator's simulated clock, so the controllers and the emulator agree on time.
-struct EmulatorClock(steward::sim::nomad::clock::SimClock);
-
-impl Clock for EmulatorClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_nanosecond(i128::from(self.0.now_ns())).expect("valid time")
-    }
-
-    fn to_wall(&self, duration: Duration) -> Duration {
-        duration.div_f64(SPEED)
-    }
-}
 
 struct Cluster {
     consul: RunningConsul,
@@ -89,7 +77,10 @@ impl Cluster {
         let nomad = nomad::Client::new(nomad::Config::new(&self.nomad.url()).expect("address"))
             .expect("nomad client");
         let mut config = ControllerConfig::new(consul, self.keys.clone(), nomad, identity);
-        config.clock = Arc::new(EmulatorClock(self.nomad.shared().clock.clone()));
+        config.clock = Arc::new(EmulatorClock {
+            clock: self.nomad.shared().clock.clone(),
+            speed: SPEED,
+        });
         config.leader_ttl = Duration::from_secs(2);
         config.lock_delay = Duration::from_secs(1);
         config.queue = QueueConfig {
@@ -266,10 +257,6 @@ impl Drop for Isolated {
     }
 }
 
-fn rollout_state(status: &Status) -> Option<RolloutState> {
-    RolloutState::from_status(status).expect("stored rollout state parses")
-}
-
 fn ready_with_six(status: &Status) -> bool {
     status.phase == Phase::Ready && status.workers.healthy == 2 * WORKERS_PER_ZONE
 }
@@ -280,7 +267,7 @@ fn ready_with_six(status: &Status) -> bool {
 struct Lowest {
     total: u32,
     zones: [u32; 2],
-    most_changing: usize,
+    max_changing: usize,
     observations: usize,
 }
 
@@ -315,7 +302,7 @@ fn observe_capacity(
                     *lowest = Some(Lowest {
                         total,
                         zones,
-                        most_changing: changing,
+                        max_changing: changing,
                         observations: 1,
                     });
                 }
@@ -325,7 +312,7 @@ fn observe_capacity(
                     for (low, now) in seen.zones.iter_mut().zip(zones) {
                         *low = (*low).min(now);
                     }
-                    seen.most_changing = seen.most_changing.max(changing);
+                    seen.max_changing = seen.max_changing.max(changing);
                     seen.observations += 1;
                 }
             }
@@ -484,7 +471,7 @@ async fn standby_finishes_rollout_after_golden() {
         assert!(low >= WORKERS_PER_ZONE, "zone {zone}: {lowest:?}");
     }
     assert_eq!(
-        lowest.most_changing, 1,
+        lowest.max_changing, 1,
         "workers changing at once: {lowest:?}"
     );
 

@@ -1,6 +1,7 @@
 //! Helpers that start real servers for the integration tests, on loopback ports with
 //! temporary data directories, and stop them when dropped.
 
+pub mod emulated_time;
 pub mod process;
 pub mod prometheus;
 pub mod rabbitmq;
