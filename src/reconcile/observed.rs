@@ -26,7 +26,7 @@ pub struct Observed {
 /// The cluster's nodes, shared between the views of every pool.
 ///
 /// Cloning is one reference-count increment, so a reconcile copies no node. Mutable access
-/// (tests, fakes) copies the list first when another view still holds it.
+/// (tests, fakes) copies the list first when another view still shares it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeList(Arc<Vec<ObservedNode>>);
 
@@ -68,7 +68,7 @@ pub struct ObservedJob {
 impl ObservedJob {
     /// Wraps a job read from Nomad, taking `JobModifyIndex` from the job itself (0 when unset).
     /// The group and task lists are trimmed to their length, because a decoded list keeps
-    /// spare room and the cache holds one job per pool.
+    /// spare capacity and the cache stores one job per pool.
     pub fn new(mut job: Job) -> Self {
         if let Some(groups) = job.task_groups.as_mut() {
             groups.shrink_to_fit();

@@ -971,7 +971,7 @@ impl<'a> Stepper<'a> {
         // settled, a passed deadline only means that no step ran for a while, such as during
         // a change of leader or a controller restart. The rollout then goes on. A deadline
         // that passed long before this step gets a new budget instead of a rollback, because
-        // nobody watched the wait.
+        // no controller was running to observe the wait.
         // NOTE: in the leader failover test, the new leader's first step sometimes found zone
         // a without healthy workers of the live job version although Nomad showed them. The
         // cause (a cache that lags behind Nomad after a takeover) is not confirmed.

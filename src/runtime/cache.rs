@@ -83,7 +83,7 @@ struct State {
     pools: BTreeMap<String, Arc<PoolEntry>>,
     overrides: BTreeMap<String, OverrideEntry>,
     statuses: BTreeMap<String, StoredStatus>,
-    /// Boxed, so the table holds pointers and grows without moving whole jobs.
+    /// Boxed, so the table stores pointers and grows without moving whole jobs.
     jobs: HashMap<JobKey, Arc<ObservedJob>>,
     allocations: HashMap<JobKey, Vec<ObservedAllocation>>,
     deployments: HashMap<JobKey, ObservedDeployment>,
@@ -257,9 +257,9 @@ impl Cache {
         };
     }
 
-    /// Applies a complete job list: `read` holds the jobs read anew, `present` the key of
-    /// every job the list still holds (read anew or not). Cached jobs missing from `present`
-    /// are dropped, and the rest are kept as they are. Returns the pools affected.
+    /// Applies a complete job list and returns the pools affected. `read` contains the jobs
+    /// read again, and `present` the key of every job in the list, read again or not. Cached
+    /// jobs missing from `present` are dropped, and the rest are kept as they are.
     pub fn update_jobs(
         &self,
         read: Vec<(JobKey, Option<ObservedJob>)>,
@@ -601,7 +601,7 @@ mod tests {
     }
 
     #[test]
-    fn job_update_keeps_unread_jobs_and_drops_missing_ones() {
+    fn update_jobs_keeps_unread_drops_missing() {
         let cache = Cache::new();
         cache.replace_pools(BTreeMap::from([
             ("web".to_owned(), pool("web", "web", &["a"])),
@@ -613,7 +613,7 @@ mod tests {
         ]));
         assert_eq!(changed, names(&["api", "web"]));
 
-        // The list still holds both jobs; only `web` was read again, unchanged.
+        // The list still contains both jobs, and only `web` was read again, unchanged.
         let present = [key("web"), key("api")].into_iter().collect();
         let changed =
             cache.update_jobs(vec![(key("web"), Some(job("web", Some("web"))))], &present);

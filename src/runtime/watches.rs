@@ -507,10 +507,10 @@ impl<'de> serde::Deserialize<'de> for AllocationsByJob {
 }
 
 /// Watches every allocation of the cluster, without task states, and groups them by job
-/// while the list arrives.
+/// while the list is decoded.
 ///
 /// The allocation table's index moves only when an allocation changes, so every wake-up is
-/// a real change and the watch keeps no copy of the last list; the cache diffs the groups.
+/// a real change. The watch keeps no copy of the last list, and the cache diffs the groups.
 ///
 /// NOTE: each change still transfers the whole list. The event stream would transfer only
 /// the allocations that changed.

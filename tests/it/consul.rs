@@ -542,7 +542,7 @@ async fn blocking_query_wakes_on_change() {
 }
 
 #[tokio::test]
-async fn first_write_wakes_a_list_of_a_fresh_store() {
+async fn first_write_wakes_empty_list() {
     let (consul, client) = start().await;
     let (pairs, meta) = client
         .kv_list("pools/", &QueryOptions::default())

@@ -187,9 +187,9 @@ pub struct AllocMetric {
     pub extra: Map<String, Value>,
 }
 
-/// The fields of an allocation list stub that say where an allocation runs and how it is
-/// doing, decoded from the same JSON as [`AllocListStub`] while every other field is skipped.
-/// A list of 100,000 of these takes a fraction of the memory of full stubs.
+/// The placement and status fields of an allocation list stub, decoded from the same JSON
+/// as [`AllocListStub`] while every other field is skipped, so a long list takes a fraction
+/// of the memory of full stubs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocBrief {

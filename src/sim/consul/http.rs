@@ -74,8 +74,8 @@ impl Shared {
         cancel: CancellationToken,
     ) -> Result<Self, StartError> {
         // A fresh server has already committed a few Raft entries (the leader's barrier and
-        // configuration) before any KV write, so its first write never carries index 1. A
-        // blocking query on an empty prefix answers index 1 (raised from 0), and a first
+        // configuration) before any KV write, so its first write does not carry index 1. A
+        // blocking query on an empty prefix returns index 1 (raised from 0), and a first
         // write at index 1 would not wake it.
         let mut data = Data {
             index: BOOTSTRAP_INDEX,

@@ -408,8 +408,8 @@ fn watch_deployments(cluster: &mut Cluster, now_ns: i64) {
                 }
             }
             all_done &= group_done;
-            // Like Nomad's deployment watcher, only a group still in progress can miss its
-            // progress deadline; a group already done never fails the deployment.
+            // Like Nomad's deployment watcher, only a group still in progress is held to its
+            // progress deadline. A group that is done cannot fail the deployment.
             if let Some(deadline) = state.require_progress_by_ns
                 && deadline < now_ns
                 && !group_done

@@ -658,7 +658,7 @@ fn many_allocations(copies: usize) -> Value {
 }
 
 #[tokio::test]
-async fn brief_allocation_list_streams_without_task_states() {
+async fn brief_list_omits_task_states() {
     let body = many_allocations(20_000);
     let full: Vec<AllocListStub> = serde_json::from_value(body.clone()).expect("stubs decode");
     let server = TestServer::start(Reply::json(body)).await;
@@ -687,7 +687,7 @@ async fn brief_allocation_list_streams_without_task_states() {
 }
 
 #[tokio::test]
-async fn brief_allocation_list_reports_invalid_json() {
+async fn brief_list_invalid_json_is_decode_error() {
     let mut reply = Reply::json(json!([]));
     reply.body = r#"[{"ID": "a", "JobID": 7}]"#.to_owned();
     let server = TestServer::start(reply).await;
@@ -703,7 +703,7 @@ async fn brief_allocation_list_reports_invalid_json() {
 }
 
 #[tokio::test]
-async fn brief_allocation_list_cut_short_is_a_transport_error() {
+async fn brief_list_cut_body_is_transport_error() {
     use tokio::io::AsyncWriteExt as _;
 
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -173,8 +173,8 @@ async fn dropped_start_index_starts_at_oldest() {
     let (emulator, client) = start_emulator(5).await;
     register(&client, "web", 2).await;
     register(&client, "api", 2).await;
-    // The placements and task starts come from the emulator's ticks; once four workers run,
-    // far more entries than the buffer holds have been written.
+    // The placements and task starts come from the emulator's ticks. Once four workers run,
+    // more entries have been written than the 5-entry buffer keeps.
     tokio::time::timeout(WAIT_LIMIT, async {
         loop {
             let allocations = client

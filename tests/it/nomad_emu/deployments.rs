@@ -359,7 +359,7 @@ async fn healthy_deadline_marks_allocation_unhealthy() {
 }
 
 #[tokio::test]
-async fn finished_group_never_fails_a_longer_rollout_of_another() {
+async fn done_group_ignores_progress_deadline() {
     let harness = Harness::start(&["dc1"], 3).await;
     let group = |name: &str, count: i64, image: &str| {
         json!({

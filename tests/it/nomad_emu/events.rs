@@ -237,14 +237,17 @@ async fn one_frame_per_index_in_order() {
         .flat_map(events)
         .map(|event| event["Type"].as_str().expect("Type").to_owned())
         .collect();
-    for wanted in [
+    for expected in [
         "JobRegistered",
         "EvaluationUpdated",
         "AllocationCreated",
         "AllocationUpdated",
         "DeploymentStatusUpdate",
     ] {
-        assert!(types.contains(wanted), "{wanted} missing from {types:?}");
+        assert!(
+            types.contains(expected),
+            "{expected} missing from {types:?}"
+        );
     }
 }
 
