@@ -83,6 +83,8 @@ impl QueryMeta {
 pub struct Response<T> {
     pub value: T,
     pub meta: QueryMeta,
+    /// `X-Nomad-NextToken`: where the next page starts, on a paged list that has one.
+    pub next_token: Option<String>,
 }
 
 /// A Nomad API client. Cloning is cheap and clones share the connection pool.
@@ -343,9 +345,15 @@ impl Client {
         }
 
         let (_, headers, value) = result?;
+        let next_token = headers
+            .get("X-Nomad-NextToken")
+            .and_then(|value| value.to_str().ok())
+            .filter(|token| !token.is_empty())
+            .map(str::to_owned);
         Ok(Response {
             value,
             meta: query_meta(&headers),
+            next_token,
         })
     }
 

@@ -238,9 +238,56 @@ impl Client {
         &self,
         options: QueryOptions,
     ) -> Result<Response<T>, Error> {
-        let call =
-            Call::get("/v1/allocations", &["allocations"], options).param("task_states", "false");
-        self.execute(call).await
+        self.execute(allocations_page(options, None, None)).await
+    }
+
+    /// Lists every allocation without task states, `per_page` stubs per request, decoding
+    /// each page into `T` and folding it into the first with `merge`.
+    ///
+    /// Only the first request blocks, on `options`; the following pages are read at once
+    /// with `next_token`. The returned metadata is the first page's, so an allocation that
+    /// changed while later pages were read moves the index past it, and the next blocking
+    /// read returns at once. A Nomad without pagination sends no `X-Nomad-NextToken` and
+    /// the first page is the whole list. Memory per request is bounded by `per_page`.
+    pub async fn list_allocations_paged<T: DeserializeOwned>(
+        &self,
+        options: QueryOptions,
+        per_page: u32,
+        mut merge: impl FnMut(&mut T, T),
+    ) -> Result<Response<T>, Error> {
+        let first = self
+            .execute::<T>(allocations_page(options, Some(per_page), None))
+            .await?;
+        let mut value = first.value;
+        let mut next = first.next_token;
+
+        while let Some(token) = next {
+            let page = self
+                .execute::<T>(allocations_page(
+                    QueryOptions::immediate(),
+                    Some(per_page),
+                    Some(token.clone()),
+                ))
+                .await?;
+            if page.next_token.as_deref() == Some(token.as_str()) {
+                let message = format!(
+                    "the page at next_token {token:?} names itself as the next page, so the \
+                     list would never end"
+                );
+                return Err(Error::Decode {
+                    path: "/v1/allocations".to_owned(),
+                    source: serde::de::Error::custom(message),
+                });
+            }
+            merge(&mut value, page.value);
+            next = page.next_token;
+        }
+
+        Ok(Response {
+            value,
+            meta: first.meta,
+            next_token: None,
+        })
     }
 
     /// Reads an allocation (`GET /v1/allocation/:id`).
@@ -458,4 +505,21 @@ impl Client {
         ))
         .await
     }
+}
+
+/// One read of `GET /v1/allocations?task_states=false`, optionally one page of it.
+fn allocations_page(
+    options: QueryOptions,
+    per_page: Option<u32>,
+    next_token: Option<String>,
+) -> Call {
+    let mut call =
+        Call::get("/v1/allocations", &["allocations"], options).param("task_states", "false");
+    if let Some(per_page) = per_page {
+        call = call.param("per_page", per_page.to_string());
+    }
+    if let Some(token) = next_token {
+        call = call.param("next_token", token);
+    }
+    call
 }

@@ -308,6 +308,7 @@ mod tests {
                         known_leader: true,
                         last_contact: Duration::ZERO,
                     },
+                    next_token: None,
                 }))
             }
         };

@@ -77,14 +77,85 @@ pub struct PoolView {
     pub observed: Observed,
 }
 
+/// A job as the cache keeps it: compact JSON, plus the few fields the cache reads without
+/// decoding it. A decoded [`crate::nomad::Job`] takes about 10 KB of heap for two task groups,
+/// mostly in wide optional fields; its JSON without the unset fields takes a fraction of
+/// that. Each reconcile view decodes the one job it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedJob {
+    form: JobForm,
+    owner: Option<String>,
+    stopped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum JobForm {
+    /// `serde_json` text of the job and its `JobModifyIndex`.
+    Encoded { json: Box<[u8]>, job_modify_index: u64 },
+    /// A job whose JSON does not decode back to the same value, kept as it is.
+    Decoded(Box<ObservedJob>),
+}
+
+impl CachedJob {
+    /// Encodes `job`, keeping it decoded when the JSON does not read back to the same job
+    /// (a model field that does not survive the round trip), so a view never differs from
+    /// what Nomad returned.
+    pub fn new(job: ObservedJob) -> Self {
+        let owner = job.owner().map(str::to_owned);
+        let stopped = job.job.stop == Some(true);
+        let form = match serde_json::to_vec(&job.job) {
+            Ok(json) if decode(&json, job.job_modify_index).as_ref() == Some(&job) => {
+                JobForm::Encoded {
+                    json: json.into_boxed_slice(),
+                    job_modify_index: job.job_modify_index,
+                }
+            }
+            _ => JobForm::Decoded(Box::new(job)),
+        };
+        Self {
+            form,
+            owner,
+            stopped,
+        }
+    }
+
+    /// The pool named by the job's `steward.pool` meta.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// Whether the job is stopped (`Stop: true`).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Decodes the job.
+    pub fn job(&self) -> ObservedJob {
+        match &self.form {
+            JobForm::Encoded {
+                json,
+                job_modify_index,
+            } => decode(json, *job_modify_index)
+                .expect("CachedJob::new kept only JSON that decodes to the job"),
+            JobForm::Decoded(job) => ObservedJob::clone(job),
+        }
+    }
+}
+
+fn decode(json: &[u8], job_modify_index: u64) -> Option<ObservedJob> {
+    let job = serde_json::from_slice(json).ok()?;
+    let mut observed = ObservedJob::new(job);
+    observed.job_modify_index = job_modify_index;
+    Some(observed)
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Shared with the pool watch's parse cache, so each pool is held once.
     pools: BTreeMap<String, Arc<PoolEntry>>,
     overrides: BTreeMap<String, OverrideEntry>,
     statuses: BTreeMap<String, StoredStatus>,
-    /// Boxed, so the table stores pointers and grows without moving whole jobs.
-    jobs: HashMap<JobKey, Arc<ObservedJob>>,
+    jobs: HashMap<JobKey, CachedJob>,
     allocations: HashMap<JobKey, Vec<ObservedAllocation>>,
     deployments: HashMap<JobKey, ObservedDeployment>,
     nodes: BTreeMap<String, ObservedNode>,
@@ -262,14 +333,14 @@ impl Cache {
     /// jobs missing from `present` are dropped, and the rest are kept as they are.
     pub fn update_jobs(
         &self,
-        read: Vec<(JobKey, Option<ObservedJob>)>,
+        read: Vec<(JobKey, Option<CachedJob>)>,
         present: &std::collections::HashSet<JobKey>,
     ) -> BTreeSet<String> {
         let mut state = self.write();
         let mut affected = BTreeSet::new();
-        let mut changed: Vec<(JobKey, Option<ObservedJob>)> = read
+        let mut changed: Vec<(JobKey, Option<CachedJob>)> = read
             .into_iter()
-            .filter(|(key, job)| state.jobs.get(key).map(Arc::as_ref) != job.as_ref())
+            .filter(|(key, job)| state.jobs.get(key) != job.as_ref())
             .collect();
         changed.extend(
             state
@@ -283,7 +354,7 @@ impl Cache {
         for (key, job) in changed {
             state.pools_of_job(&key, &mut affected);
             match job {
-                Some(job) => state.jobs.insert(key.clone(), Arc::new(job)),
+                Some(job) => state.jobs.insert(key.clone(), job),
                 None => state.jobs.remove(&key),
             };
             state.pools_of_job(&key, &mut affected);
@@ -298,7 +369,7 @@ impl Cache {
         let present = jobs.keys().cloned().collect();
         let read = jobs
             .into_iter()
-            .map(|(key, job)| (key, Some(job)))
+            .map(|(key, job)| (key, Some(CachedJob::new(job))))
             .collect();
         self.update_jobs(read, &present)
     }
@@ -388,7 +459,7 @@ impl Cache {
 
     /// Returns the cached job, if any.
     pub fn job(&self, key: &JobKey) -> Option<ObservedJob> {
-        self.read().jobs.get(key).map(|job| ObservedJob::clone(job))
+        self.read().jobs.get(key).map(CachedJob::job)
     }
 
     /// Returns whether `key` is the job of a cached pool.
@@ -406,7 +477,7 @@ impl Cache {
         let mut names: BTreeSet<String> = state.pools.keys().cloned().collect();
         names.extend(state.statuses.keys().cloned());
         for job in state.jobs.values() {
-            if job.job.stop != Some(true)
+            if !job.is_stopped()
                 && let Some(owner) = job.owner()
             {
                 names.insert(owner.to_owned());
@@ -425,14 +496,14 @@ impl Cache {
             _ => state
                 .jobs
                 .iter()
-                .filter(|(_, job)| job.owner() == Some(name) && job.job.stop != Some(true))
+                .filter(|(_, job)| job.owner() == Some(name) && !job.is_stopped())
                 .map(|(key, _)| key.clone())
                 .min_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id))),
         };
         let observed = Observed {
             job: job_key
                 .as_ref()
-                .and_then(|key| state.jobs.get(key).map(|job| ObservedJob::clone(job))),
+                .and_then(|key| state.jobs.get(key).map(CachedJob::job)),
             allocations: job_key
                 .as_ref()
                 .and_then(|key| state.allocations.get(key).cloned())
@@ -502,6 +573,43 @@ mod tests {
         let job =
             serde_json::from_value(serde_json::json!({"ID": id, "Meta": meta})).expect("valid job");
         ObservedJob::new(job)
+    }
+
+    fn cached(id: &str, owner: Option<&str>) -> CachedJob {
+        CachedJob::new(job(id, owner))
+    }
+
+    #[test]
+    fn cached_job_keeps_a_real_job_as_json_and_decodes_it_unchanged() {
+        let text = include_str!("../../tests/it/nomad_client/fixtures/job-read.json");
+        let job: crate::nomad::Job = serde_json::from_str(text).expect("the fixture decodes");
+        let observed = ObservedJob::new(job);
+        let compact = serde_json::to_vec(
+            &serde_json::from_str::<serde_json::Value>(text).expect("the fixture is JSON"),
+        )
+        .expect("encodes");
+
+        let cached = CachedJob::new(observed.clone());
+
+        let JobForm::Encoded { json, .. } = &cached.form else {
+            panic!("Nomad's own job JSON survives the round trip, so it is kept encoded");
+        };
+        assert!(
+            json.len() < compact.len(),
+            "unset fields are left out: {} bytes, Nomad's compact JSON {}",
+            json.len(),
+            compact.len()
+        );
+        assert_eq!(cached.job(), observed);
+        assert_eq!(cached.owner(), observed.owner());
+        assert_eq!(cached.is_stopped(), observed.job.stop == Some(true));
+    }
+
+    #[test]
+    fn cached_job_keeps_its_job_modify_index() {
+        let mut observed = job("web", Some("web"));
+        observed.job_modify_index = 42;
+        assert_eq!(CachedJob::new(observed).job().job_modify_index, 42);
     }
 
     fn node(id: &str, datacenter: &str, status: NodeStatus) -> ObservedNode {
@@ -616,14 +724,14 @@ mod tests {
         // The list still contains both jobs, and only `web` was read again, unchanged.
         let present = [key("web"), key("api")].into_iter().collect();
         let changed =
-            cache.update_jobs(vec![(key("web"), Some(job("web", Some("web"))))], &present);
+            cache.update_jobs(vec![(key("web"), Some(cached("web", Some("web"))))], &present);
         assert!(changed.is_empty(), "{changed:?}");
         assert!(cache.job(&key("api")).is_some(), "an unread job is kept");
 
         // `api` left the list; a job of another owner took `web`'s ID.
         let present = [key("web")].into_iter().collect();
         let changed = cache.update_jobs(
-            vec![(key("web"), Some(job("web", Some("other"))))],
+            vec![(key("web"), Some(cached("web", Some("other"))))],
             &present,
         );
         assert_eq!(changed, names(&["api", "other", "web"]));

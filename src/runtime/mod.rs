@@ -12,7 +12,7 @@ pub mod queue;
 mod rollout;
 pub mod watches;
 
-pub use cache::{Cache, CacheCounts, Source};
+pub use cache::{Cache, CacheCounts, CachedJob, Source};
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use controller::{Controller, ControllerConfig, ControllerHandle};
 pub use error::Error;

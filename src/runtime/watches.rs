@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::cache::{Cache, OverrideEntry, PoolEntry, StoredStatus};
+use super::cache::{CachedJob, Cache, OverrideEntry, PoolEntry, StoredStatus};
 use crate::consul::{self, ConsulClient, Keys, KvPair, KvWatch, WatchTarget};
 use crate::nomad::{self, AllocBrief, Client, JobListStub, NodeListStub, QueryOptions};
 use crate::reconcile::{
@@ -407,6 +407,10 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
                         client.read_job(&key.id, QueryOptions::immediate())
                     })
                     .await;
+                    // Encoded as soon as it arrives, so the pass holds compact jobs only.
+                    let job = job.flatten().map(|response| {
+                        CachedJob::new(ObservedJob::new(response.value))
+                    });
                     (key, index, job)
                 }
             })
@@ -419,10 +423,10 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
 
         let mut read = Vec::with_capacity(reads.len());
         for (key, index, job) in reads {
-            match job.flatten() {
-                Some(response) => {
+            match job {
+                Some(job) => {
                     versions.insert(key.clone(), index);
-                    read.push((key, Some(ObservedJob::new(response.value))));
+                    read.push((key, Some(job)));
                 }
                 None => {
                     versions.remove(&key);
@@ -506,8 +510,32 @@ impl<'de> serde::Deserialize<'de> for AllocationsByJob {
     }
 }
 
+impl AllocationsByJob {
+    /// Adds the groups of a later page, keeping each job's allocations in ID order.
+    pub fn absorb(&mut self, page: AllocationsByJob) {
+        for (key, mut allocations) in page.0 {
+            match self.0.entry(key) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(allocations);
+                }
+                std::collections::hash_map::Entry::Occupied(mut entry) => {
+                    let list = entry.get_mut();
+                    list.append(&mut allocations);
+                    // Two sorted runs: the stable sort merges them in linear time.
+                    list.sort_by(|a, b| a.id.cmp(&b.id));
+                }
+            }
+        }
+    }
+}
+
+/// Allocation stubs per request when the allocation watch lists the cluster. A page of
+/// stubs without task states is about 1 KB each, so a page stays near 2 MB of JSON however
+/// large the cluster is.
+pub const ALLOCATION_PAGE: u32 = 2_000;
+
 /// Watches every allocation of the cluster, without task states, and groups them by job
-/// while the list is decoded.
+/// while the list is decoded, [`ALLOCATION_PAGE`] stubs per request.
 ///
 /// The allocation table's index moves only when an allocation changes, so every wake-up is
 /// a real change. The watch keeps no copy of the last list, and the cache diffs the groups.
@@ -520,7 +548,7 @@ pub async fn watch_allocations(context: WatchContext, cancel: CancellationToken)
         let client = client.clone();
         async move {
             client
-                .list_allocations_as::<AllocationsByJob>(options)
+                .list_allocations_paged(options, ALLOCATION_PAGE, AllocationsByJob::absorb)
                 .await
         }
     });
@@ -730,6 +758,34 @@ mod tests {
 
     fn workers(entry: &OverrideEntry) -> u32 {
         entry.item.as_ref().expect("valid override").spec.workers
+    }
+
+    fn page(stubs: &[(&str, &str)]) -> AllocationsByJob {
+        let list: Vec<serde_json::Value> = stubs
+            .iter()
+            .map(|(job, id)| serde_json::json!({"ID": id, "JobID": job, "Namespace": "default"}))
+            .collect();
+        serde_json::from_value(serde_json::Value::Array(list)).expect("stubs decode")
+    }
+
+    fn ids(groups: &AllocationsByJob, job: &str) -> Vec<String> {
+        let key = JobKey {
+            id: job.to_owned(),
+            namespace: spec::DEFAULT_NAMESPACE.to_owned(),
+        };
+        groups.0[&key].iter().map(|a| a.id.clone()).collect()
+    }
+
+    #[test]
+    fn pages_absorbed_into_one_grouping_in_id_order() {
+        let mut groups = page(&[("web", "c"), ("web", "a"), ("ocr", "x")]);
+        groups.absorb(page(&[("web", "b"), ("face", "f")]));
+        groups.absorb(page(&[("ocr", "w")]));
+
+        assert_eq!(groups.0.len(), 3);
+        assert_eq!(ids(&groups, "web"), ["a", "b", "c"]);
+        assert_eq!(ids(&groups, "ocr"), ["w", "x"]);
+        assert_eq!(ids(&groups, "face"), ["f"]);
     }
 
     #[test]

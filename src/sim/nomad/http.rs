@@ -24,7 +24,7 @@ use super::jobs::{self, ApiError, RegisterRequest, ScaleRequest};
 use super::lifecycle::{fail_deployment, promote_canaries};
 use super::nodes;
 use super::render;
-use super::state::{Cluster, DeploymentStatus, ImageBehaviour, JobKey, Table};
+use super::state::{Cluster, DeploymentStatus, ImageBehaviour, JobKey, SimAlloc, Table};
 use crate::nomad::model::{AllocListStub, Job, parse_go_duration};
 
 /// Maximum blocking wait Nomad allows (`MaxBlockingRPCQueryTime`), in seconds.
@@ -433,8 +433,8 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
 /// It contains at most `per_page` items (0 means all). The token of the item after it becomes
 /// `X-Nomad-NextToken`, sent only when that item exists. Tokens join their parts with `.`,
 /// as Nomad's `nomad/state/paginator/tokenizer.go` does: `<namespace>.<ID>` for jobs.
-// TODO: only `GET /v1/jobs` pages. Allocations, evaluations and deployments are listed in
-// ID order here, while Nomad pages them in create-index order with `<CreateIndex>.<ID>` tokens.
+// TODO: only `GET /v1/jobs` and `GET /v1/allocations` page. Evaluations and deployments are
+// listed whole, in ID order, while Nomad pages them in create-index order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Pagination {
     per_page: usize,
@@ -994,12 +994,27 @@ async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> R
     let task_states = params
         .get("task_states")
         .is_none_or(|value| value != "false");
-    blocking(&shared, &params, &[Table::Allocs], |cluster| {
-        let stubs: Vec<AllocListStub> = cluster
-            .allocs
-            .range(prefix.clone()..)
-            .take_while(|(id, _)| id.starts_with(&prefix))
-            .map(|(_, alloc)| {
+    let page = Pagination::parse(&params);
+    let next_token: Mutex<Option<String>> = Mutex::new(None);
+    let mut response = blocking(&shared, &params, &[Table::Allocs], |cluster| {
+        // Nomad lists by ID (tokens are IDs) under a prefix, and otherwise in create-index
+        // order with `<CreateIndex>.<ID>` tokens.
+        let (allocs, next) = if prefix.is_empty() {
+            page_by_create_index(cluster.allocs.values(), &page)
+        } else {
+            let matching = cluster
+                .allocs
+                .range(prefix.clone()..)
+                .take_while(|(id, _)| id.starts_with(&prefix))
+                .map(|(_, alloc)| alloc);
+            page.select(matching, |alloc| alloc.id.clone())
+        };
+        *next_token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        let stubs: Vec<AllocListStub> = allocs
+            .into_iter()
+            .map(|alloc| {
                 let mut stub = render::alloc_stub_model(alloc);
                 if !task_states {
                     stub.task_states = None;
@@ -1009,7 +1024,55 @@ async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> R
             .collect();
         Ok((cluster.tables.allocs, stubs))
     })
-    .await
+    .await;
+
+    let next = next_token
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if response.status() == StatusCode::OK
+        && let Some(token) = next
+        && let Ok(value) = HeaderValue::from_str(&token)
+    {
+        response.headers_mut().insert("X-Nomad-NextToken", value);
+    }
+    response
+}
+
+/// Selects one page of allocations in `(CreateIndex, ID)` order, the order Nomad lists every
+/// allocation in, and returns it with the `<CreateIndex>.<ID>` token of the next allocation.
+///
+/// The token compares as Nomad's `CreateIndexAndIDTokenizer` does: the index as a number,
+/// then the ID; a token without a numeric index compares as text. Costs O(n) for n
+/// allocations plus O(p log p) for a page of p.
+fn page_by_create_index<'a>(
+    allocs: impl Iterator<Item = &'a SimAlloc>,
+    page: &Pagination,
+) -> (Vec<&'a SimAlloc>, Option<String>) {
+    let token = |alloc: &SimAlloc| format!("{}.{}", alloc.create_index, alloc.id);
+    let target = page
+        .next_token
+        .split_once('.')
+        .and_then(|(index, id)| Some((index.parse::<u64>().ok()?, id)));
+    let at_or_after = |alloc: &SimAlloc| match (&target, page.next_token.is_empty()) {
+        (_, true) => true,
+        (Some((index, id)), false) => (alloc.create_index, alloc.id.as_str()) >= (*index, *id),
+        (None, false) => token(alloc) >= page.next_token,
+    };
+    let mut selected: Vec<&SimAlloc> = allocs.filter(|alloc| at_or_after(alloc)).collect();
+    let order = |a: &&SimAlloc, b: &&SimAlloc| {
+        (a.create_index, a.id.as_str()).cmp(&(b.create_index, b.id.as_str()))
+    };
+
+    if page.per_page == 0 || selected.len() <= page.per_page {
+        selected.sort_unstable_by(order);
+        return (selected, None);
+    }
+    // Keep the page plus the first allocation after it, whose token starts the next page.
+    selected.select_nth_unstable_by(page.per_page, order);
+    selected.truncate(page.per_page + 1);
+    selected.sort_unstable_by(order);
+    let next = selected.pop().map(token);
+    (selected, next)
 }
 
 async fn read_alloc(

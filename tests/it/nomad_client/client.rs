@@ -804,3 +804,32 @@ async fn event_stream_forbidden_is_permanent() {
     assert!(matches!(error, Error::PermissionDenied { .. }), "{error:?}");
     assert_eq!(stream.reconnects(), 0);
 }
+
+#[tokio::test]
+async fn paged_list_that_names_itself_next_is_an_error() {
+    // Every request gets the same page, whose token points back at itself.
+    let server = TestServer::start(
+        Reply::json(json!([]))
+            .with_header("X-Nomad-Index", "7")
+            .with_header("X-Nomad-NextToken", "12.a1"),
+    )
+    .await;
+
+    let error = server
+        .client()
+        .list_allocations_paged::<Vec<AllocBrief>>(QueryOptions::immediate(), 3, |all, page| {
+            all.extend(page)
+        })
+        .await
+        .expect_err("a page that repeats its token ends the list with an error");
+
+    assert!(!error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("12.a1"), "{error}");
+    let recorded = server.recorded.lock().expect("lock").clone();
+    assert_eq!(recorded.len(), 2, "the first page and the repeated one");
+    assert_eq!(recorded[0].query_value("per_page").as_deref(), Some("3"));
+    assert_eq!(
+        recorded[1].query_value("next_token").as_deref(),
+        Some("12.a1")
+    );
+}

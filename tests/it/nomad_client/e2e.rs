@@ -428,3 +428,42 @@ async fn scale_blocked_during_deployment() {
 
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn paged_allocation_list_reads_every_page() {
+    let (emulator, client) = start_emulator().await;
+    client
+        .register_job(&register(worker_job("pool-a", 3, "worker:1")))
+        .await
+        .expect("register succeeds");
+    client
+        .register_job(&register(worker_job("pool-b", 2, "worker:1")))
+        .await
+        .expect("register succeeds");
+    wait_for_healthy(&client, "pool-a", 3).await;
+    wait_for_healthy(&client, "pool-b", 2).await;
+    let whole = client
+        .list_allocations_brief(QueryOptions::immediate())
+        .await
+        .expect("list succeeds");
+
+    let mut pages = 0;
+    let paged = client
+        .list_allocations_paged::<Vec<AllocBrief>>(QueryOptions::immediate(), 2, |all, page| {
+            pages += 1;
+            all.extend(page);
+        })
+        .await
+        .expect("paged list succeeds");
+
+    assert_eq!(
+        pages, 2,
+        "five allocations two per page: two pages after the first"
+    );
+    assert_eq!(paged.meta.index, whole.meta.index);
+    assert_eq!(paged.next_token, None);
+    let ids = |list: &[AllocBrief]| list.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&paged.value), ids(&whole.value));
+
+    emulator.shutdown().await;
+}
