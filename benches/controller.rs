@@ -15,7 +15,7 @@
 //! The variables above change the sizes, and `SKIP=reaction` or `SKIP=resync` leaves a
 //! phase out. `RESYNC_WRAP` runs the resync controller under a profiler (see `resync`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +76,8 @@ spec:
 struct Counter {
     blocking: AtomicU64,
     other: AtomicU64,
+    /// When each job's first scale call was accepted, by job ID.
+    first_scale: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl RequestObserver for Counter {
@@ -97,10 +99,28 @@ impl RequestMetrics for Counter {
         } else {
             self.other.fetch_add(1, Ordering::Relaxed);
         }
+        if request.endpoint == "/v1/job/:id/scale"
+            && request.status.is_some_and(|status| status.is_success())
+            && let Some(job) = request
+                .path
+                .strip_prefix("/v1/job/")
+                .and_then(|rest| rest.strip_suffix("/scale"))
+        {
+            self.first_scale
+                .lock()
+                .expect("lock")
+                .entry(job.to_owned())
+                .or_insert_with(Instant::now);
+        }
     }
 }
 
 impl Counter {
+    /// When the first scale call of `job` was accepted, if it was.
+    fn first_scale(&self, job: &str) -> Option<Instant> {
+        self.first_scale.lock().expect("lock").get(job).copied()
+    }
+
     fn read(&self) -> (u64, u64) {
         (
             self.blocking.load(Ordering::Relaxed),
@@ -246,7 +266,9 @@ async fn reaction_and_idle() {
         handle.nomad_writes() - writes,
     );
 
-    // Reaction: one override at a time, each on a different pool.
+    // Reaction: one override at a time, each on a different pool, timed to the first scale
+    // call of that pool's job. An override to 4 workers scales both zones; the second call
+    // of one pool may land while the next sample runs, and is not counted for it.
     let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
     let mut latencies = Vec::with_capacity(samples);
     for index in 0..samples {
@@ -254,7 +276,6 @@ async fn reaction_and_idle() {
         let text = format!(
             "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: {name}\nspec:\n  workers: 4\n  reason: bench\n  until: {until}\n"
         );
-        let before = handle.nomad_writes();
         let sent = Instant::now();
         consul_client
             .kv_put(
@@ -265,14 +286,17 @@ async fn reaction_and_idle() {
             )
             .await
             .expect("override stored");
-        while handle.nomad_writes() == before {
+        let scaled = loop {
+            if let Some(at) = nomad_counter.first_scale(&name) {
+                break at;
+            }
             assert!(
                 sent.elapsed() < Duration::from_secs(60),
                 "no scale for {name}"
             );
             tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        latencies.push(sent.elapsed());
+        };
+        latencies.push(scaled.duration_since(sent));
     }
     latencies.sort();
     println!(

@@ -2,8 +2,11 @@
 //!
 //! The loop follows Consul's blocking-query rules. The first read does not block, and the
 //! next index is never below 1. An index that goes backwards resets to 0 and forces a full
-//! re-read. A token bucket (burst 2) limits the loop, and failures back off with jitter per
-//! failure episode. A wakeup whose data equals the last snapshot yields nothing.
+//! re-read. A token bucket (burst 2) limits the reads that follow a wakeup without new data,
+//! the only ones that can loop without end; the read after a yielded snapshot goes at once,
+//! so a change right after another is seen without waiting for a token. Failures back off
+//! with jitter per failure episode. A wakeup whose data equals the last snapshot yields
+//! nothing.
 //!
 //! ```text
 //!   Resync (index 0, non-blocking read)
@@ -164,6 +167,9 @@ pub struct KvWatch {
     state: WatchState,
     last: Option<Vec<KvPair>>,
     limiter: TokenBucket,
+    /// The last call yielded a snapshot, so the next read needs no token: reads that return
+    /// new data cannot outpace the writes that make it.
+    after_change: bool,
     backoff: Backoff,
 }
 
@@ -173,6 +179,7 @@ impl KvWatch {
         Self {
             client,
             limiter: TokenBucket::new(config.min_interval),
+            after_change: false,
             backoff: Backoff::new(config.backoff_base, config.backoff_cap),
             target,
             config,
@@ -186,7 +193,9 @@ impl KvWatch {
     /// returned, and the next call starts over with a full read.
     pub async fn next(&mut self) -> Result<KvSnapshot> {
         loop {
-            self.limiter.acquire().await;
+            if !std::mem::take(&mut self.after_change) {
+                self.limiter.acquire().await;
+            }
 
             let options = match self.state {
                 WatchState::Resync => QueryOptions::default(),
@@ -231,6 +240,7 @@ impl KvWatch {
                 continue;
             }
             self.last = Some(pairs.clone());
+            self.after_change = true;
             return Ok(KvSnapshot {
                 index: index.max(1),
                 pairs,

@@ -337,6 +337,7 @@ impl Client {
         if let Some(metrics) = &self.metrics {
             metrics.record(&RequestRecord {
                 endpoint: call.endpoint,
+                path: &path,
                 method: &call.method,
                 status,
                 blocking,
@@ -446,6 +447,7 @@ impl Client {
         if let Some(metrics) = &self.metrics {
             metrics.record(&RequestRecord {
                 endpoint: call.endpoint,
+                path: &path,
                 method: &call.method,
                 status: Some(status),
                 blocking: false,

@@ -14,6 +14,9 @@ use reqwest::{Method, StatusCode};
 pub struct RequestRecord<'a> {
     /// The route template, such as `/v1/job/:id/allocations`, so labels stay few.
     pub endpoint: &'static str,
+    /// The path as sent, such as `/v1/job/web/allocations`: one value per object, so never a
+    /// metric label.
+    pub path: &'a str,
     pub method: &'a Method,
     /// `None` when no response arrived (connection failure or timeout).
     pub status: Option<StatusCode>,
@@ -108,6 +111,7 @@ mod tests {
         let metrics = PrometheusRequestMetrics::register(&mut registry);
         metrics.record(&RequestRecord {
             endpoint: "/v1/job/:id",
+            path: "/v1/job/web",
             method: &Method::GET,
             status: Some(StatusCode::NOT_FOUND),
             blocking: false,
@@ -115,6 +119,7 @@ mod tests {
         });
         metrics.record(&RequestRecord {
             endpoint: "/v1/jobs",
+            path: "/v1/jobs",
             method: &Method::POST,
             status: None,
             blocking: false,

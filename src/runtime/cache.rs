@@ -91,7 +91,10 @@ pub struct CachedJob {
 #[derive(Debug, Clone, PartialEq)]
 enum JobForm {
     /// `serde_json` text of the job and its `JobModifyIndex`.
-    Encoded { json: Box<[u8]>, job_modify_index: u64 },
+    Encoded {
+        json: Box<[u8]>,
+        job_modify_index: u64,
+    },
     /// A job whose JSON does not decode back to the same value, kept as it is.
     Decoded(Box<ObservedJob>),
 }
@@ -723,8 +726,10 @@ mod tests {
 
         // The list still contains both jobs, and only `web` was read again, unchanged.
         let present = [key("web"), key("api")].into_iter().collect();
-        let changed =
-            cache.update_jobs(vec![(key("web"), Some(cached("web", Some("web"))))], &present);
+        let changed = cache.update_jobs(
+            vec![(key("web"), Some(cached("web", Some("web"))))],
+            &present,
+        );
         assert!(changed.is_empty(), "{changed:?}");
         assert!(cache.job(&key("api")).is_some(), "an unread job is kept");
 

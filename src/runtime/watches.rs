@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::cache::{CachedJob, Cache, OverrideEntry, PoolEntry, StoredStatus};
+use super::cache::{Cache, CachedJob, OverrideEntry, PoolEntry, StoredStatus};
 use crate::consul::{self, ConsulClient, Keys, KvPair, KvWatch, WatchTarget};
 use crate::nomad::{self, AllocBrief, Client, JobListStub, NodeListStub, QueryOptions};
 use crate::reconcile::{
@@ -408,9 +408,9 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
                     })
                     .await;
                     // Encoded as soon as it arrives, so the pass holds compact jobs only.
-                    let job = job.flatten().map(|response| {
-                        CachedJob::new(ObservedJob::new(response.value))
-                    });
+                    let job = job
+                        .flatten()
+                        .map(|response| CachedJob::new(ObservedJob::new(response.value)));
                     (key, index, job)
                 }
             })

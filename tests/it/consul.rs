@@ -885,6 +885,63 @@ async fn hand_over_after_destroy(lock_delay: Duration) {
 }
 
 #[tokio::test]
+async fn watch_reads_at_once_after_a_change_but_limits_reads_without_one() {
+    let (consul, client) = start().await;
+    // One token per hour: after the burst of two, only reads that follow a yielded change
+    // may go without waiting.
+    let config = WatchConfig {
+        min_interval: Duration::from_secs(3600),
+        ..fast_watch()
+    };
+    let mut watch = KvWatch::new(client.clone(), WatchTarget::Prefix("app/".into()), config);
+    tokio::time::timeout(GUARD, watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+
+    for value in ["1", "2", "3", "4"] {
+        client
+            .kv_put("app/a", value.as_bytes(), None, &WriteMode::Plain)
+            .await
+            .unwrap();
+        let snapshot = tokio::time::timeout(GUARD, watch.next())
+            .await
+            .expect("a change right after a change is read without a token")
+            .unwrap();
+        assert_eq!(snapshot.pairs[0].value, value.as_bytes());
+    }
+
+    // A key added and deleted while no read is out moves the prefix index but not the data.
+    // The next read returns that at once and yields nothing, and the read after it takes
+    // the last token of the burst and blocks.
+    client
+        .kv_put("app/tmp", b"x", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    client.kv_delete("app/tmp", None).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), watch.next())
+            .await
+            .is_err(),
+        "a wakeup without new data yields nothing"
+    );
+
+    // The bucket is empty now, and the last call yielded nothing: a real change waits for
+    // a token, an hour away.
+    client
+        .kv_put("app/a", b"5", None, &WriteMode::Plain)
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), watch.next())
+            .await
+            .is_err(),
+        "a read after a wakeup without new data waits for its token"
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test]
 async fn watch_yields_snapshots_without_false_changes() {
     let (consul, client) = start().await;
     let mut watch = KvWatch::new(
