@@ -267,8 +267,8 @@ async fn reaction_and_idle() {
     );
 
     // Reaction: one override at a time, each on a different pool, timed to the first scale
-    // call of that pool's job. An override to 4 workers scales both zones; the second call
-    // of one pool may land while the next sample runs, and is not counted for it.
+    // call of that pool's job. An override to 4 workers scales both zones. The second call of
+    // one pool may land while the next sample runs, and is not counted for it.
     let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
     let mut latencies = Vec::with_capacity(samples);
     for index in 0..samples {

@@ -2,11 +2,10 @@
 //!
 //! The loop follows Consul's blocking-query rules. The first read does not block, and the
 //! next index is never below 1. An index that goes backwards resets to 0 and forces a full
-//! re-read. A token bucket (burst 2) limits the reads that follow a wakeup without new data,
-//! the only ones that can loop without end; the read after a yielded snapshot goes at once,
-//! so a change right after another is seen without waiting for a token. Failures back off
-//! with jitter per failure episode. A wakeup whose data equals the last snapshot yields
-//! nothing.
+//! re-read. A wakeup whose data equals the last snapshot yields nothing. Only such wakeups
+//! can make the loop spin, so a token bucket (burst 2) limits the reads that follow them.
+//! The read after a yielded snapshot goes at once, and a change right after another waits
+//! for no token. Failures back off with jitter per failure episode.
 //!
 //! ```text
 //!   Resync (index 0, non-blocking read)

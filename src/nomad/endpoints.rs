@@ -244,7 +244,7 @@ impl Client {
     /// Lists every allocation without task states, `per_page` stubs per request, decoding
     /// each page into `T` and folding it into the first with `merge`.
     ///
-    /// Only the first request blocks, on `options`; the following pages are read at once
+    /// Only the first request blocks, on `options`. The following pages are read at once
     /// with `next_token`. The returned metadata is the first page's, so an allocation that
     /// changed while later pages were read moves the index past it, and the next blocking
     /// read returns at once. A Nomad without pagination sends no `X-Nomad-NextToken` and
@@ -507,7 +507,7 @@ impl Client {
     }
 }
 
-/// One read of `GET /v1/allocations?task_states=false`, optionally one page of it.
+/// Builds one read of `GET /v1/allocations?task_states=false`, or of one page of it.
 fn allocations_page(
     options: QueryOptions,
     per_page: Option<u32>,

@@ -407,7 +407,7 @@ pub async fn watch_jobs(context: WatchContext, cancel: CancellationToken) {
                         client.read_job(&key.id, QueryOptions::immediate())
                     })
                     .await;
-                    // Encoded as soon as it arrives, so the pass holds compact jobs only.
+                    // Encoded as soon as it arrives, so the pass keeps only compact jobs.
                     let job = job
                         .flatten()
                         .map(|response| CachedJob::new(ObservedJob::new(response.value)));
@@ -777,7 +777,7 @@ mod tests {
     }
 
     #[test]
-    fn pages_absorbed_into_one_grouping_in_id_order() {
+    fn absorbed_pages_keep_id_order() {
         let mut groups = page(&[("web", "c"), ("web", "a"), ("ocr", "x")]);
         groups.absorb(page(&[("web", "b"), ("face", "f")]));
         groups.absorb(page(&[("ocr", "w")]));

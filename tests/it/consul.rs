@@ -885,7 +885,7 @@ async fn hand_over_after_destroy(lock_delay: Duration) {
 }
 
 #[tokio::test]
-async fn watch_reads_at_once_after_a_change_but_limits_reads_without_one() {
+async fn watch_rate_limits_only_idle_wakeups() {
     let (consul, client) = start().await;
     // One token per hour: after the burst of two, only reads that follow a yielded change
     // may go without waiting.

@@ -806,7 +806,7 @@ async fn event_stream_forbidden_is_permanent() {
 }
 
 #[tokio::test]
-async fn paged_list_that_names_itself_next_is_an_error() {
+async fn paged_list_self_token_fails() {
     // Every request gets the same page, whose token points back at itself.
     let server = TestServer::start(
         Reply::json(json!([]))
