@@ -107,11 +107,10 @@ pub trait Executor: Send + Sync {
 /// An active deployment that blocks a scale ends the plan without an error, because the
 /// next reconcile after the deployment scales.
 ///
-/// NOTE: a scale of a service job makes a new job version, and Nomad's scheduler then opens
-/// a deployment for it. When a plan scales two zones, the second call races that deployment:
-/// if the scheduler wins, the second zone is scaled only after the first zone's deployment
-/// ends. The calls go back to back, so the race is rare, but it happened at least once in
-/// each of two controller benchmark runs of 200 two-zone overrides against the emulator.
+/// A scale of a service job makes a new job version, and Nomad's scheduler then opens a
+/// deployment for it. When a plan scales two zones, the second call races that deployment.
+/// If the scheduler wins, the remaining counts are set in one register of the live job
+/// instead, so the second zone is not left waiting for the first zone's deployment to end.
 pub async fn apply<E, F>(
     executor: &E,
     mut plan: Plan,
@@ -164,7 +163,8 @@ where
 }
 
 async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError> {
-    for action in &plan.actions {
+    let mut scaled = false;
+    for (position, action) in plan.actions.iter().enumerate() {
         debug!(job = %plan.job, ?action, "applying");
         match action {
             Action::CreateJob(job) => executor.register_job(job, 0, false).await?,
@@ -181,9 +181,71 @@ async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError
                 group,
                 count,
                 message,
-            } => executor.scale(&plan.job, group, *count, message).await?,
+            } => match executor.scale(&plan.job, group, *count, message).await {
+                Ok(()) => scaled = true,
+                Err(ExecError::DeploymentActive) if scaled => {
+                    return register_remaining_counts(executor, plan, &plan.actions[position..])
+                        .await;
+                }
+                Err(error) => return Err(error),
+            },
             Action::StopJob => executor.stop_job(&plan.job).await?,
         }
+    }
+    Ok(())
+}
+
+/// Sets the counts of the scale actions in `remaining` with one register of the live job,
+/// after an earlier scale of the same plan opened a deployment that blocks further scales.
+///
+/// Nomad accepts a register during a deployment: it cancels that deployment and opens one
+/// for the new version, which places the workers of every changed group. The register uses
+/// `EnforceIndex` on the job just read, so a concurrent edit is a conflict, and the caller
+/// re-plans. These groups get no scaling event, so each is logged here. When `remaining`
+/// holds anything but scales, the plan stops as deferred, as for any blocked scale.
+async fn register_remaining_counts<E: Executor>(
+    executor: &E,
+    plan: &Plan,
+    remaining: &[Action],
+) -> Result<(), ExecError> {
+    let mut counts = Vec::with_capacity(remaining.len());
+    for action in remaining {
+        let Action::Scale { group, count, .. } = action else {
+            return Err(ExecError::DeploymentActive);
+        };
+        counts.push((group.as_str(), *count));
+    }
+    let Some(live) = executor.get_job(&plan.job).await? else {
+        return Err(ExecError::NotFound);
+    };
+
+    let mut job = live.job;
+    for (group, count) in &counts {
+        let Some(task_group) = job
+            .task_groups
+            .iter_mut()
+            .flatten()
+            .find(|task_group| task_group.name == *group)
+        else {
+            // The group is gone since the plan was made: re-plan from the live job.
+            return Err(ExecError::Conflict {
+                expected: live.job_modify_index,
+                message: format!("task group {group:?} is missing from the live job"),
+            });
+        };
+        task_group.count = Some(i64::from(*count));
+    }
+    executor
+        .register_job(&job, live.job_modify_index, false)
+        .await?;
+
+    for (group, count) in &counts {
+        info!(
+            job = %plan.job,
+            group,
+            count,
+            "scale blocked by the deployment of this plan's earlier scale; count set by register"
+        );
     }
     Ok(())
 }

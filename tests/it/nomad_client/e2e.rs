@@ -426,6 +426,43 @@ async fn scale_blocked_during_deployment() {
     assert!(error.is_retryable());
     assert_eq!(live_count(&client, "pool-f").await, Some(1));
 
+    // A register is not blocked: the live job with the new count, enforced on its index,
+    // replaces the deployment with one for the new version.
+    let mut live = client
+        .read_job("pool-f", QueryOptions::immediate())
+        .await
+        .expect("job readable")
+        .value;
+    let enforced = live
+        .job_modify_index
+        .expect("a read job has JobModifyIndex");
+    live.task_groups.as_mut().expect("groups")[0].count = Some(3);
+    client
+        .register_job(&JobRegisterRequest {
+            job: live,
+            enforce_index: true,
+            job_modify_index: enforced,
+            ..JobRegisterRequest::default()
+        })
+        .await
+        .expect("a register during a deployment succeeds");
+    assert_eq!(live_count(&client, "pool-f").await, Some(3));
+    let fetch = |options| {
+        let client = client.clone();
+        async move { client.latest_deployment("pool-f", options).await }
+    };
+    let replaced = watch_until(
+        "deployment of the registered version",
+        fetch,
+        |latest: &Option<Deployment>| latest.as_ref().is_some_and(|l| l.id != deployment.id),
+    )
+    .await
+    .expect("the condition requires a deployment");
+    assert_ne!(
+        replaced.id, deployment.id,
+        "the register opened a new deployment"
+    );
+
     emulator.shutdown().await;
 }
 

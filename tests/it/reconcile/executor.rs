@@ -15,6 +15,8 @@ const NOW: &str = "2026-12-04T20:00:00Z";
 struct ScriptedExecutor {
     results: Mutex<Vec<Result<(), ExecError>>>,
     calls: Mutex<Vec<String>>,
+    /// Every job sent to `register_job`, in order.
+    registered: Mutex<Vec<Job>>,
     job: Option<ObservedJob>,
 }
 
@@ -24,6 +26,7 @@ impl ScriptedExecutor {
         Self {
             results: Mutex::new(results),
             calls: Mutex::new(Vec::new()),
+            registered: Mutex::new(Vec::new()),
             job,
         }
     }
@@ -50,6 +53,7 @@ impl Executor for ScriptedExecutor {
         enforce_index: u64,
         preserve_counts: bool,
     ) -> Result<(), ExecError> {
+        self.registered.lock().expect("lock").push(job.clone());
         self.next(format!(
             "register {} index={enforce_index} preserve={preserve_counts}",
             job.id
@@ -147,6 +151,49 @@ async fn apply_treats_blocked_scale_as_deferred() {
 
     assert!(result.is_ok(), "blocked scale is not an error: {result:?}");
     assert_eq!(executor.calls(), vec!["scale default/face-match a=2"]);
+}
+
+#[tokio::test]
+async fn scale_blocked_by_own_deployment_registers() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    let created = plan(&pool, None, &cluster.observed, time(NOW));
+    cluster.apply(&created);
+    cluster.settle();
+    let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
+    let scale = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+    // Nomad after the first scale: zone a at 2, zone b still at 1, and a deployment open.
+    let rendered = steward::reconcile::render_job(&pool, &[2, 1]).expect("renders");
+    let live = ObservedJob::new(with_nomad_defaults(&rendered, 130));
+    let executor =
+        ScriptedExecutor::new(vec![Ok(()), Err(ExecError::DeploymentActive)], Some(live));
+
+    let result = apply(&executor, scale, cluster.observed.clone(), |observed| {
+        plan(&pool, Some(&pinned), observed, time(NOW))
+    })
+    .await;
+
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        executor.calls(),
+        vec![
+            "scale default/face-match a=2",
+            "scale default/face-match b=2",
+            "get default/face-match",
+            "register face-match index=130 preserve=false",
+        ]
+    );
+    let registered = executor.registered.lock().expect("lock").clone();
+    let counts: Vec<(String, Option<i64>)> = registered[0]
+        .groups()
+        .iter()
+        .map(|group| (group.name.clone(), group.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [("a".to_owned(), Some(2)), ("b".to_owned(), Some(2))],
+        "the register carries the first scale and the blocked one"
+    );
 }
 
 #[tokio::test]
