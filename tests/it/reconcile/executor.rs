@@ -3,9 +3,10 @@ use std::sync::Mutex;
 use steward::nomad::Job;
 use steward::reconcile::executor::MAX_CONFLICT_RETRIES;
 use steward::reconcile::{
-    Action, Error, ExecError, Executor, JobKey, ObservedJob, Phase, ReconcileInput, apply, plan,
-    reconcile_pool,
+    Action, Error, ExecError, Executor, JobKey, ObservedJob, Phase, Plan, ReconcileInput, apply,
+    plan, reconcile_pool,
 };
+use steward::spec::{Override, WorkerPool};
 
 use super::{FakeCluster, example_pool, override_of, time, with_nomad_defaults};
 
@@ -133,8 +134,9 @@ async fn apply_gives_up_after_repeated_conflicts() {
     assert_eq!(error.kind(), "conflict");
 }
 
-#[tokio::test]
-async fn apply_treats_blocked_scale_as_deferred() {
+/// A settled job of the example pool (1 + 1 workers), an override to 4, and the plan that
+/// scales both zones to 2.
+fn override_to_four() -> (WorkerPool, FakeCluster, Override, Plan) {
     let pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
     let created = plan(&pool, None, &cluster.observed, time(NOW));
@@ -142,6 +144,12 @@ async fn apply_treats_blocked_scale_as_deferred() {
     cluster.settle();
     let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
     let scale = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+    (pool, cluster, pinned, scale)
+}
+
+#[tokio::test]
+async fn apply_treats_blocked_scale_as_deferred() {
+    let (pool, cluster, pinned, scale) = override_to_four();
     let executor = ScriptedExecutor::new(vec![Err(ExecError::DeploymentActive)], None);
 
     let result = apply(&executor, scale, cluster.observed.clone(), |observed| {
@@ -155,13 +163,7 @@ async fn apply_treats_blocked_scale_as_deferred() {
 
 #[tokio::test]
 async fn scale_blocked_by_own_deployment_registers() {
-    let pool = example_pool();
-    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
-    let created = plan(&pool, None, &cluster.observed, time(NOW));
-    cluster.apply(&created);
-    cluster.settle();
-    let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
-    let scale = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+    let (pool, cluster, pinned, scale) = override_to_four();
     // Nomad after the first scale: zone a at 2, zone b still at 1, and a deployment open.
     let rendered = steward::reconcile::render_job(&pool, &[2, 1]).expect("renders");
     let live = ObservedJob::new(with_nomad_defaults(&rendered, 130));
