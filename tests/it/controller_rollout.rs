@@ -12,7 +12,7 @@ use axum::routing::get;
 
 use serde_json::json;
 use steward::consul::{ConsulClient, Keys, WriteMode};
-use steward::nomad::{self, QueryOptions};
+use steward::nomad;
 use steward::reconcile::{Phase, Status};
 use steward::rollout::{self, RolloutPhase};
 use steward::runtime::{Controller, ControllerConfig, ControllerHandle, QueueConfig};
@@ -21,6 +21,7 @@ use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::emulated_time::{EmulatorClock, rollout_state};
+use crate::support::face_pool;
 
 const OLD: &str = "registry.local/face:1";
 const NEW: &str = "registry.local/face:2";
@@ -117,92 +118,21 @@ impl Scene {
         } else {
             "    goldenSoak: 2m\n"
         };
-        let text = format!(
-            "apiVersion: steward/v1
-kind: WorkerPool
-metadata:
-  name: face
-spec:
-  version: \"{version}\"
-  workers: {{min: 6, max: 6}}
-  zones:
-    - name: a
-      datacenter: dc-a
-    - name: b
-      datacenter: dc-b
-  rollout:
-{soak}    healthyDeadline: 5m
-    minHealthyTime: 10s
-    surge: 1
-    prefetch: {{timeout: 10m}}
-{extra}  template:
-    Tasks:
-      - Name: app
-        Driver: docker
-        Resources: {{CPU: 200, MemoryMB: 128}}
-"
+        let rollout = format!(
+            "{soak}    healthyDeadline: 5m\n    minHealthyTime: 10s\n    surge: 1\n    prefetch: {{timeout: 10m}}\n{extra}"
         );
-        self.consul_client
-            .kv_put(
-                &self.keys.pool("face"),
-                text.as_bytes(),
-                None,
-                &WriteMode::Plain,
-            )
-            .await
-            .expect("consul write");
-    }
-
-    async fn status(&self) -> Option<Status> {
-        let pair = self
-            .consul_client
-            .kv_get(&self.keys.status("face"))
-            .await
-            .expect("consul read")?;
-        Some(serde_json::from_slice(&pair.value).expect("status is valid JSON"))
+        face_pool::put(&self.consul_client, &self.keys, version, &rollout).await;
     }
 
     /// Polls the status until `check` accepts it, and returns every rollout phase seen on
     /// the way.
     async fn wait_status(&self, check: impl Fn(&Status) -> bool) -> (Status, Vec<RolloutPhase>) {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        let mut phases: Vec<RolloutPhase> = Vec::new();
-        loop {
-            let status = self.status().await;
-            if let Some(state) = status.as_ref().and_then(rollout_state)
-                && phases.last() != Some(&state.phase)
-            {
-                phases.push(state.phase);
-            }
-            if let Some(status) = status.as_ref().filter(|status| check(status)) {
-                return (status.clone(), phases);
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "status never matched; phases seen {phases:?}; last: {status:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        face_pool::wait_status(&self.consul_client, &self.keys, CONVERGE, check).await
     }
 
     /// Returns each zone's version and count.
     async fn zones(&self) -> Vec<(String, String, i64)> {
-        let job = self
-            .nomad_client
-            .read_job("face", QueryOptions::immediate())
-            .await
-            .expect("job exists")
-            .value;
-        job.groups()
-            .iter()
-            .map(|group| {
-                (
-                    group.name.clone(),
-                    rollout::group_version(group).unwrap_or("none").to_owned(),
-                    group.count.unwrap_or(0),
-                )
-            })
-            .collect()
+        face_pool::zones(&self.nomad_client).await
     }
 
     async fn set_image(&self, behaviour: serde_json::Value) {

@@ -2,6 +2,7 @@
 //! temporary data directories, and stop them when dropped.
 
 pub mod emulated_time;
+pub mod face_pool;
 pub mod process;
 pub mod prometheus;
 pub mod rabbitmq;
