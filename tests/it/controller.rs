@@ -16,6 +16,8 @@ use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::cluster_reads;
+
 /// Upper bound on waiting for the controller to converge. It only bounds a failing test;
 /// a passing run converges far sooner.
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -154,57 +156,12 @@ impl Cluster {
         self.put(&self.keys.override_(name), &text).await;
     }
 
-    /// Returns the group counts of a job in zone order, or `None` when the job is missing.
-    async fn counts(&self, job: &str, zones: &[&str]) -> Option<Vec<i64>> {
-        let job = self
-            .nomad_client
-            .read_job(job, QueryOptions::immediate())
-            .await
-            .ok()?
-            .value;
-        zones
-            .iter()
-            .map(|zone| job.group(zone).map(|group| group.count.unwrap_or(0)))
-            .collect()
-    }
-
     async fn wait_counts(&self, job: &str, zones: &[&str], expected: &[i64]) {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let counts = self.counts(job, zones).await;
-            if counts.as_deref() == Some(expected) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job {job}: counts {counts:?}, expected {expected:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn status(&self, name: &str) -> Option<Status> {
-        let pair = self
-            .consul_client
-            .kv_get(&self.keys.status(name))
-            .await
-            .expect("consul read")?;
-        Some(serde_json::from_slice(&pair.value).expect("status is valid JSON"))
+        cluster_reads::wait_counts(&self.nomad_client, job, zones, expected, CONVERGE).await;
     }
 
     async fn wait_status(&self, name: &str, check: impl Fn(&Status) -> bool) -> Status {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let status = self.status(name).await;
-            if let Some(status) = status.as_ref().filter(|status| check(status)) {
-                return status.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "status of {name} never matched: {status:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        cluster_reads::wait_status(&self.consul_client, &self.keys, name, CONVERGE, check).await
     }
 
     async fn stop(self) {

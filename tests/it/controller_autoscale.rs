@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
 use steward::consul::{ConsulClient, Keys, WriteMode};
-use steward::nomad::{self, QueryOptions};
+use steward::nomad;
 use steward::reconcile::{ConditionStatus, Status};
 use steward::runtime::{Clock, Controller, ControllerConfig, QueueConfig};
 use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio_util::sync::CancellationToken;
+
+use crate::support::cluster_reads;
 
 /// Upper bound on waiting for the controller. It only bounds a failing test.
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -269,55 +271,19 @@ spec:
     }
 
     async fn counts(&self, job: &str) -> Option<Vec<i64>> {
-        let job = self
-            .nomad_client
-            .read_job(job, QueryOptions::immediate())
-            .await
-            .ok()?
-            .value;
-        ["a", "b"]
-            .iter()
-            .map(|zone| job.group(zone).map(|group| group.count.unwrap_or(0)))
-            .collect()
+        cluster_reads::counts(&self.nomad_client, job, &["a", "b"]).await
     }
 
     async fn wait_counts(&self, job: &str, expected: &[i64]) {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let counts = self.counts(job).await;
-            if counts.as_deref() == Some(expected) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job {job}: counts {counts:?}, expected {expected:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        cluster_reads::wait_counts(&self.nomad_client, job, &["a", "b"], expected, CONVERGE).await;
     }
 
     async fn status(&self, name: &str) -> Option<Status> {
-        let pair = self
-            .consul_client
-            .kv_get(&self.keys.status(name))
-            .await
-            .expect("consul read")?;
-        Some(serde_json::from_slice(&pair.value).expect("status is valid JSON"))
+        cluster_reads::status(&self.consul_client, &self.keys, name).await
     }
 
     async fn wait_status(&self, name: &str, check: impl Fn(&Status) -> bool) -> Status {
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let status = self.status(name).await;
-            if let Some(status) = status.as_ref().filter(|status| check(status)) {
-                return status.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "status of {name} never matched: {status:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        cluster_reads::wait_status(&self.consul_client, &self.keys, name, CONVERGE, check).await
     }
 
     /// Waits for the sizing cycle that read its metrics at `at` to be stored.

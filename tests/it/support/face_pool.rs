@@ -45,11 +45,7 @@ spec:
 
 /// Reads the pool's status, `None` before the controller wrote one.
 pub async fn status(consul: &ConsulClient, keys: &Keys) -> Option<Status> {
-    let pair = consul
-        .kv_get(&keys.status(NAME))
-        .await
-        .expect("consul read")?;
-    Some(serde_json::from_slice(&pair.value).expect("status is valid JSON"))
+    super::cluster_reads::status(consul, keys, NAME).await
 }
 
 /// Polls the status until `check` accepts it, and returns it with every rollout phase seen
