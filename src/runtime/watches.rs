@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cache::{Cache, CachedJob, OverrideEntry, PoolEntry, StoredStatus};
-use crate::consul::{self, ConsulClient, Keys, KvPair, KvWatch, WatchTarget};
+use crate::consul::{self, ConsulClient, Keys, KvPair, KvSnapshot, KvWatch, WatchTarget};
 use crate::nomad::{self, AllocBrief, Client, JobListStub, NodeListStub, QueryOptions};
 use crate::reconcile::{
     self, AllocHealth, ClientStatus, DeploymentStatus, DesiredStatus, JobKey, NodeStatus,
@@ -50,48 +50,46 @@ async fn pause(cancel: &CancellationToken, delay: Duration) -> bool {
 
 /// Watches the pool prefix until `cancel` fires.
 pub async fn watch_pools(context: WatchContext, cancel: CancellationToken) {
-    let prefix = context.keys.pools_prefix();
-    let mut watch = KvWatch::new(
-        context.consul.clone(),
-        WatchTarget::Prefix(prefix.clone()),
-        context.consul_watch,
-    );
     let mut parsed = ParsedPools::new();
-    loop {
-        let snapshot = tokio::select! {
-            () = cancel.cancelled() => return,
-            snapshot = watch.next() => snapshot,
-        };
-        match snapshot {
-            Ok(snapshot) => {
-                let pools = parse_pools(&context.keys, &snapshot.pairs, &mut parsed);
-                debug!(
-                    index = snapshot.index,
-                    pools = pools.len(),
-                    "pool list received"
-                );
-                let changed = context.cache.replace_pool_entries(pools);
-                (context.sink)(changed, "pool changed");
-            }
-            Err(error) => {
-                warn!(%prefix, %error, "pool watch failed permanently; retrying with a full read");
-                if !pause(&cancel, context.consul_watch.backoff_cap).await {
-                    return;
-                }
-            }
-        }
-    }
+    let prefix = context.keys.pools_prefix();
+    watch_prefix(&context, &cancel, prefix, "pool changed", |snapshot| {
+        let pools = parse_pools(&context.keys, &snapshot.pairs, &mut parsed);
+        debug!(
+            index = snapshot.index,
+            pools = pools.len(),
+            "pool list received"
+        );
+        context.cache.replace_pool_entries(pools)
+    })
+    .await;
 }
 
 /// Watches the override prefix until `cancel` fires.
 pub async fn watch_overrides(context: WatchContext, cancel: CancellationToken) {
+    let mut parsed = ParsedOverrides::new();
     let prefix = context.keys.overrides_prefix();
+    watch_prefix(&context, &cancel, prefix, "override changed", |snapshot| {
+        let overrides = parse_overrides(&context.keys, &snapshot.pairs, &mut parsed);
+        context.cache.replace_overrides(overrides)
+    })
+    .await;
+}
+
+/// Watches a Consul `prefix` until `cancel` fires. `apply` stores each snapshot in the
+/// cache and returns the pools it changed, which are queued with `reason`. After a permanent
+/// error the watch waits `backoff_cap` and starts over with a full read.
+async fn watch_prefix(
+    context: &WatchContext,
+    cancel: &CancellationToken,
+    prefix: String,
+    reason: &'static str,
+    mut apply: impl FnMut(&KvSnapshot) -> BTreeSet<String>,
+) {
     let mut watch = KvWatch::new(
         context.consul.clone(),
         WatchTarget::Prefix(prefix.clone()),
         context.consul_watch,
     );
-    let mut parsed = ParsedOverrides::new();
     loop {
         let snapshot = tokio::select! {
             () = cancel.cancelled() => return,
@@ -99,13 +97,12 @@ pub async fn watch_overrides(context: WatchContext, cancel: CancellationToken) {
         };
         match snapshot {
             Ok(snapshot) => {
-                let overrides = parse_overrides(&context.keys, &snapshot.pairs, &mut parsed);
-                let changed = context.cache.replace_overrides(overrides);
-                (context.sink)(changed, "override changed");
+                let changed = apply(&snapshot);
+                (context.sink)(changed, reason);
             }
             Err(error) => {
-                warn!(%prefix, %error, "override watch failed permanently; retrying with a full read");
-                if !pause(&cancel, context.consul_watch.backoff_cap).await {
+                warn!(%prefix, %error, "prefix watch failed permanently; retrying with a full read");
+                if !pause(cancel, context.consul_watch.backoff_cap).await {
                     return;
                 }
             }
