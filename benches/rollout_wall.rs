@@ -18,7 +18,7 @@ use steward::consul::{ConsulClient, Keys, WriteMode};
 use steward::nomad::{self, AllocListStub, QueryOptions};
 use steward::reconcile::{Phase, Status};
 use steward::rollout::{RolloutPhase, RolloutState};
-use steward::runtime::{Clock, Controller, ControllerConfig, QueueConfig};
+use steward::runtime::{Controller, ControllerConfig, QueueConfig};
 use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::state::CACHED_START_SECONDS;
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad, TICK};
@@ -41,22 +41,6 @@ const HEALTHY_DEADLINE: &str = "5m";
 
 /// Upper bound on the wall time of one rollout. It only turns a hang into a failure.
 const GIVE_UP: Duration = Duration::from_secs(600);
-
-/// The Nomad emulator's simulated clock, so the controller and the emulator agree on time.
-struct EmulatorClock {
-    clock: steward::sim::nomad::clock::SimClock,
-    speed: f64,
-}
-
-impl Clock for EmulatorClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_nanosecond(i128::from(self.clock.now_ns())).expect("valid time")
-    }
-
-    fn to_wall(&self, duration: Duration) -> Duration {
-        duration.div_f64(self.speed)
-    }
-}
 
 /// The figures of one rollout.
 struct Report {
@@ -185,17 +169,14 @@ impl Scene {
         }
     }
 
-    fn controller_config(&self, speed: f64) -> ControllerConfig {
+    fn controller_config(&self) -> ControllerConfig {
         let mut config = ControllerConfig::new(
             self.consul_client.clone(),
             self.keys.clone(),
             self.nomad_client.clone(),
             "rollout-bench",
         );
-        config.clock = Arc::new(EmulatorClock {
-            clock: self.nomad.shared().clock.clone(),
-            speed,
-        });
+        config.clock = Arc::new(self.nomad.shared().clock);
         config.queue = QueueConfig {
             debounce: Duration::from_millis(5),
             max_debounce: Duration::from_millis(50),
@@ -286,7 +267,7 @@ async fn run(workers: u32, speed: f64, healthy_deadline: &str) -> Report {
     // The pool is written before the controller starts, so the rollout begins from a
     // converged pool.
     scene.put_pool(OLD, workers, healthy_deadline).await;
-    let controller = Controller::new(scene.controller_config(speed)).expect("valid config");
+    let controller = Controller::new(scene.controller_config()).expect("valid config");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(controller.run(shutdown.clone()));
     let give_up = Instant::now() + GIVE_UP;

@@ -161,7 +161,7 @@ async fn run_all(args: AllArgs) -> CliResult {
     .await
     .map_err(CliError::failure)?;
 
-    let nomad = NomadEmulator::start(nomad_config(&args))
+    let nomad = NomadEmulator::start(nomad_config(&args, clock))
         .await
         .map_err(CliError::failure)?;
 
@@ -289,9 +289,10 @@ fn check_args(args: &AllArgs) -> CliResult {
 
 /// Builds the emulated cluster: `nodes` nodes spread over the datacenters, each with node
 /// meta `zone=rack-<k+1>` for datacenter k.
-fn nomad_config(args: &AllArgs) -> NomadEmulatorConfig {
+fn nomad_config(args: &AllArgs, clock: SimClock) -> NomadEmulatorConfig {
     let mut config = NomadEmulatorConfig {
         addr: args.nomad_addr,
+        clock: Some(clock),
         datacenters: args.datacenters.clone(),
         nodes_per_dc: 0,
         speed: args.speed,

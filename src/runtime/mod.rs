@@ -13,7 +13,7 @@ mod rollout;
 pub mod watches;
 
 pub use cache::{Cache, CacheCounts, CachedJob, Source};
-pub use clock::{Clock, ScaledClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use controller::{Controller, ControllerConfig, ControllerHandle};
 pub use error::Error;
 pub use executor::{Fence, NomadExecutor};

@@ -1,17 +1,19 @@
-//! Simulated time for `steward dev`: wall-clock time sped up by a constant factor.
+//! Simulated time for `steward dev` and the emulators: wall-clock time sped up by a constant
+//! factor.
 
 use std::time::{Duration, Instant};
 
 /// A clock that runs `speed` times faster than wall-clock time from a chosen origin.
 ///
-/// At real instant `origin_real + d` it reads `origin_unix + d × speed`. With `speed = 1` it is
-/// the wall clock. Cloning shares the origin, so every component of one `steward dev` agrees on
-/// the time.
-#[derive(Debug, Clone, Copy)]
+/// At real instant `origin_real + d` it reads `origin + d × speed`. With `speed = 1` it is the
+/// wall clock. At speed 60, one wall second is one simulated minute, so a six-minute image pull
+/// takes six wall seconds. Cloning shares the origin, so every component that holds a clone
+/// agrees on the time.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimClock {
     origin_real: Instant,
-    /// Unix time in seconds at `origin_real`.
-    origin_unix: f64,
+    /// Unix time in nanoseconds at `origin_real`.
+    origin_unix_ns: i64,
     speed: f64,
 }
 
@@ -20,12 +22,17 @@ impl SimClock {
     ///
     /// `speed` must be finite and positive; a non-positive value is treated as 1.
     pub fn starting_now(speed: f64) -> Self {
-        let origin_unix = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-        Self::new(origin_unix, speed)
+        let now = jiff::Timestamp::now().as_nanosecond();
+        Self::at_unix_ns(i64::try_from(now).unwrap_or(i64::MAX), speed)
     }
 
     /// Starts a clock that reads `origin_unix` (seconds) now.
     pub fn new(origin_unix: f64, speed: f64) -> Self {
+        // Saturating float-to-int cast: an absurd origin gives the end of the range.
+        Self::at_unix_ns((origin_unix * 1e9) as i64, speed)
+    }
+
+    fn at_unix_ns(origin_unix_ns: i64, speed: f64) -> Self {
         let speed = if speed.is_finite() && speed > 0.0 {
             speed
         } else {
@@ -33,7 +40,7 @@ impl SimClock {
         };
         Self {
             origin_real: Instant::now(),
-            origin_unix,
+            origin_unix_ns,
             speed,
         }
     }
@@ -43,9 +50,15 @@ impl SimClock {
         self.speed
     }
 
+    /// Returns the simulated time in Unix nanoseconds.
+    pub fn now_ns(&self) -> i64 {
+        let elapsed = self.origin_real.elapsed().as_secs_f64() * self.speed * 1e9;
+        self.origin_unix_ns.saturating_add(elapsed as i64)
+    }
+
     /// Returns the simulated Unix time in seconds.
     pub fn now_unix(&self) -> f64 {
-        self.origin_unix + self.origin_real.elapsed().as_secs_f64() * self.speed
+        self.origin_unix_ns as f64 / 1e9 + self.origin_real.elapsed().as_secs_f64() * self.speed
     }
 
     /// Returns the simulated Unix time in whole seconds.
@@ -53,35 +66,47 @@ impl SimClock {
         self.now_unix().floor() as i64
     }
 
-    /// Converts a simulated duration into the real time it takes.
-    pub fn real_duration(&self, simulated: Duration) -> Duration {
+    /// Converts a simulated duration into the wall time it takes at this speed.
+    pub fn to_wall(&self, simulated: Duration) -> Duration {
         simulated.div_f64(self.speed)
     }
 }
 
 impl crate::runtime::Clock for SimClock {
     fn now(&self) -> jiff::Timestamp {
-        let millis = (self.now_unix() * 1000.0).round() as i64;
-        jiff::Timestamp::from_millisecond(millis).unwrap_or(jiff::Timestamp::MAX)
+        jiff::Timestamp::from_nanosecond(i128::from(self.now_ns())).unwrap_or(jiff::Timestamp::MAX)
     }
 
     fn to_wall(&self, duration: Duration) -> Duration {
-        self.real_duration(duration)
+        SimClock::to_wall(self, duration)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::Clock;
 
     #[test]
     fn sim_clock_scales_durations() {
         let clock = SimClock::new(1_000.0, 60.0);
         assert_eq!(
-            clock.real_duration(Duration::from_secs(360)),
+            clock.to_wall(Duration::from_secs(360)),
             Duration::from_secs(6)
         );
         assert!(clock.now_unix() >= 1_000.0);
+        assert!(clock.now_ns() >= 1_000_000_000_000);
         assert_eq!(SimClock::new(0.0, -3.0).speed(), 1.0);
+    }
+
+    #[test]
+    fn sim_clock_runs_ahead_of_wall_time() {
+        let clock = SimClock::starting_now(1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+        let ahead = clock.now().duration_since(jiff::Timestamp::now());
+        assert!(
+            ahead >= jiff::SignedDuration::from_secs(10),
+            "ahead by {ahead:?}"
+        );
     }
 }

@@ -20,7 +20,7 @@ use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::emulated_time::{EmulatorClock, rollout_state};
+use crate::support::emulated_time::rollout_state;
 use crate::support::face_pool;
 
 const OLD: &str = "registry.local/face:1";
@@ -72,10 +72,7 @@ impl Scene {
             nomad_client.clone(),
             "rollout-test",
         );
-        config.clock = Arc::new(EmulatorClock {
-            clock: nomad.shared().clock.clone(),
-            speed: SPEED,
-        });
+        config.clock = Arc::new(nomad.shared().clock);
         config.leader_ttl = Duration::from_secs(2);
         config.lock_delay = Duration::from_secs(1);
         config.queue = QueueConfig {

@@ -20,7 +20,7 @@ use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::emulated_time::{EmulatorClock, rollout_state};
+use crate::support::emulated_time::rollout_state;
 use crate::support::face_pool;
 
 const OLD: &str = "registry.local/face:1";
@@ -78,10 +78,7 @@ impl Cluster {
         let nomad = nomad::Client::new(nomad::Config::new(&self.nomad.url()).expect("address"))
             .expect("nomad client");
         let mut config = ControllerConfig::new(consul, self.keys.clone(), nomad, identity);
-        config.clock = Arc::new(EmulatorClock {
-            clock: self.nomad.shared().clock.clone(),
-            speed: SPEED,
-        });
+        config.clock = Arc::new(self.nomad.shared().clock);
         config.leader_ttl = Duration::from_secs(2);
         config.lock_delay = Duration::from_secs(1);
         config.queue = QueueConfig {

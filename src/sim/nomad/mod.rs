@@ -81,6 +81,10 @@ pub struct NomadEmulatorConfig {
     pub event_buffer_size: usize,
     /// Wall time between two heartbeat lines on an event stream (30 s in Nomad); more than 0.
     pub event_heartbeat: Duration,
+    /// A clock to share with other components, such as the controller and the traffic replay
+    /// of `steward dev`, so that all of them read the same simulated time. `None` starts a
+    /// clock at `speed`; a given clock's own speed wins over `speed`.
+    pub clock: Option<SimClock>,
 }
 
 impl Default for NomadEmulatorConfig {
@@ -100,6 +104,7 @@ impl Default for NomadEmulatorConfig {
             zone_meta: false,
             event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
             event_heartbeat: events::DEFAULT_EVENT_HEARTBEAT,
+            clock: None,
         }
     }
 }
@@ -192,7 +197,9 @@ impl NomadEmulator {
         config: NomadEmulatorConfig,
         prepare: impl FnOnce(&mut Cluster, i64),
     ) -> Result<RunningNomad, EmulatorError> {
-        let clock = SimClock::start(config.speed);
+        let clock = config
+            .clock
+            .unwrap_or_else(|| SimClock::starting_now(config.speed));
         let mut cluster = build_cluster(&config, clock.now_ns())?;
         prepare(&mut cluster, clock.now_ns());
         let events = events::EventHub::new(config.event_buffer_size, config.event_heartbeat);
@@ -240,7 +247,7 @@ impl NomadEmulator {
             }
         });
 
-        tracing::info!(%addr, speed = config.speed, "nomad emulator started");
+        tracing::info!(%addr, speed = clock.speed(), "nomad emulator started");
         Ok(RunningNomad {
             addr,
             shared,
