@@ -96,6 +96,18 @@ impl RolloutStep {
             .is_some_and(|s| s.phase != RolloutPhase::Complete)
     }
 
+    /// Returns the version a failed rollout restored, while `spec.version` still names the
+    /// version that failed. The pool is sized on the restored version until `spec.version`
+    /// changes or `retry` starts the rollout again, so the autoscaler and overrides keep
+    /// working after a rollback.
+    pub fn restored_version(&self, spec_version: &str) -> Option<&str> {
+        let state = self.state.as_ref()?;
+        (state.phase == RolloutPhase::Failed
+            && state.to_version == spec_version
+            && state.from_version != spec_version)
+            .then_some(state.from_version.as_str())
+    }
+
     /// Adds the rollout's conditions and decisions to the planner's report, and sets the
     /// pool phase the rollout implies. A rollout condition replaces one of the same type.
     pub fn merge_into(&self, report: &mut StatusReport) {

@@ -561,6 +561,32 @@ async fn reconcile_view(
         &requeue,
     )
     .await?;
+
+    // After a failed rollout, the planner sizes the job on the version the rollback restored,
+    // not on the `spec.version` that failed, so its count changes are not held back behind
+    // a register that the rollout forbids.
+    let restored_pool = rollout_step
+        .as_ref()
+        .and_then(|step| step.restored_version(&pool.spec.version))
+        .map(|version| {
+            let mut restored = pool.clone();
+            restored.spec.version = version.to_owned();
+            restored
+        });
+    let input = match &restored_pool {
+        Some(restored) => {
+            let input = PlanInput {
+                pool: restored,
+                ..input
+            };
+            plan = plan_with(&input);
+            if let Some(step) = &rollout_step {
+                rollout::restrict(&mut plan, step);
+            }
+            input
+        }
+        None => input,
+    };
     log_plan(&plan);
 
     let executor = NomadExecutor::new(

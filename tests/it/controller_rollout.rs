@@ -240,6 +240,59 @@ async fn unhealthy_golden_rolls_back() {
     scene.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rollout_still_follows_override() {
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+    scene
+        .set_image(json!({"image": NEW, "healthy": false}))
+        .await;
+    scene.put_pool(NEW).await;
+    scene
+        .wait_status(|status| {
+            status.workers.healthy == 6
+                && rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Failed)
+        })
+        .await;
+
+    // `spec.version` still names the failed version. The pool is sized on the restored one.
+    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365);
+    let text = format!(
+        "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: face\nspec:\n  workers: 4\n  reason: test\n  until: {until}\n"
+    );
+    scene
+        .consul_client
+        .kv_put(
+            &scene.keys.override_("face"),
+            text.as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .expect("consul write");
+    scene
+        .wait_status(|status| status.workers.desired == 4 && status.workers.healthy == 4)
+        .await;
+
+    assert_eq!(
+        scene.zones().await,
+        vec![
+            ("a".to_owned(), OLD.to_owned(), 2),
+            ("b".to_owned(), OLD.to_owned(), 2),
+        ]
+    );
+    let (status, _) = scene.wait_status(|_| true).await;
+    let state = rollout_state(&status).expect("rollout stored");
+    assert_eq!(
+        state.phase,
+        RolloutPhase::Failed,
+        "the failure stays visible"
+    );
+
+    scene.stop().await;
+}
+
 /// Serves `/api/v1/query` with `value` as one vector sample and counts the requests.
 async fn serve_analysis(value: f64) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let requests = Arc::new(AtomicUsize::new(0));
