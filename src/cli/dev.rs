@@ -227,23 +227,52 @@ async fn run_all(args: AllArgs) -> CliResult {
         !args.no_controller,
         shutdown.clone(),
     );
-    tokio::select! {
+    let mut controller = controller;
+    let controller_end = tokio::select! {
         // Ctrl-C or SIGTERM ends everything; the view never ends by itself.
-        signal = super::signal::shutdown_signal() => signal.context("failed to wait for a shutdown signal")?,
-        () = view => {}
-    }
+        signal = super::signal::shutdown_signal() => {
+            signal.context("failed to wait for a shutdown signal")?;
+            None
+        }
+        () = view => None,
+        // A controller that stops by itself (such as a busy --listen port) ends the run.
+        end = controller_ended(&mut controller) => Some(end),
+    };
 
     super::output::println("\nstopping")?;
     shutdown.cancel();
-    if let Some(controller) = controller
-        && let Err(error) = controller.await
+    if let Some(task) = controller
+        && controller_end.is_none()
+        && let Err(error) = task.await
     {
         tracing::warn!(%error, "controller task ended abnormally");
     }
     traffic.shutdown().await;
     nomad.shutdown().await;
     consul.shutdown().await;
-    Ok(())
+    match controller_end {
+        Some(Err(message)) => Err(CliError::failure(anyhow::anyhow!(
+            "controller stopped: {message}"
+        ))),
+        Some(Ok(())) => Err(CliError::failure(anyhow::anyhow!(
+            "controller stopped without an error before the shutdown signal"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Waits for the controller task to end and returns its error text; never returns without a
+/// controller.
+async fn controller_ended(
+    task: &mut Option<tokio::task::JoinHandle<Result<(), crate::runtime::Error>>>,
+) -> Result<(), String> {
+    match task.as_mut() {
+        Some(task) => match task.await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(join) => Err(join.to_string()),
+        },
+        None => std::future::pending().await,
+    }
 }
 
 fn check_args(args: &AllArgs) -> CliResult {
@@ -393,7 +422,7 @@ async fn start_controller(
     nomad: &RunningNomad,
     clock: SimClock,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, CliError> {
+) -> Result<tokio::task::JoinHandle<Result<(), crate::runtime::Error>>, CliError> {
     let consul_client = ConsulClient::for_url(consul.url()).map_err(CliError::failure)?;
     let keys = Keys::new("steward/").map_err(CliError::failure)?;
     let nomad_config = crate::nomad::Config::new(&nomad.url()).map_err(CliError::failure)?;
@@ -408,12 +437,7 @@ async fn start_controller(
         args.listen
     ))?;
 
-    Ok(tokio::spawn(async move {
-        if let Err(error) = controller.run(shutdown).await {
-            tracing::error!(%error, "controller stopped");
-            eprintln!("controller stopped: {error}");
-        }
-    }))
+    Ok(tokio::spawn(controller.run(shutdown)))
 }
 
 /// Redraws a view of every pool until `shutdown`: traffic, desired, running and healthy

@@ -6,6 +6,7 @@ mod consul_cli;
 mod controller;
 mod controller_autoscale;
 mod controller_rollout;
+mod dev_cli;
 mod nomad_client;
 mod nomad_emu;
 mod reconcile;

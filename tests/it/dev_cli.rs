@@ -1,0 +1,51 @@
+//! `steward dev` as a process: how it ends when part of it cannot start.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Upper bound on the wait for the process to exit. It only turns a hang into a failure.
+const EXIT_LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn dev_exits_when_listen_port_is_busy() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let busy = taken.local_addr().expect("local address").to_string();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("steward"))
+        .args([
+            "dev",
+            "--consul-addr",
+            "127.0.0.1:0",
+            "--nomad-addr",
+            "127.0.0.1:0",
+            "--prometheus-addr",
+            "127.0.0.1:0",
+            "--listen",
+            &busy,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("steward dev starts");
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("process status") {
+            break status;
+        }
+        if started.elapsed() > EXIT_LIMIT {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+            panic!("steward dev kept running without its controller");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().expect("stderr readable");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("controller stopped"), "stderr: {stderr}");
+    assert!(stderr.contains(&busy), "stderr names the address: {stderr}");
+    assert!(stderr.contains("--listen"), "stderr names the flag: {stderr}");
+    drop(taken);
+}
