@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::objects;
 use super::{CliError, CliResult};
 use crate::consul::{ConsulArgs, ConsulClient, Keys, WriteMode};
-use crate::rollout::{Control, ControlAction, PullState, RolloutState, control_key};
+use crate::rollout::{Control, ControlAction, PullState, RolloutPhase, RolloutState, control_key};
 
 /// How often `status --watch` reads the status again.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -42,7 +42,8 @@ pub struct StatusArgs {
     /// The pool's name.
     pub name: String,
 
-    /// Print the status again whenever it changes, until interrupted.
+    /// Print the status again whenever it changes, until the rollout is Complete (exit 0) or
+    /// Failed (exit 1).
     #[arg(long)]
     pub watch: bool,
 
@@ -80,10 +81,25 @@ async fn status(args: StatusArgs) -> CliResult {
     let (client, keys) = objects::connect(&args.consul)?;
 
     let mut last_shown = String::new();
+    let mut first = true;
     loop {
         let state = read_rollout(&client, &keys, &args.name)
             .await
             .map_err(CliError::failure)?;
+        if first && state.is_none() {
+            let pool = objects::read_pool(&client, &keys, &args.name)
+                .await
+                .map_err(CliError::failure)?;
+            if pool.is_none() {
+                return Err(CliError::failure(anyhow::anyhow!(
+                    "pool {:?} not found at {}; check the name with `steward get`",
+                    args.name,
+                    keys.pool(&args.name)
+                )));
+            }
+        }
+        first = false;
+
         let text = match &state {
             Some(state) => render_status(&args.name, state, Timestamp::now()),
             None => format!("pool {}: no rollout recorded in its status\n", args.name),
@@ -92,8 +108,20 @@ async fn status(args: StatusArgs) -> CliResult {
             print!("{text}");
             last_shown = text;
         }
-        if !args.watch {
-            return Ok(());
+
+        // As `kubectl rollout status` does: a failed rollout is a failed command.
+        match state.as_ref().map(|state| state.phase) {
+            Some(RolloutPhase::Failed) => {
+                return Err(CliError::failure(anyhow::anyhow!(
+                    "the rollout of pool {} failed; see the failure above, then change \
+                     spec.version or run `steward rollout retry {}`",
+                    args.name,
+                    args.name
+                )));
+            }
+            Some(RolloutPhase::Complete) => return Ok(()),
+            _ if !args.watch => return Ok(()),
+            _ => {}
         }
         tokio::time::sleep(WATCH_INTERVAL).await;
     }

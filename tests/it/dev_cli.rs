@@ -46,6 +46,9 @@ fn dev_exits_when_listen_port_is_busy() {
     assert_eq!(status.code(), Some(1), "stderr: {stderr}");
     assert!(stderr.contains("controller stopped"), "stderr: {stderr}");
     assert!(stderr.contains(&busy), "stderr names the address: {stderr}");
-    assert!(stderr.contains("--listen"), "stderr names the flag: {stderr}");
+    assert!(
+        stderr.contains("--listen"),
+        "stderr names the flag: {stderr}"
+    );
     drop(taken);
 }

@@ -101,11 +101,76 @@ async fn status_prints_rollout_from_status_key() {
 
 #[tokio::test]
 async fn status_without_rollout_says_so() {
-    let (consul, _client) = start().await;
+    let (consul, client) = start().await;
+    put_pool(&client, "face").await;
     let output = steward(&consul, &["rollout", "status", "face"]).await;
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout, "pool face: no rollout recorded in its status\n");
+}
+
+#[tokio::test]
+async fn watch_ends_when_rollout_completes() {
+    let (consul, client) = start().await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Complete;
+    state.failure = None;
+    let status = serde_json::json!({"phase": "Ready", "rollout": state});
+    client
+        .kv_put(
+            "steward/status/face",
+            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    let output = steward(&consul, &["rollout", "status", "face", "--watch"]).await;
+
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("pool face: Complete"), "{stdout}");
+}
+
+#[tokio::test]
+async fn status_of_unknown_pool_fails() {
+    let (consul, _client) = start().await;
+    let output = steward(&consul, &["rollout", "status", "nosuch"]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pool \"nosuch\" not found"), "{stderr}");
+    assert!(stderr.contains("steward get"), "{stderr}");
+}
+
+#[tokio::test]
+async fn status_of_failed_rollout_fails() {
+    let (consul, client) = start().await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Failed;
+    let status = serde_json::json!({"phase": "Degraded", "rollout": state});
+    client
+        .kv_put(
+            "steward/status/face",
+            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    // With and without --watch: a failed rollout ends the command with status 1.
+    for args in [
+        &["rollout", "status", "face"][..],
+        &["rollout", "status", "face", "--watch"][..],
+    ] {
+        let output = steward(&consul, args).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("pool face: Failed"), "{stdout}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("rollout retry face"), "{stderr}");
+    }
 }
 
 #[tokio::test]
