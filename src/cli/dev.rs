@@ -102,8 +102,8 @@ pub struct AllArgs {
     #[arg(long)]
     pub trace: Option<PathBuf>,
 
-    /// Requests per day the trace is rescaled to.
-    #[arg(long, default_value_t = 2_000_000.0)]
+    /// Requests per day the trace is rescaled to, such as 2000000/day (or 2000000).
+    #[arg(long, value_parser = super::simulate::parse_per_day, default_value = "2000000/day")]
     pub scale_to: f64,
 
     /// Day of the trace the replay starts at, so earlier days serve as history.

@@ -232,22 +232,20 @@ fn parse_scale(text: &str) -> Result<Scale, String> {
     if text.trim() == "recorded" {
         return Ok(Scale::Recorded);
     }
-    parse_per_day(text).map(Scale::PerDay)
+    parse_per_day(text)
+        .map(Scale::PerDay)
+        .map_err(|error| format!("{error}, or recorded"))
 }
 
 /// Parses `2000000/day` or `2000000` as requests per day.
-fn parse_per_day(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_per_day(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix("/day").unwrap_or(text).replace('_', "");
     number
         .trim()
         .parse::<f64>()
         .ok()
         .filter(|n| n.is_finite() && *n > 0.0)
-        .ok_or_else(|| {
-            format!(
-                "invalid rate {text:?}: write requests per day such as 2000000/day, or recorded"
-            )
-        })
+        .ok_or_else(|| format!("invalid rate {text:?}: write requests per day such as 2000000/day"))
 }
 
 fn parse_predictor(text: &str) -> Result<Predictor, String> {

@@ -52,3 +52,28 @@ fn dev_exits_when_listen_port_is_busy() {
     );
     drop(taken);
 }
+
+#[test]
+fn dev_scale_to_takes_per_day_form() {
+    let bad = Command::new(assert_cmd::cargo::cargo_bin("steward"))
+        .args(["dev", "--scale-to", "lots/day"])
+        .output()
+        .expect("steward runs");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("such as 2000000/day"), "{stderr}");
+    assert!(
+        !stderr.contains("recorded"),
+        "dev has no recorded mode: {stderr}"
+    );
+
+    // The form `steward simulate` takes parses: the run gets past its arguments and stops on
+    // the bad --speed instead.
+    let good = Command::new(assert_cmd::cargo::cargo_bin("steward"))
+        .args(["dev", "--scale-to", "2000000/day", "--speed", "0"])
+        .output()
+        .expect("steward runs");
+    let stderr = String::from_utf8_lossy(&good.stderr);
+    assert!(stderr.contains("--speed 0"), "{stderr}");
+    assert!(!stderr.contains("--scale-to"), "{stderr}");
+}
