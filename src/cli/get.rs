@@ -69,7 +69,10 @@ pub async fn run(args: Args) -> CliResult {
     }
 
     match args.output {
-        Output::Table => output::print(table(&pools, &overrides))?,
+        Output::Table => {
+            let now = objects::current_time(&client, &keys).await;
+            output::print(table(&pools, &overrides, now))?
+        }
         Output::Yaml => output::print(yaml_stream(&pools))?,
         Output::Json => {
             let valid: Vec<&WorkerPool> = pools
@@ -115,6 +118,7 @@ fn yaml_stream(pools: &std::collections::BTreeMap<String, Stored<WorkerPool>>) -
 fn table(
     pools: &std::collections::BTreeMap<String, Stored<WorkerPool>>,
     overrides: &std::collections::BTreeMap<String, Stored<Override>>,
+    now: jiff::Timestamp,
 ) -> String {
     let mut table = Table::new();
     table.load_style(presets::NOTHING);
@@ -128,7 +132,6 @@ fn table(
         "OVERRIDE",
         "INDEX",
     ]);
-    let now = jiff::Timestamp::now();
     for (name, stored) in pools {
         let override_text = match overrides.get(name).map(|o| &o.object) {
             None => "-".to_string(),

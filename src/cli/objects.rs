@@ -4,7 +4,30 @@ use std::collections::BTreeMap;
 
 use super::CliError;
 use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, KvPair, QueryOptions};
+use crate::sim::clock::ClockAnchor;
 use crate::spec::{self, Document, Override, WorkerPool};
+
+/// Returns the time to compare overrides and ages with: the simulated time of a `steward dev`
+/// that runs on this Consul (it stores its clock at [`Keys::dev_clock`]), otherwise the wall
+/// clock. A key that cannot be read or parsed counts as absent.
+pub(crate) async fn current_time(client: &ConsulClient, keys: &Keys) -> jiff::Timestamp {
+    let key = keys.dev_clock();
+    let bytes = match client.kv_get_raw(&key).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return jiff::Timestamp::now(),
+        Err(error) => {
+            tracing::debug!(%key, %error, "dev clock not read; using the wall clock");
+            return jiff::Timestamp::now();
+        }
+    };
+    match serde_json::from_slice::<ClockAnchor>(&bytes) {
+        Ok(anchor) => anchor.now(),
+        Err(error) => {
+            tracing::debug!(%key, %error, "dev clock does not parse; using the wall clock");
+            jiff::Timestamp::now()
+        }
+    }
+}
 
 /// Builds the client and key layout; invalid settings are bad usage (exit status 2).
 pub(crate) fn connect(args: &ConsulArgs) -> Result<(ConsulClient, Keys), CliError> {

@@ -92,7 +92,8 @@ pub async fn run(args: Args) -> CliResult {
 
 async fn run_set(args: SetArgs) -> CliResult {
     objects::check_name(&args.name)?;
-    let now = jiff::Timestamp::now();
+    let (client, keys) = objects::connect(&args.consul)?;
+    let now = objects::current_time(&client, &keys).await;
     let until = match (args.until, args.duration) {
         (Some(until), _) => until,
         (None, Some(duration)) => until_after(now, duration).map_err(CliError::usage)?,
@@ -108,7 +109,6 @@ async fn run_set(args: SetArgs) -> CliResult {
         )));
     }
 
-    let (client, keys) = objects::connect(&args.consul)?;
     let Some(stored) = objects::read_pool(&client, &keys, &args.name).await? else {
         return Err(CliError::failure(anyhow::anyhow!(
             "pool {:?} not found at {}; apply the pool first",

@@ -101,7 +101,10 @@ async fn status(args: StatusArgs) -> CliResult {
         first = false;
 
         let text = match &state {
-            Some(state) => render_status(&args.name, state, Timestamp::now()),
+            Some(state) => {
+                let now = objects::current_time(&client, &keys).await;
+                render_status(&args.name, state, now)
+            }
             None => format!("pool {}: no rollout recorded in its status\n", args.name),
         };
         if text != last_shown {

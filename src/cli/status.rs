@@ -86,8 +86,8 @@ fn render(
     snapshot: &Snapshot,
     name: Option<&str>,
     output: OutputFormat,
+    now: jiff::Timestamp,
 ) -> Result<String, CliError> {
-    let now = jiff::Timestamp::now();
     let mut text = match (name, snapshot.statuses.as_slice()) {
         (Some(_), [status]) => format_one(status, output, now).map_err(CliError::failure)?,
         (Some(name), []) if snapshot.without_status.is_empty() => {
@@ -113,7 +113,8 @@ pub async fn run(args: Args) -> CliResult {
     let name = args.name.as_deref();
 
     let mut snapshot = read(&client, &keys, name, 0).await?;
-    super::output::print(render(&snapshot, name, args.output)?)?;
+    let now = super::objects::current_time(&client, &keys).await;
+    super::output::print(render(&snapshot, name, args.output, now)?)?;
     if !args.watch {
         return Ok(());
     }
@@ -127,7 +128,8 @@ pub async fn run(args: Args) -> CliResult {
             continue;
         }
         if changed {
-            super::output::print(render(&next, name, args.output)?)?;
+            let now = super::objects::current_time(&client, &keys).await;
+            super::output::print(render(&next, name, args.output, now)?)?;
         }
         snapshot = next;
     }

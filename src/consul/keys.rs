@@ -114,6 +114,12 @@ impl Keys {
         format!("{}leader", self.prefix)
     }
 
+    /// `<prefix>dev/clock`: the simulated clock of a running `steward dev`, so that the CLI
+    /// reads the time its controller reads. Absent outside `steward dev`.
+    pub fn dev_clock(&self) -> String {
+        format!("{}dev/clock", self.prefix)
+    }
+
     /// Returns the pool name in a key under [`Keys::pools_prefix`], if `key` is one.
     pub fn pool_name<'k>(&self, key: &'k str) -> Option<&'k str> {
         Self::name_under(key, &self.pools_prefix())

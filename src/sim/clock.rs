@@ -72,6 +72,42 @@ impl SimClock {
     }
 }
 
+impl SimClock {
+    /// Returns the clock's reading together with the wall time it was taken at, from which
+    /// another process can follow the clock.
+    pub fn anchor(&self) -> ClockAnchor {
+        let wall = jiff::Timestamp::now().as_nanosecond();
+        ClockAnchor {
+            wall_unix_ns: i64::try_from(wall).unwrap_or(i64::MAX),
+            sim_unix_ns: self.now_ns(),
+            speed: self.speed,
+        }
+    }
+}
+
+/// A [`SimClock`] reading and the wall time it was taken at, stored as JSON so that another
+/// process (the CLI next to `steward dev`) computes the same simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockAnchor {
+    /// Wall-clock Unix time of the reading, in nanoseconds.
+    pub wall_unix_ns: i64,
+    /// Simulated Unix time at that moment, in nanoseconds.
+    pub sim_unix_ns: i64,
+    /// Simulated seconds per wall second.
+    pub speed: f64,
+}
+
+impl ClockAnchor {
+    /// Returns the simulated time now, by the wall clock of this process.
+    pub fn now(&self) -> jiff::Timestamp {
+        let wall_now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX);
+        let elapsed = (wall_now.saturating_sub(self.wall_unix_ns)) as f64 * self.speed;
+        let sim = self.sim_unix_ns.saturating_add(elapsed as i64);
+        jiff::Timestamp::from_nanosecond(i128::from(sim)).unwrap_or(jiff::Timestamp::MAX)
+    }
+}
+
 impl crate::runtime::Clock for SimClock {
     fn now(&self) -> jiff::Timestamp {
         jiff::Timestamp::from_nanosecond(i128::from(self.now_ns())).unwrap_or(jiff::Timestamp::MAX)
@@ -97,6 +133,19 @@ mod tests {
         assert!(clock.now_unix() >= 1_000.0);
         assert!(clock.now_ns() >= 1_000_000_000_000);
         assert_eq!(SimClock::new(0.0, -3.0).speed(), 1.0);
+    }
+
+    #[test]
+    fn anchor_follows_the_clock() {
+        let clock = SimClock::new(1_000_000.0, 600.0);
+        let anchor = clock.anchor();
+        std::thread::sleep(Duration::from_millis(10));
+
+        let followed = anchor.now().as_nanosecond() as f64 / 1e9;
+        let direct = clock.now_unix();
+        // Both read at nearly the same wall instant; 600× turns 50 ms of skew into 30 s.
+        assert!((followed - direct).abs() < 30.0, "{followed} vs {direct}");
+        assert!(followed >= 1_000_006.0, "10 ms at 600× is 6 s: {followed}");
     }
 
     #[test]

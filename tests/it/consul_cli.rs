@@ -774,3 +774,69 @@ async fn apply_rejects_oversized_pool() {
     assert_eq!(client.kv_get("steward/pools/web").await.unwrap(), None);
     consul.shutdown().await;
 }
+
+#[tokio::test]
+async fn override_for_follows_dev_clock() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:1"));
+    assert!(
+        steward(&consul, &["apply", "-f", file.to_str().unwrap()])
+            .await
+            .status
+            .success()
+    );
+    // A `steward dev` whose simulated clock is 10 days ahead of the wall clock.
+    let ahead = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(240);
+    let anchor = serde_json::json!({
+        "wallUnixNs": jiff::Timestamp::now().as_nanosecond() as i64,
+        "simUnixNs": ahead.as_nanosecond() as i64,
+        "speed": 1.0,
+    });
+    client
+        .kv_put(
+            "steward/dev/clock",
+            anchor.to_string().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    let set = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "2",
+            "--for",
+            "2h",
+            "--reason",
+            "test",
+        ],
+    )
+    .await;
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    let stored = client
+        .kv_get("steward/overrides/web")
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(stored.value).unwrap();
+    let until: jiff::Timestamp = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("until: "))
+        .expect("the override has until")
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    let expected = ahead + jiff::SignedDuration::from_hours(2);
+    let skew = until.duration_since(expected).abs();
+    assert!(
+        skew < jiff::SignedDuration::from_secs(60),
+        "until {until} is not 2 h after the dev clock's {ahead}"
+    );
+}
