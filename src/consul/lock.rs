@@ -237,9 +237,14 @@ impl LeaderLock {
         if let Err(error) = &destroyed {
             tracing::warn!(key = %self.config.key, %session, %error, "failed to destroy the leader session");
         }
-        released?;
+        let held = released?;
         destroyed?;
-        tracing::info!(key = %self.config.key, %session, "released leader lock");
+        if held {
+            tracing::info!(key = %self.config.key, %session, "released leader lock");
+        } else {
+            // A standby's session never held the key, so Consul answers the release with false.
+            tracing::info!(key = %self.config.key, %session, "ended the session of a standby; the leader lock was not ours");
+        }
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::Error;
 use super::observed::{Observed, ObservedJob};
@@ -128,7 +128,9 @@ where
 
             Err(ExecError::Conflict { expected, message }) => {
                 attempt += 1;
-                warn!(job = %plan.job, expected, attempt, %message, "job changed concurrently, re-planning");
+                // Expected now and then: another writer, or this controller's own create
+                // that the cache has not seen yet. Retries that run out are the error.
+                info!(job = %plan.job, expected, attempt, %message, "job changed concurrently, re-planning");
                 if attempt > MAX_CONFLICT_RETRIES {
                     return Err(Error::ConflictRetriesExhausted {
                         job: plan.job,
