@@ -428,6 +428,24 @@ impl ConsulClient {
         };
         let status = response.status();
         let meta = query_meta(response.headers());
+        // Consul answers a missing key with 404 and still sends X-Consul-Index, and never
+        // answers 404 on a transaction. A 404 without the header comes from another server at
+        // this address (Nomad, a metrics port), and read as "no keys" it would make every
+        // pool look deleted.
+        if status == StatusCode::NOT_FOUND
+            && (endpoint == "/v1/kv/:key" || endpoint == "/v1/txn")
+            && !response.headers().contains_key("x-consul-index")
+        {
+            self.observe(endpoint, Some(status.as_u16()), started);
+            return Err(Error::Decode {
+                endpoint: path.to_string(),
+                message: format!(
+                    "the server at {} answered 404 without an X-Consul-Index header, so it is \
+                     not a Consul agent; check CONSUL_HTTP_ADDR or --consul-addr",
+                    self.config.base_url
+                ),
+            });
+        }
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(e) => {

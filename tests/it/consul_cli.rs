@@ -840,3 +840,39 @@ async fn override_for_follows_dev_clock() {
         "until {until} is not 2 h after the dev clock's {ahead}"
     );
 }
+
+#[tokio::test]
+async fn non_consul_address_is_an_error() {
+    // A server that answers every request with a bare 404, as Nomad or a metrics port does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::NOT_FOUND });
+        axum::serve(listener, app).await.unwrap();
+    });
+
+    for args in [&["get"][..], &["status"][..]] {
+        let output = tokio::task::spawn_blocking({
+            let address = address.clone();
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            move || {
+                assert_cmd::Command::cargo_bin("steward")
+                    .unwrap()
+                    .args(&args)
+                    .env("CONSUL_HTTP_ADDR", address)
+                    .env_remove("CONSUL_HTTP_TOKEN")
+                    .env_remove("CONSUL_HTTP_TOKEN_FILE")
+                    .env_remove("STEWARD_PREFIX")
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        let text = stderr(&output);
+        assert!(text.contains("not a Consul agent"), "{args:?}: {text}");
+        assert!(text.contains("CONSUL_HTTP_ADDR"), "{args:?}: {text}");
+    }
+    server.abort();
+}
