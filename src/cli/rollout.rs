@@ -170,6 +170,27 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
         )));
     }
 
+    // The request is written either way, because a rollout may be starting right now, but a
+    // person should know when nothing will act on it.
+    let state = read_rollout(&client, &keys, &args.name)
+        .await
+        .map_err(CliError::failure)?;
+    let phase = state.as_ref().map(|state| state.phase);
+    let acted_on = match action {
+        ControlAction::Retry => phase == Some(RolloutPhase::Failed),
+        _ => phase.is_some_and(RolloutPhase::is_active),
+    };
+    if !acted_on {
+        let now = match phase {
+            Some(phase) => format!("its rollout is {phase}"),
+            None => "it has no rollout recorded".to_owned(),
+        };
+        eprintln!(
+            "warning: pool {} has nothing for {action} to act on now: {now}",
+            args.name
+        );
+    }
+
     let control = Control {
         action,
         by: args.by.clone(),

@@ -196,7 +196,35 @@ async fn control_commands_write_control_key() {
         let control: Control = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(control.action, action, "{command}");
         assert_eq!(control.by, "alice", "{command}");
+        // No rollout is recorded, so nothing will act on the request: the command says so.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("nothing for {command} to act on now")),
+            "{command}: {stderr}"
+        );
     }
+}
+
+#[tokio::test]
+async fn control_during_rollout_warns_nothing() {
+    let (consul, client) = start().await;
+    put_pool(&client, "face").await;
+    let status = serde_json::json!({"phase": "RollingOut", "rollout": rollout_state()});
+    client
+        .kv_put(
+            "steward/status/face",
+            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    let output = steward(&consul, &["rollout", "pause", "face", "--by", "alice"]).await;
+
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
 }
 
 #[tokio::test]
