@@ -432,7 +432,17 @@ impl Planner {
             .previous
             .and_then(|status| status.zones.iter().find(|z| z.name == zone.name))
             .map(|z| z.workers.desired);
-        if previous_desired == Some(to) {
+        // A rollout sets counts itself (surge, rollback), so while one is active or after it
+        // failed, the difference is not someone else's edit.
+        let rollout_owned_counts = input.previous.is_some_and(|status| {
+            status
+                .rollout
+                .as_ref()
+                .and_then(|rollout| rollout.get("phase"))
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|phase| phase != "Complete")
+        });
+        if previous_desired == Some(to) && !rollout_owned_counts {
             return format!("count changed outside Steward to {from}; putting back {to}");
         }
         if !available[zone_index] {

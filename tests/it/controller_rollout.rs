@@ -289,6 +289,12 @@ async fn failed_rollout_still_follows_override() {
         RolloutPhase::Failed,
         "the failure stays visible"
     );
+    for decision in &status.decisions {
+        assert!(
+            !decision.reason.contains("outside Steward"),
+            "the rollback's own counts are not drift: {decision:?}"
+        );
+    }
 
     scene.stop().await;
 }

@@ -263,6 +263,44 @@ fn count_drift_is_put_back() {
 }
 
 #[test]
+fn count_left_by_rollout_is_not_drift() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+    let converged = plan(&pool, None, &cluster.observed, time(NOW));
+    cluster.set_count_by_hand("b", 4);
+
+    // The same count difference after a failed rollout (its rollback left the surge), and
+    // after a completed one.
+    for (phase, drift) in [
+        ("Failed", false),
+        ("RollingBack", false),
+        ("Complete", true),
+    ] {
+        let mut previous =
+            Status::next("face-match", None, &converged.status, 7, "test", time(NOW));
+        previous.rollout = Some(serde_json::json!({"phase": phase}));
+        let plan = plan_with(&PlanInput {
+            pool: &pool,
+            override_: None,
+            autoscaler: None,
+            observed: &cluster.observed,
+            previous: Some(&previous),
+            now: time(NOW),
+        });
+
+        let decision = &plan.status.decisions[0];
+        assert_eq!(decision.action, "scale zone b 4 -> 1", "{phase}");
+        assert_eq!(
+            decision.reason.contains("changed outside Steward"),
+            drift,
+            "{phase}: {}",
+            decision.reason
+        );
+    }
+}
+
+#[test]
 fn template_drift_reregisters_with_enforce_index() {
     let pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
