@@ -195,10 +195,23 @@ pub fn detail(status: &Status, now: Timestamp) -> String {
     }
 
     out.push_str("\nConditions:\n");
+    // Columns as wide as their longest entry, so every row lines up.
+    let type_width = status
+        .conditions
+        .iter()
+        .map(|condition| condition.r#type.len())
+        .max()
+        .unwrap_or(0);
+    let reason_width = status
+        .conditions
+        .iter()
+        .map(|condition| condition.reason.len())
+        .max()
+        .unwrap_or(0);
     for condition in &status.conditions {
         let _ = writeln!(
             out,
-            "  {:<16} {:<8} {:<22} {} ago  {}",
+            "  {:<type_width$} {:<7} {:<reason_width$} {:>4} ago  {}",
             condition.r#type,
             format!("{:?}", condition.status),
             condition.reason,

@@ -200,18 +200,56 @@ fn table_lists_pool_columns() {
 
 #[test]
 fn detail_shows_conditions_and_decisions() {
-    let (_, status) = converged_status("2026-12-04T20:00:00Z");
+    let (_, mut status) = converged_status("2026-12-04T20:00:00Z");
+    // Longer than any built-in column width, so the table must size its columns.
+    status
+        .conditions
+        .push(steward::reconcile::status::Condition {
+            r#type: "AutoscalerConfigured".to_owned(),
+            status: steward::reconcile::status::ConditionStatus::True,
+            reason: "ValidAfterAVeryLongReasonName".to_owned(),
+            message: "spec.autoscaling is valid".to_owned(),
+            last_transition_time: time("2026-12-04T20:00:00Z"),
+        });
     let text =
         format_one(&status, OutputFormat::Table, time("2026-12-04T20:00:30Z")).expect("formats");
 
     assert!(text.contains("Name:                face-match"), "{text}");
     assert!(text.contains("Phase:               Ready"), "{text}");
     assert!(text.contains("Conditions:\n"), "{text}");
-    assert!(
-        text.contains("\n  Ready            True     WorkersReady"),
-        "{text}"
-    );
+    let rows: Vec<&str> = text
+        .split("Conditions:\n")
+        .nth(1)
+        .expect("conditions follow")
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let ready = rows
+        .iter()
+        .find(|row| row.trim_start().starts_with("Ready "))
+        .expect("a Ready row");
+    let words: Vec<&str> = ready.split_whitespace().collect();
+    assert_eq!(words[..3], ["Ready", "True", "WorkersReady"], "{ready}");
     assert!(text.contains("JobOwned"), "{text}");
+    // Every row's status and reason start in the same columns, whatever the type's length.
+    let columns = |row: &str| {
+        let status = ["True", "False", "Unknown"]
+            .iter()
+            .filter_map(|word| row.find(&format!(" {word} ")))
+            .min()
+            .expect("a status column");
+        let reason = status + 1 + row[status + 1..].find(' ').expect("after the status");
+        let reason = reason + row[reason..].find(|c: char| c != ' ').expect("a reason");
+        (status, reason)
+    };
+    assert!(rows.len() >= 2, "{text}");
+    for row in &rows {
+        assert_eq!(
+            columns(row),
+            columns(rows[0]),
+            "misaligned row {row:?}\n{text}"
+        );
+    }
     assert!(
         text.contains("Recent decisions (newest first):\n  30s ago  no change"),
         "{text}"
