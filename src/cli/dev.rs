@@ -159,11 +159,11 @@ async fn run_all(args: AllArgs) -> CliResult {
         ..ConsulEmulatorConfig::default()
     })
     .await
-    .map_err(CliError::failure)?;
+    .context("the Consul emulator did not start; choose a free address with --consul-addr")?;
 
     let nomad = NomadEmulator::start(nomad_config(&args, clock))
         .await
-        .map_err(CliError::failure)?;
+        .context("the Nomad emulator did not start; choose a free address with --nomad-addr")?;
 
     let daily_total: f64 = samples.iter().map(|s| s.rps * 60.0).sum::<f64>() * 86_400.0
         / (samples.len() as f64 * 60.0);
@@ -188,7 +188,8 @@ async fn run_all(args: AllArgs) -> CliResult {
         .await
         .with_context(|| {
             format!(
-                "failed to listen on {} for the traffic replay",
+                "failed to listen on {} for the traffic replay; choose a free address with \
+                 --prometheus-addr",
                 args.prometheus_addr
             )
         })?;

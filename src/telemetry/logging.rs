@@ -38,8 +38,10 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), Loggin
         message: error.to_string(),
     })?;
 
+    // Colour only for a person at a terminal, not for a file or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),

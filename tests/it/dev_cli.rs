@@ -77,3 +77,41 @@ fn dev_scale_to_takes_per_day_form() {
     assert!(stderr.contains("--speed 0"), "{stderr}");
     assert!(!stderr.contains("--scale-to"), "{stderr}");
 }
+
+#[test]
+fn busy_emulator_port_names_its_flag() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let busy = taken.local_addr().expect("local address").to_string();
+    for flag in ["--consul-addr", "--nomad-addr", "--prometheus-addr"] {
+        let mut args = vec![
+            "dev",
+            "--consul-addr",
+            "127.0.0.1:0",
+            "--nomad-addr",
+            "127.0.0.1:0",
+            "--prometheus-addr",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        let position = args
+            .iter()
+            .position(|arg| *arg == flag)
+            .expect("flag listed");
+        args[position + 1] = &busy;
+
+        let output = Command::new(assert_cmd::cargo::cargo_bin("steward"))
+            .args(&args)
+            .output()
+            .expect("steward runs");
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains(&busy), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("choose a free address with {flag}")),
+            "{flag}: {stderr}"
+        );
+    }
+    drop(taken);
+}
