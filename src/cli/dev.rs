@@ -231,13 +231,23 @@ async fn run_all(args: AllArgs) -> CliResult {
         Some(start_controller(&args, &consul, &nomad, clock, shutdown.clone()).await?)
     };
 
+    // Repeated in the view, which redraws over the start-up lines on a terminal.
+    let addresses = format!(
+        "consul {}   nomad {}   replay {}",
+        consul.url(),
+        nomad.url(),
+        traffic.url()
+    );
     let view = live_view(
         &consul_client,
         &keys,
-        &nomad,
-        &replay,
+        ViewSources {
+            nomad: &nomad,
+            replay: &replay,
+            addresses: &addresses,
+            with_controller: !args.no_controller,
+        },
         args.refresh,
-        !args.no_controller,
         shutdown.clone(),
     );
     let mut controller = controller;
@@ -453,15 +463,23 @@ async fn start_controller(
     Ok(tokio::spawn(controller.run(shutdown)))
 }
 
+/// What the live view shows besides the pools' statuses.
+#[derive(Clone, Copy)]
+struct ViewSources<'a> {
+    nomad: &'a RunningNomad,
+    replay: &'a TrafficReplay,
+    /// The emulators' and the replay's URLs, one line.
+    addresses: &'a str,
+    with_controller: bool,
+}
+
 /// Redraws a view of every pool until `shutdown`: traffic, desired, running and healthy
 /// workers per zone, phase and the last decision.
 async fn live_view(
     consul: &ConsulClient,
     keys: &Keys,
-    nomad: &RunningNomad,
-    replay: &TrafficReplay,
+    sources: ViewSources<'_>,
     refresh_secs: f64,
-    with_controller: bool,
     shutdown: CancellationToken,
 ) {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -472,7 +490,7 @@ async fn live_view(
             _ = ticker.tick() => {}
         }
         let statuses = read_statuses(consul, keys).await;
-        let text = render_view(nomad, replay, &statuses, with_controller);
+        let text = render_view(sources, &statuses);
         let mut stdout = std::io::stdout().lock();
         if interactive {
             // Clear the screen and move home, so the view redraws in place.
@@ -497,12 +515,13 @@ async fn read_statuses(consul: &ConsulClient, keys: &Keys) -> Vec<Status> {
     }
 }
 
-fn render_view(
-    nomad: &RunningNomad,
-    replay: &TrafficReplay,
-    statuses: &[Status],
-    with_controller: bool,
-) -> String {
+fn render_view(sources: ViewSources<'_>, statuses: &[Status]) -> String {
+    let ViewSources {
+        nomad,
+        replay,
+        addresses,
+        with_controller,
+    } = sources;
     let now = replay.clock().now_secs();
     let time = jiff::Timestamp::from_second(now)
         .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
@@ -523,6 +542,7 @@ fn render_view(
             "steward dev   simulated time {time} UTC   traffic {:.1} requests/s",
             replay.current_rate()
         ),
+        addresses.to_owned(),
         format!(
             "nomad: {} of {} nodes ready, allocations: {allocations}",
             state.nodes.iter().filter(|n| n.status == "ready").count(),

@@ -57,6 +57,10 @@ pub async fn run(args: Args) -> CliResult {
             )));
         }
     }
+    if pools.is_empty() {
+        // On stderr, as kubectl does, so that the table and YAML outputs stay parseable.
+        eprintln!("no pools found under {}", keys.pools_prefix());
+    }
     let mut invalid = 0usize;
     for stored in pools.values() {
         if let Err(problem) = &stored.object {

@@ -322,7 +322,11 @@ impl Planner {
         }
 
         self.degraded = true;
-        let moved = if pool.spec.split.zone_failover {
+        let moved = if down.len() == pool.spec.zones.len() {
+            "no zone is left to take their workers, so they stay pending until a node in one of \
+             them accepts work; check each zone's datacenter and node constraint"
+                .to_owned()
+        } else if pool.spec.split.zone_failover {
             format!("their workers move to the other zones (target {target:?})")
         } else {
             "zone failover is off, so their workers stay pending".to_owned()

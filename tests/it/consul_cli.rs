@@ -876,3 +876,20 @@ async fn non_consul_address_is_an_error() {
     }
     server.abort();
 }
+
+#[tokio::test]
+async fn get_without_pools_says_so() {
+    let (consul, _client) = start().await;
+    let output = steward(&consul, &["get"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stderr(&output).contains("no pools found under steward/pools/"),
+        "{}",
+        stderr(&output)
+    );
+    let yaml = steward(&consul, &["get", "-o", "yaml"]).await;
+    assert!(
+        !String::from_utf8_lossy(&yaml.stdout).contains("no pools"),
+        "the note stays off stdout"
+    );
+}

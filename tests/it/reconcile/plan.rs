@@ -667,6 +667,37 @@ fn failover_off_keeps_split_and_degrades() {
 }
 
 #[test]
+fn no_zone_left_says_workers_wait() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+    for node in cluster.observed.nodes.iter_mut() {
+        node.eligible = false;
+    }
+
+    let plan = plan(&pool, None, &cluster.observed, time(NOW));
+
+    let zones = plan
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == condition_type::ZONES_AVAILABLE)
+        .expect("condition");
+    assert!(
+        zones
+            .message
+            .contains("no zone is left to take their workers"),
+        "{}",
+        zones.message
+    );
+    assert!(
+        !zones.message.contains("move to the other zones"),
+        "{}",
+        zones.message
+    );
+}
+
+#[test]
 fn three_zone_failover_spreads_share() {
     let pool = three_zone_pool();
     let pinned = override_of(7, "2026-12-04T22:00:00Z", false);
