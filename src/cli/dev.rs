@@ -463,7 +463,7 @@ async fn start_controller(
     Ok(tokio::spawn(controller.run(shutdown)))
 }
 
-/// What the live view shows besides the pools' statuses.
+/// The sources of the live view besides the pools' statuses.
 #[derive(Clone, Copy)]
 struct ViewSources<'a> {
     nomad: &'a RunningNomad,

@@ -428,8 +428,8 @@ impl ConsulClient {
         };
         let status = response.status();
         let meta = query_meta(response.headers());
-        // Consul answers a missing key with 404 and still sends X-Consul-Index, and never
-        // answers 404 on a transaction. A 404 without the header comes from another server at
+        // Consul returns 404 for a missing key and still sends X-Consul-Index, and never
+        // returns 404 for a transaction. A 404 without the header comes from another server at
         // this address (Nomad, a metrics port), and read as "no keys" it would make every
         // pool look deleted.
         if status == StatusCode::NOT_FOUND

@@ -237,12 +237,12 @@ impl LeaderLock {
         if let Err(error) = &destroyed {
             tracing::warn!(key = %self.config.key, %session, %error, "failed to destroy the leader session");
         }
-        let held = released?;
+        let was_holder = released?;
         destroyed?;
-        if held {
+        if was_holder {
             tracing::info!(key = %self.config.key, %session, "released leader lock");
         } else {
-            // A standby's session never held the key, so Consul answers the release with false.
+            // A standby's session never held the key, so Consul returns false for the release.
             tracing::info!(key = %self.config.key, %session, "ended the session of a standby; the leader lock was not ours");
         }
         Ok(())
