@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 ///
 /// At real instant `origin_real + d` it reads `origin + d × speed`. With `speed = 1` it is the
 /// wall clock. At speed 60, one wall second is one simulated minute, so a six-minute image pull
-/// takes six wall seconds. Cloning shares the origin, so every component that holds a clone
-/// agrees on the time.
+/// takes six wall seconds. Copies share the origin, so every component with a copy agrees on
+/// the time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimClock {
     origin_real: Instant,

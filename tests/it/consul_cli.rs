@@ -843,7 +843,7 @@ async fn override_for_follows_dev_clock() {
 
 #[tokio::test]
 async fn non_consul_address_is_an_error() {
-    // A server that answers every request with a bare 404, as Nomad or a metrics port does.
+    // A server that returns a bare 404 for every request, as Nomad or a metrics port does.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let server = tokio::spawn(async move {

@@ -196,7 +196,7 @@ async fn control_commands_write_control_key() {
         let control: Control = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(control.action, action, "{command}");
         assert_eq!(control.by, "alice", "{command}");
-        // No rollout is recorded, so nothing will act on the request: the command says so.
+        // No rollout is recorded, so nothing will act on the request, and the command warns.
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             stderr.contains(&format!("nothing for {command} to act on now")),

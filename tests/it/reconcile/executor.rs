@@ -134,8 +134,8 @@ async fn apply_gives_up_after_repeated_conflicts() {
     assert_eq!(error.kind(), "conflict");
 }
 
-/// A settled job of the example pool (1 + 1 workers), an override to 4, and the plan that
-/// scales both zones to 2.
+/// Returns a settled job of the example pool (1 + 1 workers), an override to 4, and the plan
+/// that scales both zones to 2.
 fn override_to_four() -> (WorkerPool, FakeCluster, Override, Plan) {
     let pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
