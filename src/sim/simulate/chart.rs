@@ -139,11 +139,14 @@ pub fn draw_png(
                 let most = chunk.iter().copied().max().unwrap_or(0);
                 (day(b * bucket), f64::from(most))
             });
+        // Solid and drawn last: where the worker count follows the capacity line exactly, it
+        // must still show on top of the thicker red line.
+        let worker_colour = RGBColor(0, 110, 0);
         chart
-            .draw_secondary_series(LineSeries::new(workers, BLACK.mix(0.5)))
+            .draw_secondary_series(LineSeries::new(workers, worker_colour))
             .map_err(|e| fail(&e))?
             .label("workers, starting included (right axis)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], worker_colour));
 
         chart
             .configure_series_labels()
