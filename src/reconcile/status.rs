@@ -179,8 +179,9 @@ impl Status {
     /// previously stored status.
     ///
     /// A condition keeps its `lastTransitionTime` while its status stays the same. A decision
-    /// is appended only when it differs from the newest stored one, so a converged pool does
-    /// not churn its status. Beyond [`MAX_DECISIONS`], the oldest decisions are dropped. The rollout
+    /// is appended only when it differs from the newest stored one, and nothing is appended
+    /// when the reconcile repeats the decisions of the one before it, so a converged or
+    /// waiting pool does not churn its status or push older decisions out. Beyond [`MAX_DECISIONS`], the oldest decisions are dropped. The rollout
     /// progress is carried over from `previous`.
     pub fn next(
         pool: &str,
@@ -212,7 +213,19 @@ impl Status {
             .collect();
 
         let mut decisions = previous.map(|p| p.decisions.clone()).unwrap_or_default();
-        for decision in &report.decisions {
+        let count = report.decisions.len();
+        let repeats_last_reconcile = count > 0
+            && decisions.len() >= count
+            && decisions[decisions.len() - count..]
+                .iter()
+                .zip(&report.decisions)
+                .all(|(stored, new)| stored.action == new.action && stored.reason == new.reason);
+        let new_decisions = if repeats_last_reconcile {
+            &[][..]
+        } else {
+            &report.decisions[..]
+        };
+        for decision in new_decisions {
             let repeated = decisions.last().is_some_and(|last| {
                 last.action == decision.action && last.reason == decision.reason
             });

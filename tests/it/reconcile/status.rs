@@ -132,6 +132,48 @@ fn condition_transition_time_moves_only_on_flip() {
 }
 
 #[test]
+fn repeated_decision_pair_is_kept_once() {
+    let pool = example_pool();
+    let (cluster, mut status) = converged_status("2026-12-04T20:00:00Z");
+    let before = status.decisions.clone();
+    // A waiting pool decides the same two things on every reconcile.
+    let mut report = plan(&pool, None, &cluster.observed, time("2026-12-04T20:00:00Z")).status;
+    report.decisions.clear();
+    for (action, reason) in [
+        ("planner writes deferred", "a rollout owns the job"),
+        (
+            "scale deferred",
+            "counts change after the new job version is registered",
+        ),
+    ] {
+        report
+            .decisions
+            .push(steward::reconcile::status::DecisionReport {
+                action: action.to_owned(),
+                reason: reason.to_owned(),
+            });
+    }
+
+    for minute in 1..=5 {
+        let now = time(&format!("2026-12-04T20:0{minute}:00Z"));
+        status = Status::next("face-match", Some(&status), &report, 5, "steward-0", now);
+    }
+
+    assert_eq!(
+        status.decisions.len(),
+        before.len() + 2,
+        "{:#?}",
+        status.decisions
+    );
+    assert_eq!(status.decisions[..before.len()], before[..]);
+    let newest: Vec<&str> = status.decisions[before.len()..]
+        .iter()
+        .map(|decision| decision.action.as_str())
+        .collect();
+    assert_eq!(newest, ["planner writes deferred", "scale deferred"]);
+}
+
+#[test]
 fn status_keeps_last_twenty_decisions() {
     let pool = example_pool();
     let (cluster, mut status) = converged_status("2026-12-04T20:00:00Z");
