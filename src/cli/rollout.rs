@@ -249,11 +249,18 @@ pub fn render_status(name: &str, state: &RolloutState, now: Timestamp) -> String
     }
 
     for zone in &state.zones {
+        // Surge workers run on top of the zone's count, so more can be updated than desired.
+        let surge = zone.updated.saturating_sub(zone.desired);
+        let surge = if surge > 0 {
+            format!(" (+{surge} surge)")
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "  zone {}: {} {}/{} updated, {} healthy, registered {}\n",
+            "  zone {}: {} {}/{} updated{surge}, {} healthy, registered {}\n",
             zone.zone,
-            bar(zone.updated, zone.desired),
-            zone.updated,
+            bar(zone.updated.min(zone.desired), zone.desired),
+            zone.updated.min(zone.desired),
             zone.desired,
             zone.healthy,
             zone.version
@@ -369,6 +376,19 @@ mod tests {
         );
         assert!(text.contains("prefetch: 1/2 nodes pulled"), "{text}");
         assert!(text.contains("n2 (zone b): Failed: unauthorized"), "{text}");
+    }
+
+    #[test]
+    fn surge_worker_shown_apart() {
+        let now: Timestamp = "2026-12-04T20:01:30Z".parse().expect("valid timestamp");
+        let mut state = state();
+        state.zones[0].desired = 1;
+        state.zones[0].updated = 2;
+        let text = render_status("face", &state, now);
+        assert!(
+            text.contains("zone a: [##########] 1/1 updated (+1 surge), 4 healthy"),
+            "{text}"
+        );
     }
 
     #[test]
