@@ -97,10 +97,25 @@ pub fn table(statuses: &[Status], now: Timestamp) -> String {
                 )
             })
             .collect();
-        let source = status
-            .sizing
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |s| format!("{:?}", s.source));
+        let source = status.sizing.as_ref().map_or_else(
+            || "-".to_owned(),
+            |sizing| {
+                // The autoscaler's own rule (raised to min, held, emergency) when it is not
+                // the plain prediction, so the column agrees with the decision text.
+                let rule = sizing
+                    .autoscaler
+                    .as_ref()
+                    .and_then(|autoscaler| autoscaler.decision.as_ref())
+                    .map(|decision| decision.source)
+                    .filter(|rule| *rule != crate::autoscale::DecisionSource::Autoscaler);
+                match (sizing.source, rule) {
+                    (super::SizingSource::Autoscaler, Some(rule)) => {
+                        format!("{:?} ({rule})", sizing.source)
+                    }
+                    _ => format!("{:?}", sizing.source),
+                }
+            },
+        );
         let last = status
             .last_decision()
             .map_or_else(|| "-".to_owned(), |d| d.action.clone());

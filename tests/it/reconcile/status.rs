@@ -241,6 +241,42 @@ fn table_lists_pool_columns() {
 }
 
 #[test]
+fn list_source_shows_autoscaler_rule() {
+    let (_, mut status) = converged_status("2026-12-04T20:00:00Z");
+    let now = time("2026-12-04T20:00:00Z");
+    // The autoscaler sized the pool, but its own rule raised the prediction to min.
+    let decision: steward::autoscale::Decision = serde_json::from_value(serde_json::json!({
+        "at": 0,
+        "desired": 2,
+        "source": "min",
+        "prediction": null,
+        "inputs": {
+            "historySamples": 60,
+            "liveRps": 1.0,
+            "currentDesired": 2,
+            "readyWorkers": 2,
+            "startingWorkers": 0,
+            "recommended": 1
+        },
+        "act": true,
+        "reason": "raised to workers.min"
+    }))
+    .expect("a decision");
+    let sizing = status.sizing.as_mut().expect("sizing");
+    sizing.source = steward::reconcile::SizingSource::Autoscaler;
+    sizing.autoscaler = Some(steward::reconcile::sizing::AutoscalerStatus {
+        decision: Some(decision),
+        ..Default::default()
+    });
+
+    let table =
+        format_list(std::slice::from_ref(&status), OutputFormat::Table, now).expect("formats");
+
+    let row = table.lines().nth(1).expect("a row");
+    assert!(row.contains("Autoscaler (min)"), "{table}");
+}
+
+#[test]
 fn detail_shows_conditions_and_decisions() {
     let (_, mut status) = converged_status("2026-12-04T20:00:00Z");
     // Longer than any built-in column width, so the table must size its columns.
