@@ -74,7 +74,7 @@ pub async fn run(args: Args) -> CliResult {
 
     match args.output {
         Output::Table => {
-            let now = objects::current_time(&client, &keys).await;
+            let now = objects::CliClock::read(&client, &keys).await.now();
             output::print(table(&pools, &overrides, now))?
         }
         Output::Yaml => output::print(yaml_stream(&pools))?,

@@ -7,24 +7,38 @@ use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, KvPair
 use crate::sim::clock::ClockAnchor;
 use crate::spec::{self, Document, Override, WorkerPool};
 
-/// Returns the time to compare overrides and ages with: the simulated time of a `steward dev`
+/// The clock the CLI compares overrides and ages with: the sped-up clock of a `steward dev`
 /// that runs on this Consul (it stores its clock at [`Keys::dev_clock`]), otherwise the wall
-/// clock. A key that cannot be read or parsed counts as absent.
-pub(crate) async fn current_time(client: &ConsulClient, keys: &Keys) -> jiff::Timestamp {
-    let key = keys.dev_clock();
-    let bytes = match client.kv_get_raw(&key).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return jiff::Timestamp::now(),
-        Err(error) => {
-            tracing::debug!(%key, %error, "dev clock not read; using the wall clock");
-            return jiff::Timestamp::now();
+/// clock. Read once per command, because a dev run's clock never changes its anchor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CliClock(Option<ClockAnchor>);
+
+impl CliClock {
+    /// Reads the dev clock key. A key that cannot be read or parsed counts as absent.
+    pub(crate) async fn read(client: &ConsulClient, keys: &Keys) -> Self {
+        let key = keys.dev_clock();
+        let bytes = match client.kv_get_raw(&key).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Self(None),
+            Err(error) => {
+                tracing::debug!(%key, %error, "dev clock not read; using the wall clock");
+                return Self(None);
+            }
+        };
+        match serde_json::from_slice::<ClockAnchor>(&bytes) {
+            Ok(anchor) => Self(Some(anchor)),
+            Err(error) => {
+                tracing::debug!(%key, %error, "dev clock does not parse; using the wall clock");
+                Self(None)
+            }
         }
-    };
-    match serde_json::from_slice::<ClockAnchor>(&bytes) {
-        Ok(anchor) => anchor.now(),
-        Err(error) => {
-            tracing::debug!(%key, %error, "dev clock does not parse; using the wall clock");
-            jiff::Timestamp::now()
+    }
+
+    /// Returns the current time on this clock.
+    pub(crate) fn now(&self) -> jiff::Timestamp {
+        match &self.0 {
+            Some(anchor) => anchor.now(),
+            None => jiff::Timestamp::now(),
         }
     }
 }

@@ -93,7 +93,7 @@ pub async fn run(args: Args) -> CliResult {
 async fn run_set(args: SetArgs) -> CliResult {
     objects::check_name(&args.name)?;
     let (client, keys) = objects::connect(&args.consul)?;
-    let now = objects::current_time(&client, &keys).await;
+    let now = objects::CliClock::read(&client, &keys).await.now();
     let until = match (args.until, args.duration) {
         (Some(until), _) => until,
         (None, Some(duration)) => until_after(now, duration).map_err(CliError::usage)?,

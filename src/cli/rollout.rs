@@ -80,31 +80,19 @@ async fn status(args: StatusArgs) -> CliResult {
     objects::check_name(&args.name)?;
     let (client, keys) = objects::connect(&args.consul)?;
 
+    let clock = objects::CliClock::read(&client, &keys).await;
     let mut last_shown = String::new();
-    let mut first = true;
     loop {
         let state = read_rollout(&client, &keys, &args.name)
             .await
             .map_err(CliError::failure)?;
-        if first && state.is_none() {
-            let pool = objects::read_pool(&client, &keys, &args.name)
-                .await
-                .map_err(CliError::failure)?;
-            if pool.is_none() {
-                return Err(CliError::failure(anyhow::anyhow!(
-                    "pool {:?} not found at {}; check the name with `steward get`",
-                    args.name,
-                    keys.pool(&args.name)
-                )));
-            }
+        // Checked on the first read only: a pool deleted during --watch still has a status.
+        if last_shown.is_empty() && state.is_none() {
+            require_pool(&client, &keys, &args.name).await?;
         }
-        first = false;
 
         let text = match &state {
-            Some(state) => {
-                let now = objects::current_time(&client, &keys).await;
-                render_status(&args.name, state, now)
-            }
+            Some(state) => render_status(&args.name, state, clock.now()),
             None => format!("pool {}: no rollout recorded in its status\n", args.name),
         };
         if text != last_shown {
@@ -155,20 +143,25 @@ pub async fn read_rollout(
     Ok(Some(state))
 }
 
-async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
-    objects::check_name(&args.name)?;
-    let (client, keys) = objects::connect(&args.consul)?;
-
-    let pool = objects::read_pool(&client, &keys, &args.name)
+/// Fails with a not-found error that names the key when the pool `name` is not stored.
+async fn require_pool(client: &ConsulClient, keys: &Keys, name: &str) -> CliResult {
+    let pool = objects::read_pool(client, keys, name)
         .await
         .map_err(CliError::failure)?;
     if pool.is_none() {
         return Err(CliError::failure(anyhow::anyhow!(
-            "pool {:?} not found at {}; check the name with `steward get`",
-            args.name,
-            keys.pool(&args.name)
+            "pool {name:?} not found at {}; check the name with `steward get`",
+            keys.pool(name)
         )));
     }
+    Ok(())
+}
+
+async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
+    objects::check_name(&args.name)?;
+    let (client, keys) = objects::connect(&args.consul)?;
+
+    require_pool(&client, &keys, &args.name).await?;
 
     // The request is written either way, because a rollout may be starting right now, but a
     // person should know when nothing will act on it.

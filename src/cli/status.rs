@@ -113,8 +113,8 @@ pub async fn run(args: Args) -> CliResult {
     let name = args.name.as_deref();
 
     let mut snapshot = read(&client, &keys, name, 0).await?;
-    let now = super::objects::current_time(&client, &keys).await;
-    super::output::print(render(&snapshot, name, args.output, now)?)?;
+    let clock = super::objects::CliClock::read(&client, &keys).await;
+    super::output::print(render(&snapshot, name, args.output, clock.now())?)?;
     if !args.watch {
         return Ok(());
     }
@@ -128,8 +128,7 @@ pub async fn run(args: Args) -> CliResult {
             continue;
         }
         if changed {
-            let now = super::objects::current_time(&client, &keys).await;
-            super::output::print(render(&next, name, args.output, now)?)?;
+            super::output::print(render(&next, name, args.output, clock.now())?)?;
         }
         snapshot = next;
     }

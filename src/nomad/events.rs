@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
 use futures::Stream;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -445,19 +445,11 @@ impl EventStream {
     }
 
     async fn wait_before_retry(&mut self, cause: &dyn std::fmt::Display) {
-        let config = &self.config;
-        let backoff = self.backoff.get_or_insert_with(|| {
-            ExponentialBuilder::default()
-                .with_min_delay(config.backoff_initial)
-                .with_max_delay(config.backoff_max)
-                .with_jitter()
-                .without_max_times()
-                .build()
-        });
-        let delay = backoff
-            .next()
-            .unwrap_or(config.backoff_max)
-            .min(config.backoff_max);
+        let delay = super::watch::next_retry_delay(
+            &mut self.backoff,
+            self.config.backoff_initial,
+            self.config.backoff_max,
+        );
         self.failures += 1;
         if self.failures == 1 || self.failures.is_multiple_of(10) {
             tracing::warn!(failures = self.failures, ?delay, last_index = self.last_index, error = %cause, "event stream lost, reconnecting");

@@ -247,19 +247,11 @@ where
     }
 
     fn next_backoff(&mut self) -> Duration {
-        let config = &self.config;
-        let backoff = self.backoff.get_or_insert_with(|| {
-            ExponentialBuilder::default()
-                .with_min_delay(config.backoff_initial)
-                .with_max_delay(config.backoff_max)
-                .with_jitter()
-                .without_max_times()
-                .build()
-        });
-        backoff
-            .next()
-            .unwrap_or(config.backoff_max)
-            .min(config.backoff_max)
+        next_retry_delay(
+            &mut self.backoff,
+            self.config.backoff_initial,
+            self.config.backoff_max,
+        )
     }
 
     fn end_failure_episode(&mut self) {
@@ -269,6 +261,24 @@ where
         self.backoff = None;
         self.failures = 0;
     }
+}
+
+/// Returns the next delay of a failure episode: exponential from `initial`, with jitter, at
+/// most `max`. `episode` starts a new sequence when `None`; set it to `None` after a success.
+pub(crate) fn next_retry_delay(
+    episode: &mut Option<ExponentialBackoff>,
+    initial: Duration,
+    max: Duration,
+) -> Duration {
+    let backoff = episode.get_or_insert_with(|| {
+        ExponentialBuilder::default()
+            .with_min_delay(initial)
+            .with_max_delay(max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    });
+    backoff.next().unwrap_or(max).min(max)
 }
 
 #[cfg(test)]

@@ -389,7 +389,7 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
     let page = Pagination::parse(&params);
     // The token of the first job of the next page, from the read that produced the response.
     let next_token: Mutex<Option<String>> = Mutex::new(None);
-    let mut response = blocking_encoded(
+    let response = blocking_encoded(
         &shared,
         &params,
         &[Table::Jobs, Table::JobSummary],
@@ -415,6 +415,12 @@ async fn list_jobs(State(shared): State<AppState>, Query(params): Params) -> Res
     )
     .await;
 
+    with_next_token(response, next_token)
+}
+
+/// Adds `X-Nomad-NextToken` to a successful list response when the read left the token of a
+/// next page in `next_token`.
+fn with_next_token(mut response: Response, next_token: Mutex<Option<String>>) -> Response {
     let next = next_token
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -996,7 +1002,7 @@ async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> R
         .is_none_or(|value| value != "false");
     let page = Pagination::parse(&params);
     let next_token: Mutex<Option<String>> = Mutex::new(None);
-    let mut response = blocking(&shared, &params, &[Table::Allocs], |cluster| {
+    let response = blocking(&shared, &params, &[Table::Allocs], |cluster| {
         // Nomad lists by ID (tokens are IDs) under a prefix, and otherwise in create-index
         // order with `<CreateIndex>.<ID>` tokens.
         let (allocs, next) = if prefix.is_empty() {
@@ -1026,16 +1032,7 @@ async fn list_allocs(State(shared): State<AppState>, Query(params): Params) -> R
     })
     .await;
 
-    let next = next_token
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if response.status() == StatusCode::OK
-        && let Some(token) = next
-        && let Ok(value) = HeaderValue::from_str(&token)
-    {
-        response.headers_mut().insert("X-Nomad-NextToken", value);
-    }
-    response
+    with_next_token(response, next_token)
 }
 
 /// Selects one page of allocations in `(CreateIndex, ID)` order, the order Nomad lists every
