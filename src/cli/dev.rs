@@ -284,8 +284,8 @@ async fn run_all(args: AllArgs) -> CliResult {
     }
 }
 
-/// Waits for the controller task to end and returns its error text; never returns without a
-/// controller.
+/// Waits for the controller task to end and returns its error text. Without a controller it
+/// never returns.
 async fn controller_ended(
     task: &mut Option<tokio::task::JoinHandle<Result<(), crate::runtime::Error>>>,
 ) -> Result<(), String> {

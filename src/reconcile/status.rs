@@ -179,9 +179,9 @@ impl Status {
     /// previously stored status.
     ///
     /// A condition keeps its `lastTransitionTime` while its status stays the same. A decision
-    /// is appended only when it differs from the newest stored one, and nothing is appended
-    /// when the reconcile repeats the decisions of the one before it, so a converged or
-    /// waiting pool does not churn its status or push older decisions out. Beyond [`MAX_DECISIONS`], the oldest decisions are dropped. The rollout
+    /// is appended only when it differs from the newest stored one. Nothing is appended when
+    /// the reconcile repeats the decisions of the one before it. So a converged or waiting
+    /// pool neither churns its status nor pushes older decisions out. Beyond [`MAX_DECISIONS`], the oldest decisions are dropped. The rollout
     /// progress is carried over from `previous`.
     pub fn next(
         pool: &str,

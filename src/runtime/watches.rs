@@ -526,9 +526,9 @@ impl AllocationsByJob {
     }
 }
 
-/// Allocation stubs per request when the allocation watch lists the cluster. A page of
-/// stubs without task states is about 1 KB each, so a page stays near 2 MB of JSON however
-/// large the cluster is.
+/// Allocation stubs per request when the allocation watch lists the cluster. A stub without
+/// task states from the Nomad emulator is about 0.7 KB of JSON, so a page stays under about
+/// 2 MB however large the cluster is. Real Nomad's stubs may be larger.
 pub const ALLOCATION_PAGE: u32 = 2_000;
 
 /// Watches every allocation of the cluster, without task states, and groups them by job

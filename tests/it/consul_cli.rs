@@ -41,7 +41,13 @@ fn write_file(dir: &Path, file: &str, text: &str) -> PathBuf {
 /// Runs `steward ARGS` against `consul` on a blocking thread, with no Consul settings
 /// inherited from the environment.
 async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
-    let addr = consul.addr().to_string();
+    steward_at(&consul.addr().to_string(), args).await
+}
+
+/// Runs `steward ARGS` on a blocking thread with `CONSUL_HTTP_ADDR` set to `addr` and no
+/// other Consul settings from the environment.
+async fn steward_at(addr: &str, args: &[&str]) -> Output {
+    let addr = addr.to_owned();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         assert_cmd::Command::cargo_bin("steward")
@@ -852,23 +858,7 @@ async fn non_consul_address_is_an_error() {
     });
 
     for args in [&["get"][..], &["status"][..]] {
-        let output = tokio::task::spawn_blocking({
-            let address = address.clone();
-            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            move || {
-                assert_cmd::Command::cargo_bin("steward")
-                    .unwrap()
-                    .args(&args)
-                    .env("CONSUL_HTTP_ADDR", address)
-                    .env_remove("CONSUL_HTTP_TOKEN")
-                    .env_remove("CONSUL_HTTP_TOKEN_FILE")
-                    .env_remove("STEWARD_PREFIX")
-                    .output()
-                    .unwrap()
-            }
-        })
-        .await
-        .unwrap();
+        let output = steward_at(&address, args).await;
         assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
         let text = stderr(&output);
         assert!(text.contains("not a Consul agent"), "{args:?}: {text}");

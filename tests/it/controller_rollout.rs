@@ -142,6 +142,22 @@ impl Scene {
         assert!(response.status().is_success(), "{}", response.status());
     }
 
+    /// Runs the pool on `OLD`, then rolls out `NEW` with an unhealthy image, and returns the
+    /// first status whose rollout is Failed.
+    async fn fail_rollout_to_unhealthy_new(&self) -> Status {
+        self.put_pool(OLD).await;
+        self.wait_status(ready_with_six).await;
+        self.set_image(json!({"image": NEW, "healthy": false}))
+            .await;
+        self.put_pool(NEW).await;
+        let (status, _) = self
+            .wait_status(|status| {
+                rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Failed)
+            })
+            .await;
+        status
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         self.task
@@ -215,18 +231,7 @@ async fn version_change_rolls_out_golden_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_golden_rolls_back() {
     let scene = Scene::start().await;
-    scene.put_pool(OLD).await;
-    scene.wait_status(ready_with_six).await;
-
-    scene
-        .set_image(json!({"image": NEW, "healthy": false}))
-        .await;
-    scene.put_pool(NEW).await;
-    let (status, _) = scene
-        .wait_status(|status| {
-            rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Failed)
-        })
-        .await;
+    let status = scene.fail_rollout_to_unhealthy_new().await;
 
     assert_eq!(status.phase, Phase::Degraded);
     let state = rollout_state(&status).expect("rollout stored");
@@ -243,17 +248,9 @@ async fn unhealthy_golden_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_rollout_still_follows_override() {
     let scene = Scene::start().await;
-    scene.put_pool(OLD).await;
-    scene.wait_status(ready_with_six).await;
+    scene.fail_rollout_to_unhealthy_new().await;
     scene
-        .set_image(json!({"image": NEW, "healthy": false}))
-        .await;
-    scene.put_pool(NEW).await;
-    scene
-        .wait_status(|status| {
-            status.workers.healthy == 6
-                && rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Failed)
-        })
+        .wait_status(|status| status.workers.healthy == 6)
         .await;
 
     // `spec.version` still names the failed version. The pool is sized on the restored one.

@@ -7,22 +7,28 @@ use std::time::{Duration, Instant};
 /// Upper bound on the wait for the process to exit. It only turns a hang into a failure.
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
+/// Builds `steward dev` with every address on a free loopback port, except `flag`, which
+/// gets `address`.
+fn dev_with(flag: &str, address: &str) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("steward"));
+    command.arg("dev");
+    for name in [
+        "--consul-addr",
+        "--nomad-addr",
+        "--prometheus-addr",
+        "--listen",
+    ] {
+        let value = if name == flag { address } else { "127.0.0.1:0" };
+        command.args([name, value]);
+    }
+    command
+}
+
 #[test]
 fn dev_exits_when_listen_port_is_busy() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let busy = taken.local_addr().expect("local address").to_string();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("steward"))
-        .args([
-            "dev",
-            "--consul-addr",
-            "127.0.0.1:0",
-            "--nomad-addr",
-            "127.0.0.1:0",
-            "--prometheus-addr",
-            "127.0.0.1:0",
-            "--listen",
-            &busy,
-        ])
+    let occupied = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let busy = occupied.local_addr().expect("local address").to_string();
+    let mut child = dev_with("--listen", &busy)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -50,7 +56,7 @@ fn dev_exits_when_listen_port_is_busy() {
         stderr.contains("--listen"),
         "stderr names the flag: {stderr}"
     );
-    drop(taken);
+    drop(occupied);
 }
 
 #[test]
@@ -80,30 +86,10 @@ fn dev_scale_to_takes_per_day_form() {
 
 #[test]
 fn busy_emulator_port_names_its_flag() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let busy = taken.local_addr().expect("local address").to_string();
+    let occupied = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let busy = occupied.local_addr().expect("local address").to_string();
     for flag in ["--consul-addr", "--nomad-addr", "--prometheus-addr"] {
-        let mut args = vec![
-            "dev",
-            "--consul-addr",
-            "127.0.0.1:0",
-            "--nomad-addr",
-            "127.0.0.1:0",
-            "--prometheus-addr",
-            "127.0.0.1:0",
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        let position = args
-            .iter()
-            .position(|arg| *arg == flag)
-            .expect("flag listed");
-        args[position + 1] = &busy;
-
-        let output = Command::new(assert_cmd::cargo::cargo_bin("steward"))
-            .args(&args)
-            .output()
-            .expect("steward runs");
+        let output = dev_with(flag, &busy).output().expect("steward runs");
 
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{flag}: {stderr}");
@@ -113,5 +99,5 @@ fn busy_emulator_port_names_its_flag() {
             "{flag}: {stderr}"
         );
     }
-    drop(taken);
+    drop(occupied);
 }

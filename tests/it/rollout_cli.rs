@@ -52,6 +52,20 @@ async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
     .unwrap()
 }
 
+/// Stores the status of pool `face` with `phase` and the rollout `state`.
+async fn put_status(client: &ConsulClient, phase: &str, state: &RolloutState) {
+    let status = serde_json::json!({"phase": phase, "rollout": state});
+    client
+        .kv_put(
+            "steward/status/face",
+            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+}
+
 fn rollout_state() -> RolloutState {
     let at: jiff::Timestamp = "2026-12-04T20:00:00Z".parse().unwrap();
     serde_json::from_value(serde_json::json!({
@@ -71,16 +85,7 @@ fn rollout_state() -> RolloutState {
 #[tokio::test]
 async fn status_prints_rollout_from_status_key() {
     let (consul, client) = start().await;
-    let status = serde_json::json!({"phase": "RollingOut", "rollout": rollout_state()});
-    client
-        .kv_put(
-            "steward/status/face",
-            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
+    put_status(&client, "RollingOut", &rollout_state()).await;
 
     let output = steward(&consul, &["rollout", "status", "face"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -115,16 +120,7 @@ async fn watch_ends_when_rollout_completes() {
     let mut state = rollout_state();
     state.phase = steward::rollout::RolloutPhase::Complete;
     state.failure = None;
-    let status = serde_json::json!({"phase": "Ready", "rollout": state});
-    client
-        .kv_put(
-            "steward/status/face",
-            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
+    put_status(&client, "Ready", &state).await;
 
     let output = steward(&consul, &["rollout", "status", "face", "--watch"]).await;
 
@@ -148,16 +144,7 @@ async fn status_of_failed_rollout_fails() {
     let (consul, client) = start().await;
     let mut state = rollout_state();
     state.phase = steward::rollout::RolloutPhase::Failed;
-    let status = serde_json::json!({"phase": "Degraded", "rollout": state});
-    client
-        .kv_put(
-            "steward/status/face",
-            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
+    put_status(&client, "Degraded", &state).await;
 
     // With and without --watch: a failed rollout ends the command with status 1.
     for args in [
@@ -209,16 +196,7 @@ async fn control_commands_write_control_key() {
 async fn control_during_rollout_warns_nothing() {
     let (consul, client) = start().await;
     put_pool(&client, "face").await;
-    let status = serde_json::json!({"phase": "RollingOut", "rollout": rollout_state()});
-    client
-        .kv_put(
-            "steward/status/face",
-            serde_json::to_string_pretty(&status).unwrap().as_bytes(),
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
+    put_status(&client, "RollingOut", &rollout_state()).await;
 
     let output = steward(&consul, &["rollout", "pause", "face", "--by", "alice"]).await;
 
