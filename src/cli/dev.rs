@@ -212,17 +212,20 @@ async fn run_all(args: AllArgs) -> CliResult {
     let documents = point_metrics_at(documents, &traffic.url());
     apply_pools(&consul_client, &keys, &documents).await?;
     // The CLI reads this key, so that `override set --for` and the ages it prints follow the
-    // sped-up clock of this run rather than the wall clock.
-    let anchor = serde_json::to_vec(&clock.anchor()).map_err(CliError::failure)?;
-    consul_client
-        .kv_put(
-            &keys.dev_clock(),
-            &anchor,
-            None,
-            &crate::consul::WriteMode::Plain,
-        )
-        .await
-        .map_err(CliError::failure)?;
+    // sped-up clock of this run's controller. With --no-controller, a controller started by
+    // hand runs on the wall clock, and so does the CLI.
+    if !args.no_controller {
+        let anchor = serde_json::to_vec(&clock.anchor()).map_err(CliError::failure)?;
+        consul_client
+            .kv_put(
+                &keys.dev_clock(),
+                &anchor,
+                None,
+                &crate::consul::WriteMode::Plain,
+            )
+            .await
+            .map_err(CliError::failure)?;
+    }
 
     let shutdown = CancellationToken::new();
     let controller = if args.no_controller {

@@ -4,6 +4,10 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use steward::consul::{ConsulClient, Keys};
+
+use crate::support::process::{ProcessGroup, free_port};
+
 /// Upper bound on the wait for the process to exit. It only turns a hang into a failure.
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
@@ -100,4 +104,61 @@ fn busy_emulator_port_names_its_flag() {
         );
     }
     drop(occupied);
+}
+
+/// Starts `steward dev` on free loopback ports with `extra` flags. Returns it with a client of
+/// its Consul once it has written a pool status (`wait_for_status`) or its pools.
+async fn dev_running(extra: &[&str], wait_for_status: bool) -> (ProcessGroup, ConsulClient) {
+    let consul_addr = format!("127.0.0.1:{}", free_port());
+    let mut command = dev_with("--consul-addr", &consul_addr);
+    command
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut process = ProcessGroup::spawn("steward dev", command);
+    let client = ConsulClient::for_url(format!("http://{consul_addr}")).expect("client");
+    let keys = Keys::new("steward/").expect("prefix");
+
+    let started = Instant::now();
+    loop {
+        process.assert_running();
+        let prefix = if wait_for_status {
+            keys.status_prefix()
+        } else {
+            keys.pools_prefix()
+        };
+        if let Ok((pairs, _)) = client.kv_list(&prefix, &Default::default()).await
+            && !pairs.is_empty()
+        {
+            return (process, client);
+        }
+        assert!(
+            started.elapsed() < EXIT_LIMIT,
+            "steward dev never wrote {prefix}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn dev_clock_key_only_with_controller() {
+    let keys = Keys::new("steward/").expect("prefix");
+
+    let (with_controller, client) = dev_running(&[], true).await;
+    let anchor = client.kv_get_raw(&keys.dev_clock()).await.expect("read");
+    assert!(
+        anchor.is_some(),
+        "a dev run with its controller stores its clock"
+    );
+    drop(with_controller);
+
+    let (without, client) = dev_running(&["--no-controller"], false).await;
+    // The pools are applied just before the key would be written; give that moment to pass.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let anchor = client.kv_get_raw(&keys.dev_clock()).await.expect("read");
+    assert_eq!(
+        anchor, None,
+        "an external controller runs on the wall clock"
+    );
+    drop(without);
 }
