@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 
 use super::objects::{self, Stored};
-use super::{CliError, CliResult, output};
+use super::{CliError, CliResult, diff, output};
 use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, TxnOp};
 use crate::spec::{self, Document, LoadedDocument};
 
@@ -34,7 +34,8 @@ pub struct Args {
     )]
     pub paths: Vec<PathBuf>,
 
-    /// Print what would change without writing anything.
+    /// Print what would change without writing anything, with a unified diff of each object
+    /// that would be updated.
     #[arg(long)]
     pub dry_run: bool,
 
@@ -71,6 +72,9 @@ struct Change {
     label: String,
     action: Action,
     op: Option<TxnOp>,
+    /// For an update, the unified diff from the stored text to the new one, with file
+    /// headers; printed by `--dry-run`.
+    diff: Option<String>,
 }
 
 /// Validates, plans and applies; see [`Args`].
@@ -124,12 +128,19 @@ impl Plan {
         &self.problems
     }
 
-    /// Formats one line per object, kubectl style: `pool/web created`.
+    /// Formats one line per object, kubectl style: `pool/web created`. With `dry_run`, an
+    /// updated object's line is followed by the diff of its stored text.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let suffix = if dry_run { " (dry run)" } else { "" };
         self.changes
             .iter()
-            .map(|c| format!("{} {}{suffix}", c.label, c.action.verb()))
+            .map(|c| {
+                let line = format!("{} {}{suffix}", c.label, c.action.verb());
+                match &c.diff {
+                    Some(diff) if dry_run => format!("{line}\n{}", diff.trim_end()),
+                    _ => line,
+                }
+            })
             .chain(self.kept_overrides.iter().map(|name| {
                 format!("override/{name} remains; remove it with `steward override clear {name}`")
             }))
@@ -196,7 +207,7 @@ pub async fn plan(
                 )
             }
         };
-        changes.push(plan_write(label, key, text, stored));
+        changes.push(plan_write(label, key, text, stored, &loaded.source));
     }
 
     if prune {
@@ -212,6 +223,7 @@ pub async fn plan(
                         key: stored.key.clone(),
                         index: stored.modify_index,
                     }),
+                    diff: None,
                 });
             }
         }
@@ -260,24 +272,47 @@ fn as_unit<T>(stored: &Stored<T>) -> Stored<()> {
 }
 
 /// Plans one write: skipped when the stored bytes already equal the new ones, because an
-/// unchanged write moves no index in Consul and would only hide real changes.
-fn plan_write(label: String, key: String, text: Vec<u8>, stored: Option<Stored<()>>) -> Change {
+/// unchanged write moves no index in Consul and would only hide real changes. `source` names
+/// the input file in the diff of an update.
+fn plan_write(
+    label: String,
+    key: String,
+    text: Vec<u8>,
+    stored: Option<Stored<()>>,
+    source: &str,
+) -> Change {
     match stored {
         Some(stored) if stored.text == text => Change {
             label,
             action: Action::Unchanged,
             op: None,
+            diff: None,
         },
-        Some(stored) => Change {
-            label,
-            action: Action::Configured,
-            op: Some(TxnOp::Cas {
-                key,
-                value: text,
-                flags: 0,
-                index: stored.modify_index,
-            }),
-        },
+        Some(stored) => {
+            let hunks = diff::unified(
+                &String::from_utf8_lossy(&stored.text),
+                &String::from_utf8_lossy(&text),
+                diff::CONTEXT_LINES,
+            );
+            // Bytes that differ only in line endings or a final newline give no hunk.
+            let diff = (!hunks.is_empty()).then(|| {
+                format!(
+                    "--- {label} in Consul ({key}, ModifyIndex {})\n+++ {label} from {source}\n{hunks}",
+                    stored.modify_index
+                )
+            });
+            Change {
+                label,
+                action: Action::Configured,
+                op: Some(TxnOp::Cas {
+                    key,
+                    value: text,
+                    flags: 0,
+                    index: stored.modify_index,
+                }),
+                diff,
+            }
+        }
         None => Change {
             label,
             action: Action::Created,
@@ -287,6 +322,7 @@ fn plan_write(label: String, key: String, text: Vec<u8>, stored: Option<Stored<(
                 flags: 0,
                 index: 0,
             }),
+            diff: None,
         },
     }
 }

@@ -13,6 +13,7 @@ pub mod delete;
 pub mod dev;
 pub mod dev_consul;
 pub mod dev_nomad;
+mod diff;
 pub mod get;
 mod objects;
 pub mod output;

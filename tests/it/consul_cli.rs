@@ -149,6 +149,34 @@ async fn apply_dry_run_and_prune() {
     let applied = steward(&consul, &["apply", "-f", both.to_str().unwrap()]).await;
     assert!(applied.status.success(), "{}", stderr(&applied));
 
+    // A dry run of a changed pool shows the diff from the stored text and writes nothing.
+    let before = client.kv_get("steward/pools/beta").await.unwrap().unwrap();
+    let changed = write_file(&both, "b.yaml", &pool_yaml("beta", "img:2"));
+    let dry = steward(
+        &consul,
+        &["apply", "--dry-run", "-f", both.to_str().unwrap()],
+    )
+    .await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    let diff_header = format!(
+        "pool/beta configured (dry run)\n--- pool/beta in Consul (steward/pools/beta, ModifyIndex {})\n+++ pool/beta from {}\n@@ ",
+        before.modify_index,
+        changed.display()
+    );
+    assert!(text.contains(&diff_header), "{text}");
+    assert!(
+        text.contains("\n-  version: img:1\n+  version: img:2\n"),
+        "{text}"
+    );
+    assert!(text.contains("pool/alpha unchanged (dry run)\n"), "{text}");
+    let after = client.kv_get("steward/pools/beta").await.unwrap().unwrap();
+    assert_eq!(
+        after.modify_index, before.modify_index,
+        "a dry run writes nothing"
+    );
+    write_file(&both, "b.yaml", &pool_yaml("beta", "img:1"));
+
     let only = write_file(dir.path(), "alpha.yaml", &pool_yaml("alpha", "img:1"));
     let pruned = steward(&consul, &["apply", "--prune", "-f", only.to_str().unwrap()]).await;
     assert!(pruned.status.success(), "{}", stderr(&pruned));
