@@ -103,7 +103,22 @@ pub async fn run(args: Args) -> CliResult {
         simulate::compare(&autoscaling, pool.spec.workers, &trace, &args.predictors)
             .map_err(CliError::usage)?;
 
+    let cycle_oracle = simulate::cycle_oracle_worker_hours(
+        &trace,
+        autoscaling.capacity_per_worker,
+        simulate::secs(autoscaling.startup_time.as_secs()),
+        simulate::secs(autoscaling.interval.as_secs()),
+        pool.spec.workers,
+    )
+    .map_err(CliError::usage)?;
+
     output::print(table(&oracle, &runs))?;
+    output::println(format_args!(
+        "oracle held for whole {} cycles: {cycle_oracle:.1} worker-hours ({:.3} x oracle), the \
+         least a predictor with this cycle pays without a shortfall",
+        autoscaling.interval,
+        cycle_oracle / oracle.worker_hours
+    ))?;
     for run in &runs {
         output::println(format_args!(
             "{}: simulated in {:.1} ms",

@@ -262,6 +262,50 @@ pub fn oracle(
     Ok(result)
 }
 
+/// Returns the worker-hours of the oracle held for whole cycles: knowing the future, it may
+/// change the count only at the start of each `interval`, as a predictor does without
+/// emergency scale-ups. Each cycle runs the most workers any of its minutes needs, and the
+/// next cycle's extra workers start `startup_secs` before it. No policy with this cycle that
+/// never falls short pays less, so the ratio of this figure to [`oracle`]'s is the part of a
+/// predictor's cost that the cycle length alone explains.
+///
+/// Fails with [`SimError::Bounds`] when `bounds.min` exceeds `bounds.max`.
+pub fn cycle_oracle_worker_hours(
+    trace: &[Sample],
+    capacity: f64,
+    startup_secs: i64,
+    interval_secs: i64,
+    bounds: WorkerBounds,
+) -> Result<f64, SimError> {
+    check_bounds(bounds)?;
+    let cycle = usize::try_from(interval_secs.div_euclid(STEP_SECS).max(1)).unwrap_or(1);
+    let lead = usize::try_from(startup_secs.div_euclid(STEP_SECS)).unwrap_or(0);
+    let counts: Vec<u32> = trace
+        .chunks(cycle)
+        .map(|minutes| {
+            minutes
+                .iter()
+                .map(|s| needed_workers(s.rps, capacity).clamp(bounds.min, bounds.max))
+                .max()
+                .unwrap_or(bounds.min)
+        })
+        .collect();
+
+    let mut worker_minutes = 0u64;
+    for (i, _) in trace.iter().enumerate() {
+        let k = i / cycle;
+        let next_start = (k + 1) * cycle;
+        let mut running = counts[k];
+        if next_start - i <= lead
+            && let Some(&next) = counts.get(k + 1)
+        {
+            running = running.max(next);
+        }
+        worker_minutes += u64::from(running);
+    }
+    Ok(worker_minutes as f64 / 60.0)
+}
+
 /// Workers needed to serve `rps` with no headroom.
 fn needed_workers(rps: f64, capacity: f64) -> u32 {
     // Saturating float-to-int cast: an absurd rate gives u32::MAX.
@@ -378,7 +422,8 @@ pub fn set_ratios(runs: &mut [RunResult], oracle_worker_hours: f64) {
     }
 }
 
-fn secs(value: u64) -> i64 {
+/// Converts a count of seconds to the signed form the simulator counts in, saturating.
+pub fn secs(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX / 4)
 }
 

@@ -158,3 +158,30 @@ fn min_above_max_is_an_error() {
         "{compare_error:?}"
     );
 }
+
+#[test]
+fn cycle_oracle_holds_each_cycle_peak() {
+    let trace = |rps: &[f64]| -> Vec<Sample> {
+        rps.iter()
+            .enumerate()
+            .map(|(i, &r)| Sample::new(i as i64 * 60, r))
+            .collect()
+    };
+    let bounds = WorkerBounds { min: 1, max: 10 };
+
+    // Needed [1, 3, 1, 1 | 2, 1, 1, 1] in 4-minute cycles: 3 then 2 workers. The lower
+    // count of the second cycle needs no early start: 4 × 3 + 4 × 2 = 20 worker-minutes.
+    let falling = trace(&[10.0, 30.0, 10.0, 10.0, 20.0, 10.0, 10.0, 10.0]);
+    let hours = cycle_oracle_worker_hours(&falling, 10.0, 60, 240, bounds).expect("min <= max");
+    assert!((hours - 20.0 / 60.0).abs() < 1e-12, "{hours}");
+
+    // Needed [1, 1, 1, 1 | 4, 1, 1, 1]: the 4 workers start one minute before their cycle,
+    // so 3 × 1 + 4 + 4 × 4 = 23 worker-minutes.
+    let rising = trace(&[10.0, 10.0, 10.0, 10.0, 40.0, 10.0, 10.0, 10.0]);
+    let hours = cycle_oracle_worker_hours(&rising, 10.0, 60, 240, bounds).expect("min <= max");
+    assert!((hours - 23.0 / 60.0).abs() < 1e-12, "{hours}");
+
+    // A one-minute cycle with no startup is the per-minute need itself.
+    let hours = cycle_oracle_worker_hours(&rising, 10.0, 0, 60, bounds).expect("min <= max");
+    assert!((hours - 11.0 / 60.0).abs() < 1e-12, "{hours}");
+}

@@ -50,6 +50,10 @@ fn simulate_writes_report_and_chart() {
     );
     assert!(stdout.contains("oracle"), "{stdout}");
     assert!(stdout.contains("seasonal"), "{stdout}");
+    assert!(
+        stdout.contains("oracle held for whole 20m cycles: "),
+        "{stdout}"
+    );
 
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(output.join("report.json")).expect("report.json written"),
