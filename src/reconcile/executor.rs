@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::Error;
 use super::observed::{Observed, ObservedJob};
@@ -93,6 +93,15 @@ pub trait Executor: Send + Sync {
         job: &JobKey,
         group: &str,
         count: u32,
+        message: &str,
+    ) -> impl Future<Output = Result<(), ExecError>> + Send;
+
+    /// Records a scaling event with `message` for one group through the scale endpoint
+    /// without a count, which Nomad accepts during a deployment. The count stays as it is.
+    fn record_scaling_event(
+        &self,
+        job: &JobKey,
+        group: &str,
         message: &str,
     ) -> impl Future<Output = Result<(), ExecError>> + Send;
 
@@ -203,8 +212,9 @@ async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError
 /// Nomad accepts a register during a deployment: it cancels that deployment and opens one
 /// for the new version, which places the workers of every changed group. The register uses
 /// `EnforceIndex` on the job just read, so a concurrent edit is a conflict, and the caller
-/// re-plans. These groups get no scaling event, so each is logged here. When `remaining`
-/// holds anything but scales, the plan stops as deferred, as for any blocked scale.
+/// re-plans. A register leaves no scaling event, so each group then gets an event without a
+/// count that carries the scale's message. When `remaining` holds anything but scales, the
+/// plan stops as deferred, as for any blocked scale.
 async fn register_remaining_counts<E: Executor>(
     executor: &E,
     plan: &Plan,
@@ -212,17 +222,22 @@ async fn register_remaining_counts<E: Executor>(
 ) -> Result<(), ExecError> {
     let mut counts = Vec::with_capacity(remaining.len());
     for action in remaining {
-        let Action::Scale { group, count, .. } = action else {
+        let Action::Scale {
+            group,
+            count,
+            message,
+        } = action
+        else {
             return Err(ExecError::DeploymentActive);
         };
-        counts.push((group.as_str(), *count));
+        counts.push((group.as_str(), *count, message.as_str()));
     }
     let Some(live) = executor.get_job(&plan.job).await? else {
         return Err(ExecError::NotFound);
     };
 
     let mut job = live.job;
-    for (group, count) in &counts {
+    for (group, count, _) in &counts {
         let Some(task_group) = job
             .task_groups
             .iter_mut()
@@ -241,13 +256,24 @@ async fn register_remaining_counts<E: Executor>(
         .register_job(&job, live.job_modify_index, false)
         .await?;
 
-    for (group, count) in &counts {
+    for (group, count, message) in &counts {
         info!(
             job = %plan.job,
             group,
             count,
             "scale blocked by the deployment of this plan's earlier scale; count set by register"
         );
+
+        // The count is already set, so a missing event is logged and not retried.
+        let event = format!(
+            "{message} (count set by a job register: the scale call was blocked by the deployment of an earlier scale)"
+        );
+        if let Err(error) = executor
+            .record_scaling_event(&plan.job, group, &event)
+            .await
+        {
+            warn!(job = %plan.job, group, %error, "cannot record the scaling event of a register");
+        }
     }
     Ok(())
 }

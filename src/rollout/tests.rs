@@ -1120,6 +1120,16 @@ impl crate::reconcile::Executor for RecordingExecutor {
         Ok(())
     }
 
+    async fn record_scaling_event(
+        &self,
+        _job: &crate::reconcile::JobKey,
+        group: &str,
+        _message: &str,
+    ) -> Result<(), crate::reconcile::ExecError> {
+        self.record(format!("event {group}"));
+        Ok(())
+    }
+
     async fn stop_job(
         &self,
         job: &crate::reconcile::JobKey,

@@ -117,21 +117,30 @@ impl Executor for NomadExecutor<'_> {
         message: &str,
     ) -> Result<(), ExecError> {
         self.check_fence()?;
-        let request = ScalingRequest {
-            count: Some(i64::from(count)),
-            target: nomad::ScalingTarget {
-                group: group.to_owned(),
-                ..nomad::ScalingTarget::default()
-            },
-            message: message.to_owned(),
-            ..ScalingRequest::default()
-        };
+        let request = ScalingRequest::for_group(group, Some(count), message);
         self.client
             .scale_job(&job.id, &request)
             .await
             .map_err(|error| exec_error(error, 0))?;
         self.accepted();
         info!(%job, group, count, message, "group scaled");
+        Ok(())
+    }
+
+    async fn record_scaling_event(
+        &self,
+        job: &JobKey,
+        group: &str,
+        message: &str,
+    ) -> Result<(), ExecError> {
+        self.check_fence()?;
+        let request = ScalingRequest::for_group(group, None, message);
+        self.client
+            .scale_job(&job.id, &request)
+            .await
+            .map_err(|error| exec_error(error, 0))?;
+        self.accepted();
+        info!(%job, group, message, "scaling event recorded");
         Ok(())
     }
 

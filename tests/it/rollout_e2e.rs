@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::json;
-use steward::nomad::{
-    self, Client, Config, JobRegisterRequest, QueryOptions, ScalingRequest, ScalingTarget,
-};
+use steward::nomad::{self, Client, Config, JobRegisterRequest, QueryOptions, ScalingRequest};
 use steward::reconcile::{
     AllocHealth, ClientStatus, DesiredStatus, ExecError, Executor, GroupVersion, JobKey,
     NodeStatus, Observed, ObservedAllocation, ObservedJob, ObservedNode, render_job_versions,
@@ -130,15 +128,21 @@ impl Executor for NomadWrites {
         count: u32,
         message: &str,
     ) -> Result<(), ExecError> {
-        let request = ScalingRequest {
-            count: Some(i64::from(count)),
-            target: ScalingTarget {
-                group: group.to_owned(),
-                ..ScalingTarget::default()
-            },
-            message: message.to_owned(),
-            ..ScalingRequest::default()
-        };
+        let request = ScalingRequest::for_group(group, Some(count), message);
+        self.client
+            .scale_job(&job.id, &request)
+            .await
+            .map(|_| ())
+            .map_err(exec_error)
+    }
+
+    async fn record_scaling_event(
+        &self,
+        job: &JobKey,
+        group: &str,
+        message: &str,
+    ) -> Result<(), ExecError> {
+        let request = ScalingRequest::for_group(group, None, message);
         self.client
             .scale_job(&job.id, &request)
             .await

@@ -294,6 +294,22 @@ pub struct ScalingRequest {
     pub job_modify_index: u64,
 }
 
+impl ScalingRequest {
+    /// Builds a request for one task group: a new `count` with `message` as the event text,
+    /// or, with no count, a scaling event only.
+    pub fn for_group(group: &str, count: Option<u32>, message: &str) -> Self {
+        Self {
+            count: count.map(i64::from),
+            target: ScalingTarget {
+                group: group.to_owned(),
+                ..ScalingTarget::default()
+            },
+            message: message.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The task group a scaling request changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

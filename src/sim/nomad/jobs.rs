@@ -411,11 +411,14 @@ pub fn scale(
     if let (Some(count), Some(scaling)) = (request.count, &group.scaling) {
         let min = scaling.get("Min").and_then(serde_json::Value::as_i64);
         let max = scaling.get("Max").and_then(serde_json::Value::as_i64);
-        if min.is_some_and(|min| count < min) || max.is_some_and(|max| count > max) {
+        if let Some(min) = min.filter(|&min| count < min) {
             return Err(ApiError::bad_request(format!(
-                "group count was less than scaling policy minimum: {} < {}",
-                count,
-                min.unwrap_or(0)
+                "group count was less than scaling policy minimum: {count} < {min}"
+            )));
+        }
+        if let Some(max) = max.filter(|&max| count > max) {
+            return Err(ApiError::bad_request(format!(
+                "group count was greater than scaling policy maximum: {count} > {max}"
             )));
         }
     }

@@ -223,6 +223,20 @@ async fn scale_is_blocked_while_deployment_is_active() {
     assert_eq!(blocked.status, StatusCode::BAD_REQUEST);
     assert_eq!(blocked.text, "job scaling blocked due to active deployment");
 
+    // A request without a count only records an event, which the deployment does not block.
+    let event = harness
+        .post(
+            "/v1/job/web/scale",
+            &json!({"Target": {"Group": "web"}, "Message": "count set by register"}),
+        )
+        .await;
+    assert_eq!(event.status, StatusCode::OK, "{}", event.text);
+    let status: serde_json::Value = harness.get("/v1/job/web/scale").await.parse();
+    let newest = &status["TaskGroups"]["web"]["Events"][0];
+    assert_eq!(newest["Message"], "count set by register");
+    assert!(newest["Count"].is_null(), "{newest}");
+    assert_eq!(newest["PreviousCount"], 2);
+
     let fail = harness
         .post(
             &format!("/v1/deployment/fail/{}", deployment.id),

@@ -253,6 +253,29 @@ async fn scale_errors_follow_nomad_order() {
         "Enforcing job modify index 999999: job exists with conflicting job modify index: ";
     assert!(stale.text.starts_with(prefix), "{}", stale.text);
 
+    // A scaling policy bounds the count, each bound with its own message.
+    let mut bounded = service_job("bounded", 2, "app:1");
+    bounded["TaskGroups"][0]["Scaling"] = json!({"Min": 1, "Max": 4, "Enabled": true});
+    harness.register(bounded).await;
+    wait_deployment_done(&harness, "bounded").await;
+    let bounds = [
+        (0, "group count was less than scaling policy minimum: 0 < 1"),
+        (
+            5,
+            "group count was greater than scaling policy maximum: 5 > 4",
+        ),
+    ];
+    for (count, text) in bounds {
+        let reply = harness
+            .post(
+                "/v1/job/bounded/scale",
+                &json!({"Count": count, "Target": {"Group": "web"}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "count {count}");
+        assert_eq!(reply.text, text);
+    }
+
     let unknown = harness
         .post(
             "/v1/job/nope/scale",

@@ -71,6 +71,15 @@ impl Executor for ScriptedExecutor {
         self.next(format!("scale {job} {group}={count}"))
     }
 
+    async fn record_scaling_event(
+        &self,
+        job: &JobKey,
+        group: &str,
+        message: &str,
+    ) -> Result<(), ExecError> {
+        self.next(format!("event {job} {group}: {message}"))
+    }
+
     async fn stop_job(&self, job: &JobKey) -> Result<(), ExecError> {
         self.next(format!("stop {job}"))
     }
@@ -183,6 +192,9 @@ async fn scale_blocked_by_own_deployment_registers() {
             "scale default/face-match b=2",
             "get default/face-match",
             "register face-match index=130 preserve=false",
+            "event default/face-match b: steward: zone b 1 -> 2: override of 4 active until \
+             2026-12-04T22:00:00Z (reason: incident 42) (Override) (count set by a job register: \
+             the scale call was blocked by the deployment of an earlier scale)",
         ]
     );
     let registered = executor.registered.lock().expect("lock").clone();
