@@ -193,6 +193,12 @@ impl ObservedAllocation {
         self.wants_to_run() && self.client_status == ClientStatus::Pending
     }
 
+    /// Returns whether the allocation is meant to run and may still become healthy: placed
+    /// and not yet started, or running while Nomad has not yet judged its health.
+    pub fn is_becoming_ready(&self) -> bool {
+        self.is_starting() || (self.is_running() && self.health == AllocHealth::Unknown)
+    }
+
     /// Whether the allocation is running and Nomad marked it healthy. A running allocation
     /// whose health is unknown is not counted as healthy.
     pub fn is_healthy(&self) -> bool {

@@ -446,6 +446,10 @@ impl Planner {
                 .and_then(serde_json::Value::as_str)
                 .is_some_and(|phase| phase != "Complete")
         });
+        // NOTE: `desired` in the stored status is the target, not the count Nomad accepted.
+        // A scale of Steward's own that was deferred behind a deployment, failed, or is one
+        // step of a move between zones can therefore also be described as a change made
+        // outside Steward. The count put back is right either way; only the reason text is.
         if previous_desired == Some(to) && !rollout_owned_counts {
             return format!("count changed outside Steward to {from}; putting back {to}");
         }
@@ -575,7 +579,9 @@ impl Planner {
 
         // When to look again.
         let mut requeue_after = sizing.revisit_after(input.now);
-        if let Some(next_cycle) = sizing.next_cycle {
+        // A cycle that is due already has its metric read running, and the read's end
+        // requeues the pool. Waiting zero here would only repeat this reconcile until then.
+        if let Some(next_cycle) = sizing.next_cycle.filter(|next| *next > input.now) {
             let nanos = next_cycle.as_nanosecond() - input.now.as_nanosecond();
             let wait = Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX));
             requeue_after = Some(requeue_after.map_or(wait, |r| r.min(wait)));

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 
 use crate::autoscale::sizing::ActiveOverride;
 use crate::autoscale::{
-    Autoscaler, DecisionSource, MetricSource as _, Sample, SizingInput, Source,
+    Autoscaler, Decision, DecisionSource, MetricSource as _, Sample, SizingInput, Source,
 };
 use crate::reconcile::status::{ConditionReport, ConditionStatus, condition_type};
 use crate::reconcile::{AutoscalerRecommendation, AutoscalerStatus, Observed, SizingSource};
@@ -245,18 +245,6 @@ pub(crate) fn evaluate(context: &Context<'_>) -> Option<Outcome> {
 
     let mut status = context.stored.cloned().unwrap_or_default();
     let interval = spec.interval.get();
-    // The first cycle is due at once, and any read finished since then serves it.
-    let cycle_due = status
-        .last_cycle
-        .map_or(Timestamp::MIN, |last| add(last, interval));
-    let check_due = spec
-        .emergency
-        .enabled
-        .then(|| {
-            let last = status.last_check.max(status.last_cycle)?;
-            Some(add(last, spec.emergency.check_interval.get()))
-        })
-        .flatten();
     let override_workers =
         context
             .override_
@@ -265,6 +253,29 @@ pub(crate) fn evaluate(context: &Context<'_>) -> Option<Outcome> {
                 workers: o.spec.workers,
                 force: o.spec.force,
             });
+
+    // The first cycle is due at once, and any read finished since then serves it. A cycle
+    // that an override decided holds the override's count, so once the override has ended
+    // (cleared or expired), any read after that cycle decides again without waiting for the
+    // next interval.
+    let override_ended = override_workers.is_none()
+        && status
+            .decision
+            .as_ref()
+            .is_some_and(|decision| decision.source == DecisionSource::Override);
+    let cycle_due = match status.last_cycle {
+        None => Timestamp::MIN,
+        Some(last) if override_ended => add(last, Duration::from_nanos(1)),
+        Some(last) => add(last, interval),
+    };
+    let check_due = spec
+        .emergency
+        .enabled
+        .then(|| {
+            let last = status.last_check.max(status.last_cycle)?;
+            Some(add(last, spec.emergency.check_interval.get()))
+        })
+        .flatten();
 
     if now >= cycle_due {
         match context.reads.take(name, ReadKind::Cycle, cycle_due) {
@@ -499,13 +510,8 @@ fn configured_condition() -> ConditionReport {
 fn metrics_condition(status: &AutoscalerStatus, spec: &spec::Autoscaling) -> ConditionReport {
     let failures = status.state.consecutive_failures;
     match (&status.metric_error, status.decision.as_ref()) {
-        (Some(message), _) => {
-            let effect = match spec.fallback {
-                Some(fallback) if failures >= spec.fallback_after => {
-                    format!("fallback count {fallback} applies")
-                }
-                _ => "worker count held".to_owned(),
-            };
+        (Some(message), decision) => {
+            let effect = held_or_fallback(decision, spec);
             ConditionReport {
                 r#type: condition_type::METRICS_AVAILABLE,
                 status: ConditionStatus::False,
@@ -513,13 +519,14 @@ fn metrics_condition(status: &AutoscalerStatus, spec: &spec::Autoscaling) -> Con
                 message: format!("{message}; {failures} consecutive failed cycles, {effect}"),
             }
         }
-        (None, Some(_)) if failures > 0 => ConditionReport {
+        (None, decision @ Some(_)) if failures > 0 => ConditionReport {
             r#type: condition_type::METRICS_AVAILABLE,
             status: ConditionStatus::False,
             reason: "MetricsStale".to_owned(),
             message: format!(
                 "the history is empty, stale or not finite; {failures} consecutive failed \
-                 cycles, worker count held"
+                 cycles, {}",
+                held_or_fallback(decision, spec)
             ),
         },
         (None, Some(_)) => ConditionReport {
@@ -534,6 +541,17 @@ fn metrics_condition(status: &AutoscalerStatus, spec: &spec::Autoscaling) -> Con
             reason: "NotReadYet".to_owned(),
             message: "the first metric read has not finished".to_owned(),
         },
+    }
+}
+
+/// Describes what a decision without usable metrics did: applied `fallback`, or held the
+/// count (the fallback never lowers it).
+fn held_or_fallback(decision: Option<&Decision>, spec: &spec::Autoscaling) -> String {
+    match (decision.map(|d| d.source), spec.fallback) {
+        (Some(DecisionSource::Fallback), Some(fallback)) => {
+            format!("fallback count {fallback} applies")
+        }
+        _ => "worker count held".to_owned(),
     }
 }
 
@@ -588,7 +606,15 @@ impl WorkerTotals {
         for zone in &pool.spec.zones {
             let counts = observed.zone_counts(&zone.name);
             totals.ready += counts.healthy;
-            totals.starting += counts.starting;
+            // A running worker still loading its model is capacity on the way too, so the
+            // cooldown of a scale-up starts only once it is healthy.
+            // NOTE: workers Nomad has not placed yet (no allocation) are not counted.
+            let becoming_ready = observed
+                .allocations
+                .iter()
+                .filter(|a| a.task_group == zone.name && a.is_becoming_ready())
+                .count();
+            totals.starting += u32::try_from(becoming_ready).unwrap_or(u32::MAX);
             if let Some(job) = &observed.job {
                 totals.desired += job.group_count(&zone.name).unwrap_or(0);
             }
@@ -628,3 +654,6 @@ fn until(now: Timestamp, later: Timestamp) -> Duration {
     let nanos = later.as_nanosecond() - now.as_nanosecond();
     Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests;
