@@ -138,6 +138,7 @@ fn bench_step(c: &mut Criterion) {
                 prefetch: &prefetch,
                 stored: Some(&state),
                 control: None,
+                generation: 1,
                 analysis: None,
                 sizing_counts: &sizing,
                 now,

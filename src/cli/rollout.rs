@@ -184,10 +184,14 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
         );
     }
 
+    // `steward dev` runs its controller on a sped-up clock, and its decision log shows the
+    // command's time, so the command carries that clock's time there too.
+    let clock = objects::CliClock::read(&client, &keys).await;
     let control = Control {
         action,
         by: args.by.clone(),
-        at: Timestamp::now(),
+        at: clock.now(),
+        index: 0,
     };
     let key = control_key(keys.prefix(), &args.name);
     let body = serde_json::to_vec(&control).map_err(CliError::failure)?;
@@ -347,6 +351,8 @@ mod tests {
             inconclusive_accepted: false,
             last_analysis_at: None,
             last_control_at: None,
+            started_index: 0,
+            last_control_index: None,
             failed_deployment_id: None,
             failure: None,
             waiting: Some("soaking".to_owned()),

@@ -4,9 +4,11 @@
 //! The key is `<prefix>rollouts/<pool>/control` (by default `steward/rollouts/<pool>/control`)
 //! and holds one JSON object, such as
 //! `{"action": "pause", "by": "alice", "at": "2026-12-04T20:00:00Z"}`. Each write replaces the
-//! previous command. The controller acts on a command once: it records the command's `at` in
-//! the rollout state and ignores commands that are not newer, so a stale key left from an
-//! earlier rollout does nothing.
+//! previous command. The controller acts on a command once. It identifies commands by the
+//! key's `ModifyIndex` in Consul, not by `at`, so the clocks of the CLI's host and the
+//! controller's need not agree: a command is new when its index is above the last one acted
+//! on, or, for the first command of a rollout, above the index at which the rollout started.
+//! A stale key left from an earlier rollout therefore does nothing.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -44,7 +46,12 @@ pub struct Control {
     pub action: ControlAction,
     /// Sender of the command, for the decision log.
     pub by: String,
+    /// When the command was sent, by the sender's clock; shown, and compared only when the
+    /// index is unknown.
     pub at: Timestamp,
+    /// The control key's `ModifyIndex`, set when the key is read from Consul; 0 when unknown.
+    #[serde(skip)]
+    pub index: u64,
 }
 
 /// Returns the control key of `pool` under `prefix` (such as `steward/`, with its slash).
@@ -62,6 +69,7 @@ mod tests {
             action: ControlAction::Abort,
             by: "alice".to_owned(),
             at: "2026-12-04T20:00:00Z".parse().expect("valid timestamp"),
+            index: 0,
         };
         let json = serde_json::to_string(&control).expect("serializes");
         assert_eq!(

@@ -134,6 +134,8 @@ pub(super) fn derive_state(
         inconclusive_accepted: false,
         last_analysis_at: None,
         last_control_at: None,
+        started_index: 0,
+        last_control_index: None,
         failed_deployment_id: None,
         failure: None,
         waiting: None,

@@ -178,6 +178,14 @@ pub struct RolloutState {
     /// `at` of the last control command acted on, so that each command applies once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_control_at: Option<Timestamp>,
+    /// The Consul index at which the rollout started: the pool spec's `ModifyIndex`, or the
+    /// `retry` command's. A control command written at a higher index is meant for this
+    /// rollout. 0 in a state stored before indexes were kept, which compares `at` instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub started_index: u64,
+    /// The control key's `ModifyIndex` of the last command acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_control_index: Option<u64>,
     /// The deployment a rollback failed (or found failed), which counts as finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_deployment_id: Option<String>,
@@ -212,4 +220,9 @@ impl RolloutState {
         self.phase_deadline = deadline;
         self.waiting = None;
     }
+}
+
+/// Serde helper: leaves an unknown index out of the stored state.
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }

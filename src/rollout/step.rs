@@ -53,6 +53,9 @@ pub struct StepInput<'a> {
     pub stored: Option<&'a RolloutState>,
     /// The command under the pool's control key.
     pub control: Option<&'a Control>,
+    /// The `ModifyIndex` of the pool's spec key. A rollout that starts in this step records
+    /// it, so that only control commands written after it act on the rollout.
+    pub generation: u64,
     /// The latest evaluation of `spec.rollout.analysis`, when configured.
     pub analysis: Option<&'a AnalysisSample>,
     /// The per-zone counts that sizing requests now. They are held back during a rollout and
@@ -261,7 +264,7 @@ impl<'a> Stepper<'a> {
         }
 
         let deadline = self.after(self.step_budget());
-        let (state, explanation) = derive_state(
+        let (mut state, explanation) = derive_state(
             &target,
             live,
             self.input.sizing_counts,
@@ -270,6 +273,7 @@ impl<'a> Stepper<'a> {
             now,
             deadline,
         )?;
+        state.started_index = self.input.generation;
         self.decide("resume rollout", explanation);
         Some(state)
     }
@@ -293,6 +297,8 @@ impl<'a> Stepper<'a> {
             inconclusive_accepted: false,
             last_analysis_at: None,
             last_control_at: None,
+            started_index: self.input.generation,
+            last_control_index: None,
             failed_deployment_id: None,
             failure: None,
             waiting: None,
@@ -305,14 +311,22 @@ impl<'a> Stepper<'a> {
             return;
         };
         let state = self.state_mut();
-        let is_new = match state.last_control_at {
-            Some(last) => control.at > last,
-            None => control.at >= state.started_at,
+        let is_new = if control.index > 0 && state.started_index > 0 {
+            match state.last_control_index {
+                Some(last) => control.index > last,
+                None => control.index > state.started_index,
+            }
+        } else {
+            match state.last_control_at {
+                Some(last) => control.at > last,
+                None => control.at >= state.started_at,
+            }
         };
         if !is_new {
             return;
         }
         state.last_control_at = Some(control.at);
+        state.last_control_index = (control.index > 0).then_some(control.index);
         let phase = state.phase;
         let by = control.by.clone();
         let now = self.now();
@@ -345,6 +359,10 @@ impl<'a> Stepper<'a> {
                 let from = self.state_mut().from_version.clone();
                 let mut state = self.new_state(&from, live, now);
                 state.last_control_at = Some(control.at);
+                if control.index > 0 {
+                    state.started_index = control.index;
+                    state.last_control_index = Some(control.index);
+                }
                 self.state = Some(state);
                 self.decide(
                     "retry rollout",

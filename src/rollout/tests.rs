@@ -135,6 +135,8 @@ struct Scene {
     prefetch: PrefetchObserved,
     stored: Option<RolloutState>,
     control: Option<Control>,
+    /// The pool spec's `ModifyIndex`; 0 keeps the comparison of control commands by time.
+    generation: u64,
     analysis: Option<AnalysisSample>,
     sizing: Vec<u32>,
     now: Timestamp,
@@ -156,6 +158,7 @@ impl Scene {
             prefetch: PrefetchObserved::default(),
             stored: None,
             control: None,
+            generation: 0,
             analysis: None,
             sizing: vec![3, 3],
             now: t(0),
@@ -170,6 +173,7 @@ impl Scene {
             prefetch: &self.prefetch,
             stored: self.stored.as_ref(),
             control: self.control.as_ref(),
+            generation: self.generation,
             analysis: self.analysis.as_ref(),
             sizing_counts: &self.sizing,
             now: self.now,
@@ -668,6 +672,7 @@ fn inconclusive_analysis_pauses_until_resume() {
         action: ControlAction::Resume,
         by: "alice".to_owned(),
         at: t(1000),
+        index: 0,
     });
     scene.now = t(1000);
     let resumed = scene.advance();
@@ -849,6 +854,7 @@ fn retry_restarts_a_failed_rollout() {
         action: ControlAction::Retry,
         by: "bob".to_owned(),
         at: t(50),
+        index: 0,
     });
     scene.now = t(60);
     let result = scene.advance();
@@ -864,6 +870,38 @@ fn retry_restarts_a_failed_rollout() {
 }
 
 #[test]
+fn control_commands_compare_by_index() {
+    let mut scene = rolling_scene();
+    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
+    let mut state = scene.stored.clone().expect("a rolling state");
+    state.started_index = 100;
+    scene.stored = Some(state);
+    let pause = |index: u64, at: Timestamp| Control {
+        action: ControlAction::Pause,
+        by: "alice".to_owned(),
+        at,
+        index,
+    };
+
+    // Written before the rollout started (a key left from an earlier one), although the
+    // sender's clock is ahead: ignored.
+    scene.control = Some(pause(90, t(10_000)));
+    let stale = scene.step();
+    assert!(stale.state.expect("state").paused.is_none());
+
+    // Written after it started, although the sender's clock is behind: acted on once.
+    scene.control = Some(pause(120, t(-10_000)));
+    let paused = scene.advance();
+    let state = paused.state.expect("state");
+    assert!(state.paused.is_some());
+    assert_eq!(state.last_control_index, Some(120));
+    assert!(paused.decisions.iter().any(|d| d.action == "pause rollout"));
+
+    let again = scene.advance();
+    assert!(!again.decisions.iter().any(|d| d.action == "pause rollout"));
+}
+
+#[test]
 fn pause_stops_acting_and_pauses_deployment() {
     let mut scene = rolling_scene();
     scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
@@ -871,6 +909,7 @@ fn pause_stops_acting_and_pauses_deployment() {
         action: ControlAction::Pause,
         by: "carol".to_owned(),
         at: t(790),
+        index: 0,
     });
     let paused = scene.advance();
     assert_eq!(
@@ -896,6 +935,7 @@ fn abort_rolls_back() {
         action: ControlAction::Abort,
         by: "dave".to_owned(),
         at: t(300),
+        index: 0,
     });
     scene.now = t(300);
     let result = scene.advance();
@@ -917,6 +957,7 @@ fn stale_control_is_ignored() {
         action: ControlAction::Abort,
         by: "dave".to_owned(),
         at: t(-100),
+        index: 0,
     });
     scene.now = t(300);
     let result = scene.advance();

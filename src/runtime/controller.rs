@@ -554,6 +554,7 @@ async fn reconcile_view(
     let rollout_step = step_rollout(
         inner,
         pool,
+        generation,
         &view.observed,
         previous,
         &mut plan,
@@ -671,9 +672,11 @@ async fn reconcile_view(
 
 /// Runs the golden-first rollout's step when it applies, and removes the planner's writes
 /// that it forbids from `plan`. Returns `None` when no rollout applies.
+#[allow(clippy::too_many_arguments)]
 async fn step_rollout(
     inner: &Inner,
     pool: &crate::spec::WorkerPool,
+    generation: u64,
     observed: &reconcile::Observed,
     previous: Option<&Status>,
     plan: &mut Plan,
@@ -716,6 +719,7 @@ async fn step_rollout(
         prefetch: &inputs.prefetch,
         stored: stored.as_ref(),
         control: inputs.control.as_ref(),
+        generation,
         analysis: analysis.as_ref(),
         sizing_counts: &sizing_counts,
         now,

@@ -128,7 +128,10 @@ pub(crate) async fn gather(
     let key = control_key(prefix, &pool.metadata.name);
     let control = match consul.kv_get(&key).await {
         Ok(Some(pair)) => match serde_json::from_slice::<Control>(&pair.value) {
-            Ok(control) => Some(control),
+            Ok(control) => Some(Control {
+                index: pair.modify_index,
+                ..control
+            }),
             Err(error) => {
                 warn!(%key, %error, "rollout control command is invalid JSON; ignored");
                 None

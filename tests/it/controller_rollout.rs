@@ -404,9 +404,13 @@ async fn control_key_pauses_and_resumes() {
         }
     };
 
-    // A pause dated after the rollout's start applies at its first step, so no worker moves.
-    write("pause", "2030-01-01T00:00:00Z").await;
+    // A pause written once the rollout has started applies at the next step, whatever the
+    // writer's clock says, and then nothing moves until the resume.
     scene.put_pool(NEW).await;
+    scene
+        .wait_status(|status| rollout_state(status).is_some_and(|state| state.phase.is_active()))
+        .await;
+    write("pause", "2000-01-01T00:00:00Z").await;
     let (status, _) = scene
         .wait_status(|status| rollout_state(status).is_some_and(|state| state.paused.is_some()))
         .await;
@@ -416,7 +420,14 @@ async fn control_key_pauses_and_resumes() {
     assert_eq!(paused.status, steward::reconcile::ConditionStatus::True);
     let state = rollout_state(&status).expect("rollout stored");
     assert!(state.phase.is_active(), "{}", state.phase);
-    assert_eq!(scene.zones().await, expected_zones(OLD));
+    let zones_when_paused = scene.zones().await;
+    // 300 ms is 5 simulated minutes at this speed: more than a soak and several replacements.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        scene.zones().await,
+        zones_when_paused,
+        "a worker moved while paused"
+    );
 
     // The resume is read at the next step: the control key watch queues the pool, and a
     // paused rollout is rechecked every few seconds of clock time anyway.

@@ -453,6 +453,7 @@ async fn drive_full(
             prefetch: &snapshot.prefetch,
             stored: stored.as_ref(),
             control: None,
+            generation: 1,
             analysis: None,
             sizing_counts: &sizing_counts(
                 override_after.is_some_and(|after| record.actions.iter().any(|a| a == after)),
