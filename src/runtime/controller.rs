@@ -690,6 +690,13 @@ async fn step_rollout(
         inner.analysis_samples.forget(name);
         return Ok(None);
     }
+    // A paused pool changes nothing, so a rollout neither starts nor steps. Its stored state
+    // stays in the status, and the planner reports the pause.
+    // NOTE: a Nomad deployment already running for one zone goes on by itself.
+    if pool.spec.paused {
+        debug!(pool = %name, "spec.paused is set; the rollout waits");
+        return Ok(None);
+    }
 
     let inputs =
         match rollout::gather(&config.nomad, &config.consul, config.keys.prefix(), pool).await {

@@ -386,6 +386,44 @@ async fn failing_analysis_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_pool_waits_to_roll_out() {
+    let scene = Scene::start().await;
+    scene.put_pool(OLD).await;
+    scene.wait_status(ready_with_six).await;
+
+    // `extra` ends the rollout block, so two spaces put `paused` at the spec level.
+    scene.put_pool_with(NEW, "  paused: true\n").await;
+    let (status, _) = scene
+        .wait_status(|status| {
+            status.phase == Phase::Paused
+                && status
+                    .decisions
+                    .iter()
+                    .any(|d| d.reason.contains("spec.paused"))
+        })
+        .await;
+    assert!(rollout_state(&status).is_none(), "{:?}", status.rollout);
+    // 300 ms is 5 simulated minutes at this speed: a prefetch, a soak and more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(scene.zones().await, expected_zones(OLD));
+    let (status, _) = scene
+        .wait_status(|status| status.phase == Phase::Paused)
+        .await;
+    assert!(rollout_state(&status).is_none(), "{:?}", status.rollout);
+
+    scene.put_pool(NEW).await;
+    let (status, _) = scene
+        .wait_status(|status| {
+            rollout_state(status).is_some_and(|state| state.phase == RolloutPhase::Complete)
+        })
+        .await;
+    assert_eq!(status.phase, Phase::Ready);
+    assert_eq!(scene.zones().await, expected_zones(NEW));
+
+    scene.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_key_pauses_and_resumes() {
     let scene = Scene::start().await;
     scene.put_pool(OLD).await;
