@@ -42,8 +42,10 @@ pub struct StatusArgs {
     /// The pool's name.
     pub name: String,
 
-    /// Print the status again whenever it changes, until the rollout is Complete (exit 0) or
-    /// Failed (exit 1).
+    /// Print the status again whenever it changes, until the rollout of the current
+    /// `spec.version` is Complete (exit 0) or Failed (exit 1). It first waits for the
+    /// controller to read the latest spec, so it can follow `steward apply` at once, and it
+    /// ends at once when no rollout is in progress.
     #[arg(long)]
     pub watch: bool,
 
@@ -83,21 +85,63 @@ async fn status(args: StatusArgs) -> CliResult {
     let clock = objects::CliClock::read(&client, &keys).await;
     let mut last_shown = String::new();
     loop {
-        let state = read_rollout(&client, &keys, &args.name)
+        let progress = read_progress(&client, &keys, &args.name)
             .await
             .map_err(CliError::failure)?;
-        // Checked on the first read only: a pool deleted during --watch still has a status.
-        if last_shown.is_empty() && state.is_none() {
-            require_pool(&client, &keys, &args.name).await?;
-        }
-
-        let text = match &state {
-            Some(state) => render_status(&args.name, state, clock.now()),
-            None => format!("pool {}: no rollout recorded in its status\n", args.name),
+        let state = match progress {
+            // As `kubectl rollout status` does, wait until the controller has read the
+            // latest spec, so that a status from before an apply is not taken for its result.
+            Progress::NotObserved { spec, observed } => {
+                show(
+                    &mut last_shown,
+                    format!(
+                        "pool {}: waiting for the controller to read the latest spec \
+                         (ModifyIndex {spec}; its status is for {observed})\n",
+                        args.name
+                    ),
+                );
+                if !args.watch {
+                    return Ok(());
+                }
+                tokio::time::sleep(WATCH_INTERVAL).await;
+                continue;
+            }
+            Progress::Observed {
+                state,
+                version,
+                paused,
+            } => {
+                let current = state
+                    .filter(|state| state.to_version == version)
+                    .map(|state| *state);
+                if current.is_none() {
+                    let why = if paused {
+                        "; spec.paused is set, so none starts until it is cleared"
+                    } else {
+                        ""
+                    };
+                    show(
+                        &mut last_shown,
+                        format!(
+                            "pool {}: no rollout in progress for spec.version {version}{why}\n",
+                            args.name
+                        ),
+                    );
+                    if !paused || !args.watch {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(WATCH_INTERVAL).await;
+                    continue;
+                }
+                current
+            }
         };
-        if text != last_shown {
-            print!("{text}");
-            last_shown = text;
+
+        if let Some(state) = &state {
+            show(
+                &mut last_shown,
+                render_status(&args.name, state, clock.now()),
+            );
         }
 
         // As `kubectl rollout status` does: a failed rollout is a failed command.
@@ -118,13 +162,72 @@ async fn status(args: StatusArgs) -> CliResult {
     }
 }
 
-/// Reads the `rollout` field of the pool's status, `None` when the status or the field is
-/// missing.
-pub async fn read_rollout(
+/// Prints `text` unless it is what was printed last.
+fn show(last_shown: &mut String, text: String) {
+    if text != *last_shown {
+        print!("{text}");
+        *last_shown = text;
+    }
+}
+
+/// What `rollout status` reports on: whether the controller has read the pool's latest spec,
+/// and then the stored rollout.
+enum Progress {
+    /// The status was written for an older spec (or not yet): `spec` is the spec key's
+    /// `ModifyIndex`, `observed` the status's `observedGeneration`.
+    NotObserved { spec: u64, observed: String },
+    /// The status is for the latest spec.
+    Observed {
+        state: Option<Box<RolloutState>>,
+        version: String,
+        paused: bool,
+    },
+}
+
+/// Reads the pool and its status. Fails with a not-found error when the pool is not stored,
+/// and when its spec does not parse.
+async fn read_progress(client: &ConsulClient, keys: &Keys, name: &str) -> anyhow::Result<Progress> {
+    let pool = objects::read_pool(client, keys, name)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "pool {name:?} not found at {}; check the name with `steward get`",
+                keys.pool(name)
+            )
+        })?;
+    let spec_index = pool.modify_index;
+    let pool = pool.object.map_err(|reason| {
+        anyhow::anyhow!(
+            "the pool at {} is invalid: {reason}; fix it and run `steward apply` again",
+            keys.pool(name)
+        )
+    })?;
+
+    let status = read_status_value(client, keys, name).await?;
+    let observed = status
+        .as_ref()
+        .and_then(|status| status.get("observedGeneration"))
+        .and_then(serde_json::Value::as_u64);
+    if observed.is_none_or(|observed| observed < spec_index) {
+        return Ok(Progress::NotObserved {
+            spec: spec_index,
+            observed: observed
+                .map_or_else(|| "no spec yet".to_owned(), |o| format!("ModifyIndex {o}")),
+        });
+    }
+    Ok(Progress::Observed {
+        state: rollout_of(status.as_ref(), &keys.status(name))?.map(Box::new),
+        version: pool.spec.version,
+        paused: pool.spec.paused,
+    })
+}
+
+/// Reads the pool's status as JSON, `None` when it is missing.
+async fn read_status_value(
     client: &ConsulClient,
     keys: &Keys,
     name: &str,
-) -> anyhow::Result<Option<RolloutState>> {
+) -> anyhow::Result<Option<serde_json::Value>> {
     let key = keys.status(name);
     let Some(bytes) = client
         .kv_get_raw(&key)
@@ -133,14 +236,36 @@ pub async fn read_rollout(
     else {
         return Ok(None);
     };
-    let status: serde_json::Value = serde_json::from_slice(&bytes)
+    let status = serde_json::from_slice(&bytes)
         .with_context(|| format!("the status at {key} is not valid JSON"))?;
-    let Some(rollout) = status.get("rollout").filter(|value| !value.is_null()) else {
+    Ok(Some(status))
+}
+
+/// Returns the `rollout` field of a status, `None` when the status or the field is missing.
+fn rollout_of(
+    status: Option<&serde_json::Value>,
+    key: &str,
+) -> anyhow::Result<Option<RolloutState>> {
+    let Some(rollout) = status
+        .and_then(|status| status.get("rollout"))
+        .filter(|value| !value.is_null())
+    else {
         return Ok(None);
     };
     let state = serde_json::from_value(rollout.clone())
         .with_context(|| format!("the rollout field of the status at {key} is invalid"))?;
     Ok(Some(state))
+}
+
+/// Reads the `rollout` field of the pool's status, `None` when the status or the field is
+/// missing.
+pub async fn read_rollout(
+    client: &ConsulClient,
+    keys: &Keys,
+    name: &str,
+) -> anyhow::Result<Option<RolloutState>> {
+    let status = read_status_value(client, keys, name).await?;
+    rollout_of(status.as_ref(), &keys.status(name))
 }
 
 /// Fails with a not-found error that names the key when the pool `name` is not stored.

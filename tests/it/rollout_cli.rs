@@ -20,18 +20,31 @@ async fn start() -> (RunningConsul, ConsulClient) {
 
 /// Stores the example pool under `name`.
 async fn put_pool(client: &ConsulClient, name: &str) {
+    put_pool_at(client, name, "registry.example.com/vision/face-match:1.4.2").await;
+}
+
+/// Stores the example pool under `name` with `spec.version` set to `version`, and returns
+/// the key's `ModifyIndex`.
+async fn put_pool_at(client: &ConsulClient, name: &str, version: &str) -> u64 {
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pools/face-match.yaml"),
     )
     .unwrap();
     let yaml = example
         .replace("name: face-match", &format!("name: {name}"))
-        .replace("id: face-match", &format!("id: {name}"));
+        .replace("id: face-match", &format!("id: {name}"))
+        .replace("registry.example.com/vision/face-match:1.4.2", version);
     let keys = Keys::new("steward/").unwrap();
     client
         .kv_put(&keys.pool(name), yaml.as_bytes(), None, &WriteMode::Plain)
         .await
         .unwrap();
+    client
+        .kv_get(&keys.pool(name))
+        .await
+        .unwrap()
+        .expect("pool written")
+        .modify_index
 }
 
 async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
@@ -52,9 +65,20 @@ async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
     .unwrap()
 }
 
-/// Stores the status of pool `face` with `phase` and the rollout `state`.
+/// Stores pool `face` at the rollout's target version, then its status with `phase` and the
+/// rollout `state`, written after the controller read that spec.
 async fn put_status(client: &ConsulClient, phase: &str, state: &RolloutState) {
-    let status = serde_json::json!({"phase": phase, "rollout": state});
+    let generation = put_pool_at(client, "face", &state.to_version).await;
+    put_status_for(client, generation, phase, state).await;
+}
+
+/// Stores the status of pool `face` for the spec at `generation`.
+async fn put_status_for(client: &ConsulClient, generation: u64, phase: &str, state: &RolloutState) {
+    let status = serde_json::json!({
+        "phase": phase,
+        "observedGeneration": generation,
+        "rollout": state,
+    });
     client
         .kv_put(
             "steward/status/face",
@@ -105,13 +129,60 @@ async fn status_prints_rollout_from_status_key() {
 }
 
 #[tokio::test]
-async fn status_without_rollout_says_so() {
+async fn status_waits_for_the_latest_spec() {
     let (consul, client) = start().await;
-    put_pool(&client, "face").await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Complete;
+    state.failure = None;
+    put_status(&client, "Ready", &state).await;
+    // A new version is applied; the stored status is still the completed rollout's.
+    let generation = put_pool_at(&client, "face", "face:3").await;
+
     let output = steward(&consul, &["rollout", "status", "face"]).await;
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout, "pool face: no rollout recorded in its status\n");
+    assert!(
+        stdout.starts_with(&format!(
+            "pool face: waiting for the controller to read the latest spec (ModifyIndex \
+             {generation}; its status is for ModifyIndex "
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Complete"), "{stdout}");
+
+    // Once the controller has read it, with no rollout for the new version yet recorded.
+    put_status_for(&client, generation, "Ready", &state).await;
+    let output = steward(&consul, &["rollout", "status", "face", "--watch"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout,
+        "pool face: no rollout in progress for spec.version face:3\n"
+    );
+}
+
+#[tokio::test]
+async fn status_without_rollout_says_so() {
+    let (consul, client) = start().await;
+    let generation = put_pool_at(&client, "face", "face:1").await;
+    let status = serde_json::json!({"phase": "Ready", "observedGeneration": generation});
+    client
+        .kv_put(
+            "steward/status/face",
+            status.to_string().as_bytes(),
+            None,
+            &WriteMode::Plain,
+        )
+        .await
+        .unwrap();
+
+    let output = steward(&consul, &["rollout", "status", "face", "--watch"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout,
+        "pool face: no rollout in progress for spec.version face:1\n"
+    );
 }
 
 #[tokio::test]
