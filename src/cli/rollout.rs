@@ -115,7 +115,7 @@ async fn status(args: StatusArgs) -> CliResult {
                     .filter(|state| state.to_version == version)
                     .map(|state| *state);
                 if current.is_none() {
-                    let why = if paused {
+                    let note = if paused {
                         "; spec.paused is set, so none starts until it is cleared"
                     } else {
                         ""
@@ -123,7 +123,7 @@ async fn status(args: StatusArgs) -> CliResult {
                     show(
                         &mut last_shown,
                         format!(
-                            "pool {}: no rollout in progress for spec.version {version}{why}\n",
+                            "pool {}: no rollout in progress for spec.version {version}{note}\n",
                             args.name
                         ),
                     );
@@ -170,7 +170,7 @@ fn show(last_shown: &mut String, text: String) {
     }
 }
 
-/// What `rollout status` reports on: whether the controller has read the pool's latest spec,
+/// The progress `rollout status` reports: whether the controller has read the pool's latest spec,
 /// and then the stored rollout.
 enum Progress {
     /// The status was written for an older spec (or not yet): `spec` is the spec key's
