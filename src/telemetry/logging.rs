@@ -38,11 +38,15 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) -> Result<(), Loggin
         message: error.to_string(),
     })?;
 
-    // Colour only for a person at a terminal, not for a file or a log collector.
+    // Colour only for a person at a terminal, not for a file or a log collector. A failed
+    // write (stderr piped to a reader that has exited) is dropped: by default the subscriber
+    // reports it with `eprintln!`, which panics on the same closed pipe inside whichever task
+    // logged, such as the one that handles SIGTERM.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

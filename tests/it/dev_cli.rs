@@ -1,5 +1,6 @@
-//! `steward dev` as a process: how it ends when part of it cannot start.
+//! `steward dev` and `steward controller` as processes: how they end.
 
+use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,4 +162,58 @@ async fn dev_clock_key_only_with_controller() {
         "an external controller runs on the wall clock"
     );
     drop(without);
+}
+
+#[test]
+fn controller_stops_on_sigterm_after_its_log_reader_exits() {
+    // The emulated cluster alone, for the controller to connect to.
+    let consul = format!("127.0.0.1:{}", free_port());
+    let nomad = format!("127.0.0.1:{}", free_port());
+    let mut cluster = Command::new(assert_cmd::cargo::cargo_bin("steward"));
+    cluster
+        .args(["dev", "--no-controller", "--consul-addr", &consul])
+        .args(["--nomad-addr", &nomad, "--prometheus-addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _cluster = ProcessGroup::spawn("steward dev --no-controller", cluster);
+
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("steward"));
+    command
+        .args(["controller", "--id", "piped", "--listen", "127.0.0.1:0"])
+        .env("CONSUL_HTTP_ADDR", &consul)
+        .env("NOMAD_ADDR", format!("http://{nomad}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut controller = ProcessGroup::spawn("steward controller", command);
+
+    // Read the log until the caches are synced, then close the pipe as
+    // `steward controller 2>&1 | head` does once `head` has its lines.
+    let mut stderr = BufReader::new(controller.child().stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    while !line.contains("caches synced") {
+        line.clear();
+        let read = stderr.read_line(&mut line).expect("stderr readable");
+        assert!(read > 0, "the controller stopped before its caches synced");
+    }
+    drop(stderr);
+
+    let pid = controller.child().id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = controller.child().try_wait().expect("process status") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < EXIT_LIMIT,
+            "the controller ignored SIGTERM once its stderr pipe had closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
 }

@@ -25,6 +25,11 @@ impl ProcessGroup {
         }
     }
 
+    /// Returns the child, to read its pipes or wait for it.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
     /// Panics when the process already exited, with its status.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
