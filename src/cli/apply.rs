@@ -9,7 +9,7 @@ use clap::Args as ClapArgs;
 use super::objects::{self, Stored};
 use super::{CliError, CliResult, diff, output};
 use crate::consul::{ConsulArgs, ConsulClient, Error as ConsulError, Keys, TxnOp};
-use crate::spec::{self, Document, LoadedDocument};
+use crate::spec::{self, Document, LoadedDocument, WorkerPool};
 
 /// Apply WorkerPool and Override files to Consul KV. Every document is validated first; if
 /// any is invalid, nothing is written (exit status 2). Each object is written with
@@ -180,7 +180,10 @@ pub async fn plan(
         let text = spec::to_yaml(&loaded.document).into_bytes();
         let name = loaded.document.name().to_string();
         let (label, key, stored) = match &loaded.document {
-            Document::WorkerPool(_) => {
+            Document::WorkerPool(pool) => {
+                if let Some(problem) = job_claim_problem(pool, &pools, &input_pools, prune) {
+                    problems.push(format!("{}: {problem}", loaded.source));
+                }
                 applied_pools.insert(name.clone());
                 (
                     format!("pool/{name}"),
@@ -192,6 +195,14 @@ pub async fn plan(
                 // Loading checked overrides against pools in the same input. An override of a pool
                 // that exists only in Consul is checked against the stored pool here.
                 let stored_pool = pools.get(&name).and_then(|p| p.object.as_ref().ok());
+                if !input_pools.contains(name.as_str()) && !pools.contains_key(&name) {
+                    problems.push(format!(
+                        "{}: override for pool {name:?}, which is neither in the input nor \
+                         stored at {}; apply the pool first or fix metadata.name",
+                        loaded.source,
+                        keys.pool(&name)
+                    ));
+                }
                 if let (false, Some(pool)) = (input_pools.contains(name.as_str()), stored_pool) {
                     for error in spec::validate_override_for_pool(item, pool) {
                         problems.push(format!(
@@ -235,6 +246,38 @@ pub async fn plan(
     };
     check_transaction_sizes(&mut plan, client.txn_max_ops());
     Ok(plan)
+}
+
+/// Returns a message when `pool` names the Nomad job (namespace and ID) of a pool stored under
+/// another name. A stored pool in the input too was compared when loading, and with `prune`
+/// a stored pool missing from the input is deleted in the same write, as when a pool is
+/// renamed. Two pools on one job would scale and roll out the same workers against each other.
+fn job_claim_problem(
+    pool: &WorkerPool,
+    stored: &std::collections::BTreeMap<String, Stored<WorkerPool>>,
+    input_pools: &BTreeSet<&str>,
+    prune: bool,
+) -> Option<String> {
+    let job = (pool.job_namespace(), pool.job_id());
+    let (owner, _) = stored.iter().find(|(name, entry)| {
+        *name != &pool.metadata.name
+            && !input_pools.contains(name.as_str())
+            && !prune
+            && entry
+                .object
+                .as_ref()
+                .is_ok_and(|other| (other.job_namespace(), other.job_id()) == job)
+    })?;
+    let path = if pool.spec.job.id.is_some() {
+        "spec.job.id"
+    } else {
+        "metadata.name"
+    };
+    Some(format!(
+        "{path}: Nomad job `{}` in namespace `{}` is already claimed by pool `{owner}` in \
+         Consul; each pool needs its own job: set a different spec.job.id",
+        job.1, job.0
+    ))
 }
 
 /// Adds a problem when the writes of one transaction would exceed Consul's request body

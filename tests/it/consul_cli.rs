@@ -129,6 +129,62 @@ async fn apply_invalid_input_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn apply_rejects_job_of_stored_pool() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_file(dir.path(), "ocr.yaml", &pool_yaml("ocr", "img:1"));
+    let applied = steward(&consul, &["apply", "-f", first.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    // Another name, the same Nomad job.
+    let copy = pool_yaml("ocr", "img:1").replace("name: ocr", "name: ocr-copy");
+    let second = write_file(dir.path(), "copy.yaml", &copy);
+    let output = steward(&consul, &["apply", "-f", second.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("spec.job.id: Nomad job `ocr` in namespace `default` is already claimed by pool `ocr` in Consul"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was applied"), "{text}");
+    assert_eq!(client.kv_get("steward/pools/ocr-copy").await.unwrap(), None);
+
+    // Renamed with --prune: the old pool goes in the same write.
+    let renamed = steward(
+        &consul,
+        &["apply", "--prune", "-f", second.to_str().unwrap()],
+    )
+    .await;
+    assert!(renamed.status.success(), "{}", stderr(&renamed));
+    assert_eq!(stdout(&renamed), "pool/ocr-copy created\npool/ocr pruned\n");
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_rejects_override_without_pool() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "ghost.yaml",
+        "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: ghost\nspec:\n  workers: 2\n  until: \"2099-01-01T00:00:00Z\"\n  reason: test\n",
+    );
+
+    let output = steward(&consul, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("override for pool \"ghost\", which is neither in the input nor stored at steward/pools/ghost"),
+        "{text}"
+    );
+    assert_eq!(
+        client.kv_get("steward/overrides/ghost").await.unwrap(),
+        None
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn apply_dry_run_and_prune() {
     let (consul, client) = start().await;
     let dir = tempfile::tempdir().unwrap();
