@@ -304,7 +304,7 @@ impl Autoscaler {
         let (desired, source) = match input.override_workers {
             Some(active) if active.force => (active.workers, DecisionSource::Override),
             Some(active) => (
-                active.workers.min(self.bounds.max),
+                active.workers.clamp(self.bounds.min, self.bounds.max),
                 DecisionSource::Override,
             ),
             None => (desired, source),

@@ -33,7 +33,8 @@ pub struct SetArgs {
     /// The pool's name; the pool must exist.
     pub name: String,
 
-    /// Worker count to hold; 0 stops every worker. At most the pool's max unless --force.
+    /// Worker count to hold, within the pool's min and max unless --force. With --force, 0
+    /// stops every worker.
     #[arg(long, value_name = "N")]
     pub workers: u32,
 
@@ -57,7 +58,7 @@ pub struct SetArgs {
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
 
-    /// Allow more workers than the pool's max.
+    /// Allow a count outside the pool's min and max.
     #[arg(long)]
     pub force: bool,
 
@@ -127,6 +128,14 @@ async fn run_set(args: SetArgs) -> CliResult {
             "--workers {} is above the pool's max of {}; lower it or add --force",
             args.workers,
             pool.spec.workers.max
+        )));
+    }
+    if args.workers < pool.spec.workers.min && !args.force {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--workers {} is below the pool's min of {}; raise it or add --force (with \
+             --force, 0 stops every worker)",
+            args.workers,
+            pool.spec.workers.min
         )));
     }
 

@@ -176,7 +176,9 @@ pub fn decide(
     });
 
     let mut decision = match (override_, &report) {
-        (Some(o), Some(r)) if r.state == OverrideState::Active => decide_override(o, bounds.max),
+        (Some(o), Some(r)) if r.state == OverrideState::Active => {
+            decide_override(o, bounds.min, bounds.max)
+        }
         _ => decide_without_override(bounds.min, bounds.max, autoscaler),
     };
 
@@ -192,9 +194,24 @@ pub fn decide(
     decision
 }
 
-fn decide_override(override_: &Override, max: u32) -> SizingDecision {
+/// Sizes the pool from an active override: its count within `min` and `max`, or any count
+/// with `force`.
+fn decide_override(override_: &Override, min: u32, max: u32) -> SizingDecision {
     let spec = &override_.spec;
 
+    if spec.workers < min && !spec.force {
+        let mut decision = SizingDecision::new(
+            min,
+            SizingSource::Min,
+            format!(
+                "override of {} is below workers.min {min} and force is not set: held at min \
+                 (reason: {})",
+                spec.workers, spec.reason
+            ),
+        );
+        decision.revisit_at = Some(spec.until);
+        return decision;
+    }
     if spec.workers > max && !spec.force {
         let mut decision = SizingDecision::new(
             max,

@@ -96,7 +96,8 @@ pub struct JobRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkerBounds {
-    /// Minimum worker count, whatever the autoscaler predicts. At most `max`.
+    /// Minimum worker count, whatever the autoscaler predicts, unless an override sets
+    /// `force: true`. At most `max`.
     pub min: u32,
     /// Maximum worker count, unless an override sets `force: true`.
     pub max: u32,
@@ -433,7 +434,7 @@ pub struct OverrideSpec {
     /// Who set it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    /// Allow more than `workers.max`.
+    /// Allow a count below `workers.min` or above `workers.max`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
 }

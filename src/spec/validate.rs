@@ -121,10 +121,20 @@ pub fn validate_document(document: &Document, now: Option<Timestamp>) -> Vec<Val
     }
 }
 
-/// Checks an override against the pool it applies to: more workers than `workers.max` need
-/// `force: true`.
+/// Checks an override against the pool it applies to: a count below `workers.min` or above
+/// `workers.max` needs `force: true`.
 pub fn validate_override_for_pool(item: &Override, pool: &WorkerPool) -> Vec<ValidationError> {
     let mut errors = Vec::new();
+    if item.spec.workers < pool.spec.workers.min && !item.spec.force {
+        errors.push(ValidationError::new(
+            "spec.workers",
+            format!(
+                "{} is less than the pool's spec.workers.min ({}); set `force: true` to go \
+                 below it on purpose (0 with force stops every worker)",
+                item.spec.workers, pool.spec.workers.min
+            ),
+        ));
+    }
     if item.spec.workers > pool.spec.workers.max && !item.spec.force {
         errors.push(ValidationError::new(
             "spec.workers",
@@ -140,7 +150,7 @@ pub fn validate_override_for_pool(item: &Override, pool: &WorkerPool) -> Vec<Val
 
 /// Checks rules that span documents: two pools that claim the same Nomad job, two objects
 /// of one kind with the same name (they would overwrite each other's Consul key), and an
-/// override above the max of a pool in the same input.
+/// override outside the min and max of a pool in the same input.
 /// Returns `(document index, error)` pairs, each reported on the later of the two documents
 /// (for an override, on the override).
 /// An earlier document is named as `document N`, counting from 1 in input order.

@@ -413,6 +413,29 @@ async fn override_set_validates_and_clear_removes() {
     assert_eq!(above.status.code(), Some(2));
     assert!(stderr(&above).contains("--force"), "{}", stderr(&above));
 
+    let below = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "0",
+            "--for",
+            "1h",
+            "--reason",
+            "quiet",
+        ],
+    )
+    .await;
+    assert_eq!(below.status.code(), Some(2));
+    assert!(
+        stderr(&below)
+            .contains("--workers 0 is below the pool's min of 2; raise it or add --force"),
+        "{}",
+        stderr(&below)
+    );
+
     let past = steward(
         &consul,
         &[
@@ -684,6 +707,17 @@ async fn apply_checks_override_against_stored_pool() {
     );
     assert_eq!(client.kv_get("steward/overrides/web").await.unwrap(), None);
 
+    // Below min the same way.
+    let zero = text(false).replace("workers: 30", "workers: 0");
+    write_file(dir.path(), "override.yaml", &zero);
+    let rejected = steward(&consul, &["apply", "-f", over.to_str().unwrap()]).await;
+    assert_eq!(rejected.status.code(), Some(2), "{}", stderr(&rejected));
+    assert!(
+        stderr(&rejected).contains("0 is less than the pool's spec.workers.min (2)"),
+        "{}",
+        stderr(&rejected)
+    );
+
     write_file(dir.path(), "override.yaml", &text(true));
     let forced = steward(&consul, &["apply", "-f", over.to_str().unwrap()]).await;
     assert!(forced.status.success(), "{}", stderr(&forced));
@@ -753,7 +787,7 @@ async fn prune_reports_remaining_override() {
             "set",
             "beta",
             "--workers",
-            "1",
+            "3",
             "--for",
             "1h",
             "--reason",

@@ -149,9 +149,11 @@ impl Cluster {
             .await;
     }
 
+    /// Stores an override of `workers` until `until`, with `force` set so that any count
+    /// applies, 0 included.
     async fn put_override(&self, name: &str, workers: u32, until: jiff::Timestamp) {
         let text = format!(
-            "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: {name}\nspec:\n  workers: {workers}\n  reason: test\n  until: {until}\n"
+            "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: {name}\nspec:\n  workers: {workers}\n  reason: test\n  until: {until}\n  force: true\n"
         );
         self.put(&self.keys.override_(name), &text).await;
     }

@@ -256,7 +256,7 @@ async fn failed_rollout_still_follows_override() {
     // `spec.version` still names the failed version. The pool is sized on the restored one.
     let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365);
     let text = format!(
-        "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: face\nspec:\n  workers: 4\n  reason: test\n  until: {until}\n"
+        "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: face\nspec:\n  workers: 4\n  reason: test\n  until: {until}\n  force: true\n"
     );
     scene
         .consul_client

@@ -157,8 +157,20 @@ fn override_set_hold_zero_clear_min() {
         ConditionStatus::True
     );
 
-    // 0 means 0, below workers.min.
-    let zero = override_of(0, "2026-12-04T22:00:00Z", false);
+    // Below workers.min without force: held at min.
+    let one = override_of(1, "2026-12-04T22:00:00Z", false);
+    let held = plan(&pool, Some(&one), &cluster.observed, time(NOW));
+    let sizing = held.status.sizing.as_ref().expect("sizing");
+    assert_eq!(sizing.desired, 2);
+    assert_eq!(sizing.source, SizingSource::Min);
+    assert!(
+        sizing.reason.contains("below workers.min 2"),
+        "{}",
+        sizing.reason
+    );
+
+    // With force, 0 means 0.
+    let zero = override_of(0, "2026-12-04T22:00:00Z", true);
     converge(&mut cluster, &pool, Some(&zero), NOW);
     assert_eq!(cluster.counts(), vec![0, 0]);
 
