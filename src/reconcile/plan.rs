@@ -394,10 +394,26 @@ impl Planner {
             .filter(|d| d.status.is_active())
         {
             self.deferred = true;
+            let drifted: Vec<String> = changes
+                .iter()
+                .filter(|&&i| changed_outside(input, i, counts[i]))
+                .map(|&i| {
+                    format!(
+                        "zone {} changed outside Steward to {}",
+                        zones[i].name, current[i]
+                    )
+                })
+                .collect();
+            let drift = if drifted.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", drifted.join(", "))
+            };
             self.decide(
                 "scale deferred",
                 format!(
-                    "deployment {} in progress; counts {current:?} -> {counts:?} wait until it ends",
+                    "deployment {} in progress; counts {current:?} -> {counts:?}{drift} wait \
+                     until it ends",
                     deployment.id
                 ),
             );
@@ -432,25 +448,7 @@ impl Planner {
     ) -> String {
         let zone = &input.pool.spec.zones[zone_index];
 
-        let previous_desired = input
-            .previous
-            .and_then(|status| status.zones.iter().find(|z| z.name == zone.name))
-            .map(|z| z.workers.desired);
-        // A rollout sets counts itself (surge, rollback), so while one is active or after it
-        // failed, the difference is not someone else's edit.
-        let rollout_owned_counts = input.previous.is_some_and(|status| {
-            status
-                .rollout
-                .as_ref()
-                .and_then(|rollout| rollout.get("phase"))
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|phase| phase != "Complete")
-        });
-        // NOTE: `desired` in the stored status is the target, not the count Nomad accepted.
-        // A scale of Steward's own that was deferred behind a deployment, failed, or is one
-        // step of a move between zones can therefore also be described as a change made
-        // outside Steward. The count put back is right either way; only the reason text is.
-        if previous_desired == Some(to) && !rollout_owned_counts {
+        if changed_outside(input, zone_index, to) {
             return format!("count changed outside Steward to {from}; putting back {to}");
         }
         if !available[zone_index] {
@@ -650,6 +648,33 @@ fn outdated_zones(live: &super::ObservedJob, pool: &WorkerPool) -> Vec<String> {
         .iter()
         .map(|(zone, version)| format!("zone {zone}: {version}"))
         .collect()
+}
+
+/// Returns whether the zone's live count differs from `to` because someone changed it outside
+/// Steward: the previous status wanted `to` for the zone and had it running, and no rollout
+/// owned the counts. A count Steward has not reached yet (a new job, a scale deferred behind a
+/// deployment or a failed write, one step of a move between zones) is not such a change.
+// NOTE: after a change outside Steward that opens a deployment, the status written while it
+// runs no longer has the zone converged, so only the deferred decision names the change.
+fn changed_outside(input: &PlanInput<'_>, zone_index: usize, to: u32) -> bool {
+    let zone = &input.pool.spec.zones[zone_index];
+    let Some(previous) = input.previous else {
+        return false;
+    };
+    let converged_at_to = previous
+        .zones
+        .iter()
+        .find(|z| z.name == zone.name)
+        .is_some_and(|z| z.workers.desired == to && z.workers.running == to);
+    // A rollout sets counts itself (surge, rollback), so while one is active or after it
+    // failed, the difference is not someone else's edit.
+    let rollout_owned_counts = previous
+        .rollout
+        .as_ref()
+        .and_then(|rollout| rollout.get("phase"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|phase| phase != "Complete");
+    converged_at_to && !rollout_owned_counts
 }
 
 /// Lists at most five differing fields.

@@ -275,6 +275,70 @@ fn count_drift_is_put_back() {
 }
 
 #[test]
+fn pending_scale_is_not_drift() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, None, NOW);
+    let converged = plan(&pool, None, &cluster.observed, time(NOW));
+    let first = Status::next("face-match", None, &converged.status, 7, "test", time(NOW));
+    let six = override_of(6, "2026-12-04T22:00:00Z", false);
+    let deployment = |status| {
+        Some(ObservedDeployment {
+            id: "d1".to_owned(),
+            status,
+            job_version: 0,
+        })
+    };
+
+    // An override arrives while a deployment runs: the scale waits, and nothing changed
+    // outside Steward.
+    cluster.observed.deployment = deployment(DeploymentStatus::Running);
+    let deferred = plan_with(&PlanInput {
+        pool: &pool,
+        override_: Some(&six),
+        autoscaler: None,
+        observed: &cluster.observed,
+        previous: Some(&first),
+        now: time(NOW),
+    });
+    assert!(deferred.actions.is_empty(), "{:?}", deferred.actions);
+    let decision = &deferred.status.decisions[0];
+    assert_eq!(decision.action, "scale deferred");
+    assert!(
+        !decision.reason.contains("outside Steward"),
+        "{}",
+        decision.reason
+    );
+    let second = Status::next(
+        "face-match",
+        Some(&first),
+        &deferred.status,
+        8,
+        "test",
+        time(NOW),
+    );
+
+    // The deployment ends; the scale Steward deferred is its own.
+    cluster.observed.deployment = deployment(DeploymentStatus::Successful);
+    let scaled = plan_with(&PlanInput {
+        pool: &pool,
+        override_: Some(&six),
+        autoscaler: None,
+        observed: &cluster.observed,
+        previous: Some(&second),
+        now: time(NOW),
+    });
+    assert_eq!(scaled.actions.len(), 2, "{:?}", scaled.actions);
+    for decision in &scaled.status.decisions {
+        assert!(
+            !decision.reason.contains("outside Steward"),
+            "{}",
+            decision.reason
+        );
+    }
+}
+
+#[test]
 fn count_left_by_rollout_is_not_drift() {
     let pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
