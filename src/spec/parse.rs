@@ -115,9 +115,40 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<ParsedDocument>, SyntaxE
         let mut positions = HashMap::new();
         positions.insert(String::new(), position_of_location(node.referenced));
         let value = into_value(node.value, "", &mut positions);
-        documents.push(ParsedDocument { value, positions });
+        documents.extend(split_list(ParsedDocument { value, positions }));
     }
     Ok(documents)
+}
+
+/// Splits a document that is a list of objects, such as the JSON array `steward get -o json`
+/// prints, into one document per object, each with its own positions. Any other document is
+/// returned as it is.
+fn split_list(document: ParsedDocument) -> Vec<ParsedDocument> {
+    let ParsedDocument { value, positions } = document;
+    let items = match value {
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => items,
+        value => return vec![ParsedDocument { value, positions }],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let prefix = path_push_index("", index);
+            let positions = positions
+                .iter()
+                .filter_map(|(path, position)| {
+                    let rest = path.strip_prefix(&prefix)?;
+                    let rest = match rest.strip_prefix('.') {
+                        Some(key) => key,
+                        None if rest.is_empty() || rest.starts_with('[') => rest,
+                        None => return None,
+                    };
+                    Some((rest.to_owned(), *position))
+                })
+                .collect();
+            ParsedDocument { value, positions }
+        })
+        .collect()
 }
 
 /// Returns the error message for an input over [`MAX_INPUT_BYTES`].
@@ -469,6 +500,35 @@ mod tests {
             documents[1].positions.get("b"),
             Some(&Position { line: 3, column: 2 })
         );
+    }
+
+    #[test]
+    fn list_of_objects_splits_into_documents() {
+        let text = "[\n  {\"a\": {\"b\": 1}},\n  {\"c\": [2]}\n]\n";
+        let documents = parse_documents(text).expect("valid JSON");
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[0].value["a"]["b"], 1);
+        assert_eq!(documents[1].value["c"][0], 2);
+        assert_eq!(
+            documents[0].positions.get("a.b"),
+            Some(&Position {
+                line: 2,
+                column: 10
+            })
+        );
+        assert_eq!(
+            documents[1].positions.get("c[0]"),
+            Some(&Position {
+                line: 3,
+                column: 10
+            })
+        );
+        assert!(!documents[1].positions.contains_key("a.b"));
+
+        // A list that is not all objects stays one document, for the caller to reject.
+        let mixed = parse_documents("[{\"a\": 1}, 2]\n").expect("valid JSON");
+        assert_eq!(mixed.len(), 1);
+        assert!(mixed[0].value.is_array());
     }
 
     #[test]

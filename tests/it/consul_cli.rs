@@ -726,6 +726,31 @@ async fn apply_checks_override_against_stored_pool() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn get_json_applies_back() {
+    let (consul, _client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "a.yaml", &pool_yaml("alpha", "img:1"));
+    write_file(dir.path(), "b.yaml", &pool_yaml("beta", "img:1"));
+    let applied = steward(&consul, &["apply", "-f", dir.path().to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+
+    let listed = steward(&consul, &["get", "-o", "json"]).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let exported = write_file(dir.path(), "all.json", &stdout(&listed));
+    let again = steward(
+        &consul,
+        &["apply", "--dry-run", "-f", exported.to_str().unwrap()],
+    )
+    .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stdout(&again),
+        "pool/alpha unchanged (dry run)\npool/beta unchanged (dry run)\n"
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn get_yaml_is_valid_stream() {
     let (consul, client) = start().await;
     let valid = pool_yaml("web", "img:1");
