@@ -171,8 +171,10 @@ async fn run_set(args: SetArgs) -> CliResult {
         .await
     {
         Ok(()) => output::println(format_args!(
-            "override/{} set: {} workers until {until}",
-            args.name, args.workers
+            "override/{} set: {} worker{} until {until}",
+            args.name,
+            args.workers,
+            if args.workers == 1 { "" } else { "s" }
         )),
         Err(error @ ConsulError::CasConflict { .. }) => Err(CliError::failure(
             anyhow::Error::new(error)

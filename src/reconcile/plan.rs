@@ -277,12 +277,9 @@ struct Planner {
 
 impl Planner {
     fn decide(&mut self, action: &str, reason: String) {
-        // A converged pool decides "no change" on every reconcile, so only changes log at info.
-        if action == "no change" {
-            tracing::debug!(action, %reason, "decision");
-        } else {
-            tracing::info!(action, %reason, "decision");
-        }
+        // The caller may still drop a decision (a rollout holds the job's writes) and logs the
+        // plan it carries out, at info when it writes, so the planner logs at debug only.
+        tracing::debug!(action, %reason, "decision");
         self.decisions.push(decision(action, reason));
     }
 
@@ -556,8 +553,8 @@ impl Planner {
                 "WorkersNotReady"
             },
             &format!(
-                "{} of {} workers healthy, {} running",
-                workers.healthy, workers.desired, workers.running
+                "{} workers healthy and {} running, {} desired",
+                workers.healthy, workers.running, workers.desired
             ),
         );
 

@@ -179,7 +179,12 @@ pub fn decide(
         (Some(o), Some(r)) if r.state == OverrideState::Active => {
             decide_override(o, bounds.min, bounds.max)
         }
-        _ => decide_without_override(bounds.min, bounds.max, autoscaler),
+        _ => decide_without_override(
+            bounds.min,
+            bounds.max,
+            autoscaler,
+            pool.spec.autoscaling.is_some(),
+        ),
     };
 
     if let Some(report) = &report
@@ -238,17 +243,22 @@ fn decide_override(override_: &Override, min: u32, max: u32) -> SizingDecision {
     decision
 }
 
+/// Sizes the pool from the autoscaler's recommendation within `min` and `max`. Without one,
+/// the pool runs `min`: it has no `spec.autoscaling` (`autoscaled` false), or its autoscaler
+/// has not decided yet.
 fn decide_without_override(
     min: u32,
     max: u32,
     autoscaler: Option<&AutoscalerRecommendation>,
+    autoscaled: bool,
 ) -> SizingDecision {
     let Some(recommendation) = autoscaler else {
-        return SizingDecision::new(
-            min,
-            SizingSource::Min,
-            format!("no autoscaler: running workers.min {min}"),
-        );
+        let reason = if autoscaled {
+            format!("the autoscaler has not decided yet: running workers.min {min}")
+        } else {
+            format!("no autoscaler: running workers.min {min}")
+        };
+        return SizingDecision::new(min, SizingSource::Min, reason);
     };
 
     let (desired, source, reason) = if recommendation.desired < min {

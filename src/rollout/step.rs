@@ -353,6 +353,8 @@ impl<'a> Stepper<'a> {
                 self.resume(&by, active_deployment.as_ref());
             }
             ControlAction::Abort if phase.is_active() && phase != RolloutPhase::RollingBack => {
+                // Abort means roll back now, so it ends a pause too.
+                self.state_mut().paused = None;
                 self.begin_rollback(live, format!("aborted by {by}"));
             }
             ControlAction::Retry if phase == RolloutPhase::Failed => {
@@ -499,7 +501,10 @@ impl<'a> Stepper<'a> {
         self.decide("rollout failed", reason.clone());
         let budget = Duration::ZERO;
         self.enter(RolloutPhase::Failed, budget);
-        self.state_mut().failure = Some(reason);
+        let state = self.state_mut();
+        state.failure = Some(reason);
+        // Nothing is left to resume: `retry` or a new spec.version starts over.
+        state.paused = None;
         Flow::Done
     }
 

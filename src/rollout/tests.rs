@@ -951,6 +951,29 @@ fn abort_rolls_back() {
 }
 
 #[test]
+fn abort_ends_a_pause() {
+    let mut scene = soaking_scene();
+    let pause = |action, at| Control {
+        action,
+        by: "dave".to_owned(),
+        at,
+        index: 0,
+    };
+    scene.control = Some(pause(ControlAction::Pause, t(300)));
+    scene.now = t(300);
+    let paused = scene.advance();
+    assert!(paused.state.expect("state").paused.is_some());
+
+    scene.control = Some(pause(ControlAction::Abort, t(400)));
+    scene.now = t(400);
+    let aborted = scene.advance();
+    assert_eq!(phase(&aborted), RolloutPhase::RollingBack);
+    let state = aborted.state.expect("state");
+    assert_eq!(state.paused, None);
+    assert_eq!(state.failure.as_deref(), Some("aborted by dave"));
+}
+
+#[test]
 fn stale_control_is_ignored() {
     let mut scene = soaking_scene();
     scene.control = Some(Control {

@@ -874,3 +874,24 @@ fn converged_pool_requeues_at_next_cycle() {
     assert_eq!(planned.actions, Vec::new());
     assert_eq!(planned.requeue_after, Some(Duration::from_secs(1200)));
 }
+
+#[test]
+fn autoscaled_pool_waits_for_first_decision_at_min() {
+    let mut pool = example_pool();
+    let sizing = steward::reconcile::sizing::decide(&pool, None, None, time(NOW));
+    assert_eq!(sizing.source, SizingSource::Min);
+    assert_eq!(sizing.reason, "no autoscaler: running workers.min 2");
+
+    // With spec.autoscaling but no recommendation yet, the reason says the autoscaler is
+    // still to decide.
+    pool.spec.autoscaling = Some(
+        serde_saphyr::from_str("metric: {source: csv, path: trace.csv}\ncapacityPerWorker: 5\n")
+            .expect("autoscaling parses"),
+    );
+    let sizing = steward::reconcile::sizing::decide(&pool, None, None, time(NOW));
+    assert_eq!(sizing.source, SizingSource::Min);
+    assert_eq!(
+        sizing.reason,
+        "the autoscaler has not decided yet: running workers.min 2"
+    );
+}
