@@ -109,7 +109,30 @@ pub async fn run(args: Args) -> CliResult {
     for line in plan.lines(args.dry_run) {
         output::println(line)?;
     }
+    warn_paused_rollouts(&client, &keys, &plan).await;
     Ok(())
+}
+
+/// Warns, on stderr, about each updated pool whose rollout is paused: the controller acts on
+/// the change only after `steward rollout resume`. A status that cannot be read is skipped,
+/// because the change is written already and the warning is only a hint.
+async fn warn_paused_rollouts(client: &ConsulClient, keys: &Keys, plan: &Plan) {
+    let updated = plan
+        .changes
+        .iter()
+        .filter(|change| change.action == Action::Configured)
+        .filter_map(|change| change.label.strip_prefix("pool/"));
+    for name in updated {
+        let Ok(Some(state)) = super::rollout::read_rollout(client, keys, name).await else {
+            continue;
+        };
+        if state.paused.is_some() && state.phase.is_active() {
+            eprintln!(
+                "note: the rollout of pool {name} is paused, so this change waits; run \
+                 `steward rollout resume {name}` to go on"
+            );
+        }
+    }
 }
 
 /// The writes one apply makes, each checked against the ModifyIndex read when planning.

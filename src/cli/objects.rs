@@ -34,6 +34,11 @@ impl CliClock {
         }
     }
 
+    /// Returns whether this is the sped-up clock of a `steward dev`, not the wall clock.
+    pub(crate) fn is_dev(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Returns the current time on this clock.
     pub(crate) fn now(&self) -> jiff::Timestamp {
         match &self.0 {

@@ -94,7 +94,8 @@ pub async fn run(args: Args) -> CliResult {
 async fn run_set(args: SetArgs) -> CliResult {
     objects::check_name(&args.name)?;
     let (client, keys) = objects::connect(&args.consul)?;
-    let now = objects::CliClock::read(&client, &keys).await.now();
+    let clock = objects::CliClock::read(&client, &keys).await;
+    let now = clock.now();
     let until = match (args.until, args.duration) {
         (Some(until), _) => until,
         (None, Some(duration)) => until_after(now, duration).map_err(CliError::usage)?,
@@ -105,8 +106,15 @@ async fn run_set(args: SetArgs) -> CliResult {
         }
     };
     if until <= now {
+        let clock_note = if clock.is_dev() {
+            " (this Consul belongs to a `steward dev`, whose sped-up clock is ahead of the wall \
+             clock)"
+        } else {
+            ""
+        };
         return Err(CliError::usage(anyhow::anyhow!(
-            "--until {until} is not in the future; give a later time or use --for"
+            "--until {until} is not in the future: now is {now}{clock_note}; give a later time \
+             or use --for"
         )));
     }
 

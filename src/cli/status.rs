@@ -13,6 +13,9 @@ use crate::reconcile::format::{OutputFormat, format_list, format_one};
 /// Show the status of one pool, or a table of every pool, as the leading controller last
 /// wrote it.
 #[derive(Debug, ClapArgs)]
+#[command(after_long_help = "\
+Exit status: 0 when the status was shown; 1 when the pool is not found or Consul cannot be \
+reached; 2 for bad usage.")]
 pub struct Args {
     #[command(flatten)]
     pub consul: ConsulArgs,

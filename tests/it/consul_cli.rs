@@ -64,6 +64,28 @@ async fn steward_at(addr: &str, args: &[&str]) -> Output {
     .unwrap()
 }
 
+/// Writes pool `name` at `version` to `NAME.yaml` in `dir` and applies it, which must succeed.
+/// Returns the file and the command's output.
+async fn apply_pool(
+    consul: &RunningConsul,
+    dir: &Path,
+    name: &str,
+    version: &str,
+) -> (PathBuf, Output) {
+    let file = write_file(dir, &format!("{name}.yaml"), &pool_yaml(name, version));
+    let applied = steward(consul, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    (file, applied)
+}
+
+/// Writes `value` under `key` as it is, as a hand edit in the Consul UI would.
+async fn put_raw(client: &ConsulClient, key: &str, value: &[u8]) {
+    client
+        .kv_put(key, value, None, &WriteMode::Plain)
+        .await
+        .unwrap();
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -132,9 +154,7 @@ async fn apply_invalid_input_writes_nothing() {
 async fn apply_rejects_job_of_stored_pool() {
     let (consul, client) = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let first = write_file(dir.path(), "ocr.yaml", &pool_yaml("ocr", "img:1"));
-    let applied = steward(&consul, &["apply", "-f", first.to_str().unwrap()]).await;
-    assert!(applied.status.success(), "{}", stderr(&applied));
+    apply_pool(&consul, dir.path(), "ocr", "img:1").await;
 
     // Another name, the same Nomad job.
     let copy = pool_yaml("ocr", "img:1").replace("name: ocr", "name: ocr-copy");
@@ -180,6 +200,41 @@ async fn apply_rejects_override_without_pool() {
     assert_eq!(
         client.kv_get("steward/overrides/ghost").await.unwrap(),
         None
+    );
+    consul.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_notes_paused_rollout() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (file, applied) = apply_pool(&consul, dir.path(), "web", "img:2").await;
+    assert!(!stderr(&applied).contains("paused"), "{}", stderr(&applied));
+
+    // The controller paused the rollout to img:2; then img:3 is applied.
+    let at = "2026-12-04T20:00:00Z";
+    let status = serde_json::json!({
+        "phase": "RollingOut",
+        "rollout": {
+            "phase": "Rolling",
+            "fromVersion": "img:1",
+            "toVersion": "img:2",
+            "startedAt": at,
+            "phaseStartedAt": at,
+            "phaseDeadline": at,
+            "counts": [1, 1],
+            "paused": {"reason": "paused by alice", "since": at, "by": "alice"},
+        },
+    });
+    put_raw(&client, "steward/status/web", status.to_string().as_bytes()).await;
+    write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:3"));
+    let changed = steward(&consul, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    assert_eq!(stdout(&changed), "pool/web configured\n");
+    assert!(
+        stderr(&changed).contains("the rollout of pool web is paused, so this change waits; run `steward rollout resume web`"),
+        "{}",
+        stderr(&changed)
     );
     consul.shutdown().await;
 }
@@ -754,24 +809,8 @@ async fn get_json_applies_back() {
 async fn get_yaml_is_valid_stream() {
     let (consul, client) = start().await;
     let valid = pool_yaml("web", "img:1");
-    client
-        .kv_put(
-            "steward/pools/web",
-            valid.trim_end().as_bytes(),
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
-    client
-        .kv_put(
-            "steward/pools/broken",
-            b"not: [valid",
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
+    put_raw(&client, "steward/pools/web", valid.trim_end().as_bytes()).await;
+    put_raw(&client, "steward/pools/broken", b"not: [valid").await;
 
     let output = steward(&consul, &["get", "-o", "yaml"]).await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -942,15 +981,7 @@ async fn override_for_follows_dev_clock() {
         "simUnixNs": ahead.as_nanosecond() as i64,
         "speed": 1.0,
     });
-    client
-        .kv_put(
-            "steward/dev/clock",
-            anchor.to_string().as_bytes(),
-            None,
-            &WriteMode::Plain,
-        )
-        .await
-        .unwrap();
+    put_raw(&client, "steward/dev/clock", anchor.to_string().as_bytes()).await;
 
     let set = steward(
         &consul,
@@ -987,6 +1018,30 @@ async fn override_for_follows_dev_clock() {
     assert!(
         skew < jiff::SignedDuration::from_secs(60),
         "until {until} is not 2 h after the dev clock's {ahead}"
+    );
+
+    // A wall-clock --until an hour ahead is in the dev clock's past, and the error says why.
+    let wall_later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    let past = steward(
+        &consul,
+        &[
+            "override",
+            "set",
+            "web",
+            "--workers",
+            "2",
+            "--until",
+            &wall_later,
+            "--reason",
+            "test",
+        ],
+    )
+    .await;
+    assert_eq!(past.status.code(), Some(2), "{}", stderr(&past));
+    assert!(
+        stderr(&past).contains("whose sped-up clock is ahead of the wall clock"),
+        "{}",
+        stderr(&past)
     );
 }
 
