@@ -125,6 +125,7 @@ fn bench_step(c: &mut Criterion) {
         status: DeploymentStatus::Running,
         description: "Deployment is running but requires manual promotion".to_owned(),
         requires_promotion: true,
+        progress_deadline: None,
     };
     let prefetch = PrefetchObserved::default();
     let sizing = [WORKERS_PER_ZONE, WORKERS_PER_ZONE];

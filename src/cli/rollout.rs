@@ -99,7 +99,7 @@ async fn status(args: StatusArgs) -> CliResult {
                          (ModifyIndex {spec}; its status is for {observed})\n",
                         args.name
                     ),
-                );
+                )?;
                 if !args.watch {
                     return Ok(());
                 }
@@ -111,9 +111,25 @@ async fn status(args: StatusArgs) -> CliResult {
                 version,
                 paused,
             } => {
-                let current = state
-                    .filter(|state| state.to_version == version)
-                    .map(|state| *state);
+                let state = state.map(|state| *state);
+                // An earlier rollout still running (a rollback paused by a person, say) ends
+                // before the rollout of the new version starts, so it is shown and waited for.
+                if let Some(earlier) = state
+                    .as_ref()
+                    .filter(|state| state.to_version != version && state.phase.is_active())
+                {
+                    let mut text = render_status(&args.name, earlier, clock.now());
+                    text.push_str(&format!(
+                        "  spec.version is now {version}; its rollout starts when this one ends\n"
+                    ));
+                    show(&mut last_shown, text)?;
+                    if !args.watch {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(WATCH_INTERVAL).await;
+                    continue;
+                }
+                let current = state.filter(|state| state.to_version == version);
                 if current.is_none() {
                     let note = if paused {
                         "; spec.paused is set, so none starts until it is cleared"
@@ -126,7 +142,7 @@ async fn status(args: StatusArgs) -> CliResult {
                             "pool {}: no rollout in progress for spec.version {version}{note}\n",
                             args.name
                         ),
-                    );
+                    )?;
                     if !paused || !args.watch {
                         return Ok(());
                     }
@@ -141,7 +157,7 @@ async fn status(args: StatusArgs) -> CliResult {
             show(
                 &mut last_shown,
                 render_status(&args.name, state, clock.now()),
-            );
+            )?;
         }
 
         // As `kubectl rollout status` does: a failed rollout is a failed command.
@@ -162,12 +178,14 @@ async fn status(args: StatusArgs) -> CliResult {
     }
 }
 
-/// Prints `text` unless it is what was printed last.
-fn show(last_shown: &mut String, text: String) {
+/// Prints `text` unless it is what was printed last. A closed pipe ends the process quietly,
+/// as with `steward rollout status NAME --watch | head -1`.
+fn show(last_shown: &mut String, text: String) -> CliResult {
     if text != *last_shown {
-        print!("{text}");
+        super::output::print(&text)?;
         *last_shown = text;
     }
+    Ok(())
 }
 
 /// The progress `rollout status` reports: whether the controller has read the pool's latest spec,
@@ -347,6 +365,12 @@ pub fn render_status(name: &str, state: &RolloutState, now: Timestamp) -> String
             "  paused: {} since {} (steward rollout resume {name})\n",
             paused.reason, paused.since
         ));
+        if let Some(deadline) = paused.nomad_deadline {
+            out.push_str(&format!(
+                "  resume before {deadline}: Nomad then fails the paused deployment at its \
+                 progress deadline, and the rollout rolls back\n"
+            ));
+        }
     }
     if let Some(waiting) = &state.waiting {
         out.push_str(&format!("  waiting: {waiting}\n"));

@@ -17,6 +17,9 @@ pub struct DeploymentView {
     pub description: String,
     /// Some group has unpromoted canaries and does not promote itself.
     pub requires_promotion: bool,
+    /// The earliest `RequireProgressBy` of its groups: when Nomad fails the deployment unless
+    /// it progresses, which a paused deployment does not.
+    pub progress_deadline: Option<jiff::Timestamp>,
 }
 
 impl DeploymentView {
@@ -28,6 +31,11 @@ impl DeploymentView {
             status: DeploymentStatus::from_nomad(deployment.status.as_str()),
             description: deployment.status_description.clone(),
             requires_promotion: deployment.requires_promotion(),
+            progress_deadline: deployment
+                .task_groups
+                .values()
+                .filter_map(|group| group.require_progress_by)
+                .min(),
         }
     }
 

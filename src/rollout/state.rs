@@ -134,6 +134,10 @@ pub struct PauseState {
     pub since: Timestamp,
     /// The sender: a `steward rollout pause` user, or `steward` for an inconclusive analysis.
     pub by: String,
+    /// When Nomad fails the paused deployment at its progress deadline, which a pause does
+    /// not move. The rollout then rolls back when it resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nomad_deadline: Option<Timestamp>,
 }
 
 /// The stored state of one rollout. The controller keeps it in the pool's status and passes

@@ -334,10 +334,14 @@ impl<'a> Stepper<'a> {
 
         match control.action {
             ControlAction::Pause if phase.is_active() => {
+                let nomad_deadline = active_deployment
+                    .as_ref()
+                    .and_then(|deployment| deployment.progress_deadline);
                 self.state_mut().paused = Some(PauseState {
                     reason: format!("paused by {by}"),
                     since: now,
                     by: by.clone(),
+                    nomad_deadline,
                 });
                 if let Some(deployment) = active_deployment
                     && deployment.status != DeploymentStatus::Paused
@@ -928,10 +932,16 @@ impl<'a> Stepper<'a> {
         let now = self.now();
         let reason = format!("analysis of {query} is inconclusive: {why}");
         warn!(pool = %self.pool_name(), reason = %reason, "rollout paused for a person");
+        let nomad_deadline = self
+            .input
+            .deployment
+            .filter(|deployment| deployment.is_active())
+            .and_then(|deployment| deployment.progress_deadline);
         self.state_mut().paused = Some(PauseState {
             reason: reason.clone(),
             since: now,
             by: "steward".to_owned(),
+            nomad_deadline,
         });
         self.decide(
             "pause rollout",

@@ -124,6 +124,7 @@ fn deployment(
         status,
         description: format!("{status:?}"),
         requires_promotion,
+        progress_deadline: None,
     }
 }
 
@@ -904,7 +905,9 @@ fn control_commands_compare_by_index() {
 #[test]
 fn pause_stops_acting_and_pauses_deployment() {
     let mut scene = rolling_scene();
-    scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
+    let mut running = deployment("d3", 3, DeploymentStatus::Running, false);
+    running.progress_deadline = Some(t(1500));
+    scene.deployment = Some(running);
     scene.control = Some(Control {
         action: ControlAction::Pause,
         by: "carol".to_owned(),
@@ -920,6 +923,9 @@ fn pause_stops_acting_and_pauses_deployment() {
         }]
     );
     assert!(has_condition(&paused, "PausedForPerson"));
+    // The pause records when Nomad fails the paused deployment.
+    let pause = paused.state.clone().expect("state").paused.expect("paused");
+    assert_eq!(pause.nomad_deadline, Some(t(1500)));
 
     // The same command again does nothing more.
     scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Successful, false));

@@ -210,6 +210,9 @@ pub(crate) struct Context<'a> {
     pub observed: &'a Observed,
     /// `status.sizing.autoscaler` as stored.
     pub stored: Option<&'a AutoscalerStatus>,
+    /// The worker count an active rollout keeps, without its surge workers; `None` without
+    /// a rollout. It replaces the live job's total as the count in force.
+    pub rollout_base: Option<u32>,
     pub now: Timestamp,
     pub reads: &'a Arc<MetricReads>,
     pub requeue: &'a Requeue,
@@ -229,7 +232,10 @@ pub(crate) fn evaluate(context: &Context<'_>) -> Option<Outcome> {
         return None;
     };
     let now = context.now;
-    let counts = WorkerTotals::of(pool, context.observed);
+    let mut counts = WorkerTotals::of(pool, context.observed);
+    if let Some(base) = context.rollout_base {
+        counts.desired = base;
+    }
 
     let autoscaler = match Autoscaler::new(spec, pool.spec.workers) {
         Ok(autoscaler) => autoscaler,
@@ -255,7 +261,7 @@ pub(crate) fn evaluate(context: &Context<'_>) -> Option<Outcome> {
             });
 
     // The first cycle is due at once, and any read finished since then serves it. A cycle
-    // that an override decided holds the override's count, so once the override has ended
+    // that an override decided keeps the override's count, so once the override has ended
     // (cleared or expired), any read after that cycle decides again without waiting for the
     // next interval.
     let override_ended = override_workers.is_none()

@@ -526,6 +526,11 @@ async fn reconcile_view(
     let requeue: autoscaling::Requeue = Arc::new(move |pool: String| {
         requeue_inner.queue_changed(BTreeSet::from([pool]), "metric or analysis read");
     });
+    // During a rollout the live counts include its surge workers, which the autoscaler must
+    // not take for the count in force and keep after the rollout.
+    let rollout_base = rollout::stored_state(previous)
+        .filter(|state| state.phase.is_active())
+        .map(|state| state.counts.iter().sum());
     let scaling = autoscaling::evaluate(&autoscaling::Context {
         pool,
         override_,
@@ -533,6 +538,7 @@ async fn reconcile_view(
         stored: previous
             .and_then(|status| status.sizing.as_ref())
             .and_then(|sizing| sizing.autoscaler.as_ref()),
+        rollout_base,
         now,
         reads: &inner.metric_reads,
         requeue: &requeue,

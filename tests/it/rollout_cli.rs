@@ -129,6 +129,51 @@ async fn status_prints_rollout_from_status_key() {
 }
 
 #[tokio::test]
+async fn status_of_paused_rollout_names_nomad_deadline() {
+    let (consul, client) = start().await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Soaking;
+    state.failure = None;
+    state.paused = Some(steward::rollout::PauseState {
+        reason: "paused by alice".to_owned(),
+        since: "2026-12-04T20:00:00Z".parse().unwrap(),
+        by: "alice".to_owned(),
+        nomad_deadline: Some("2026-12-04T20:12:00Z".parse().unwrap()),
+    });
+    put_status(&client, "RollingOut", &state).await;
+
+    let output = steward(&consul, &["rollout", "status", "face"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("  resume before 2026-12-04T20:12:00Z: Nomad then fails the paused deployment at its progress deadline, and the rollout rolls back\n"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn status_shows_earlier_rollout_still_running() {
+    let (consul, client) = start().await;
+    // A rollback to face:1 of the rollout to face:2 is under way; then face:3 is applied and
+    // the controller has read it.
+    let state = rollout_state();
+    let generation = put_pool_at(&client, "face", "face:3").await;
+    put_status_for(&client, generation, "RollingOut", &state).await;
+
+    let output = steward(&consul, &["rollout", "status", "face"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("pool face: RollingBack face:1 -> face:2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  spec.version is now face:3; its rollout starts when this one ends\n"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn status_waits_for_the_latest_spec() {
     let (consul, client) = start().await;
     let mut state = rollout_state();

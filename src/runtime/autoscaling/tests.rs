@@ -108,12 +108,26 @@ fn evaluate_at(
     reads: &Arc<MetricReads>,
     now: Timestamp,
 ) -> Outcome {
+    evaluate_during(pool, observed, stored, reads, now, None)
+}
+
+/// Runs the autoscaler's part of a reconcile at `now` with `rollout_base` as a rollout's
+/// count without surge.
+fn evaluate_during(
+    pool: &WorkerPool,
+    observed: &Observed,
+    stored: &AutoscalerStatus,
+    reads: &Arc<MetricReads>,
+    now: Timestamp,
+    rollout_base: Option<u32>,
+) -> Outcome {
     let requeue: Requeue = Arc::new(|_pool: String| {});
     evaluate(&Context {
         pool,
         override_: None,
         observed,
         stored: Some(stored),
+        rollout_base,
         now,
         reads,
         requeue: &requeue,
@@ -248,4 +262,38 @@ async fn pending_read_requeues_not_at_once() {
         now,
     });
     assert_ne!(plan.requeue_after, Some(Duration::ZERO));
+}
+
+/// A count held during a rollout is the rollout's count without its surge worker, so the
+/// surge does not outlive the rollout.
+#[test]
+fn held_count_leaves_out_rollout_surge() {
+    let mut pool = with_closed_prometheus(pool(None));
+    pool.spec.autoscaling.as_mut().expect("autoscaling").mode = spec::AutoscalingMode::ForecastOnly;
+    // Zone a carries the rollout's surge worker: 2 + 1 live, 2 without it.
+    let job = render_job(&pool, &[2, 1]).expect("renders");
+    let observed = Observed {
+        job: Some(ObservedJob::new(job)),
+        ..Observed::default()
+    };
+    let reads = Arc::new(MetricReads::default());
+    reads.pools.lock().expect("lock").insert(
+        "web".to_owned(),
+        PoolReads {
+            finished: Some(cycle_read(
+                at(NOW),
+                Ok(MetricValues {
+                    history: flat(10.0),
+                    live: Some(10.0),
+                }),
+            )),
+            ..PoolReads::default()
+        },
+    );
+    let stored = AutoscalerStatus::default();
+
+    let outcome = evaluate_during(&pool, &observed, &stored, &reads, at(NOW), Some(2));
+    let recommendation = outcome.recommendation.expect("a recommendation");
+    assert_eq!(recommendation.source, SizingSource::Hold);
+    assert_eq!(recommendation.desired, 2, "{}", recommendation.reason);
 }
