@@ -55,6 +55,10 @@ pub struct StatusArgs {
 
 /// Arguments of the commands that write the control key.
 #[derive(Debug, ClapArgs)]
+#[command(after_long_help = "\
+Exit status: 0 when the request was written; 1 when the pool is not found, Consul cannot be \
+reached, or the pool's rollout cannot act on the request (then nothing is written); 2 for bad \
+usage.")]
 pub struct ControlArgs {
     /// The pool's name.
     pub name: String,
@@ -286,45 +290,39 @@ pub async fn read_rollout(
     rollout_of(status.as_ref(), &keys.status(name))
 }
 
-/// Fails with a not-found error that names the key when the pool `name` is not stored.
-async fn require_pool(client: &ConsulClient, keys: &Keys, name: &str) -> CliResult {
-    let pool = objects::read_pool(client, keys, name)
-        .await
-        .map_err(CliError::failure)?;
-    if pool.is_none() {
-        return Err(CliError::failure(anyhow::anyhow!(
-            "pool {name:?} not found at {}; check the name with `steward get`",
-            keys.pool(name)
-        )));
-    }
-    Ok(())
-}
-
 async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
     objects::check_name(&args.name)?;
     let (client, keys) = objects::connect(&args.consul)?;
 
-    require_pool(&client, &keys, &args.name).await?;
-
-    // The request is written either way, because a rollout may be starting right now, but a
-    // person should know when nothing will act on it.
-    let state = read_rollout(&client, &keys, &args.name)
+    // Until the controller has read the pool's latest spec, a rollout may be starting from
+    // it, so the request is written for that rollout. Afterwards, a request that nothing can
+    // act on is rejected, because a later rollout ignores it.
+    let progress = read_progress(&client, &keys, &args.name)
         .await
         .map_err(CliError::failure)?;
-    let phase = state.as_ref().map(|state| state.phase);
-    let acted_on = match action {
-        ControlAction::Retry => phase == Some(RolloutPhase::Failed),
-        _ => phase.is_some_and(RolloutPhase::is_active),
-    };
-    if !acted_on {
-        let now = match phase {
-            Some(phase) => format!("its rollout is {phase}"),
-            None => "it has no rollout recorded".to_owned(),
-        };
-        eprintln!(
-            "warning: pool {} has nothing for {action} to act on now: {now}",
+    match progress {
+        Progress::NotObserved { .. } => eprintln!(
+            "note: the controller has not read the latest spec of pool {} yet; the {action} \
+             applies to a rollout that starts from it",
             args.name
-        );
+        ),
+        Progress::Observed { state, .. } => {
+            let phase = state.as_ref().map(|state| state.phase);
+            let acted_on = match action {
+                ControlAction::Retry => phase == Some(RolloutPhase::Failed),
+                _ => phase.is_some_and(RolloutPhase::is_active),
+            };
+            if !acted_on {
+                let now = match phase {
+                    Some(phase) => format!("its rollout is {phase}"),
+                    None => "it has no rollout recorded".to_owned(),
+                };
+                return Err(CliError::failure(anyhow::anyhow!(
+                    "pool {} has nothing for {action} to act on: {now}; nothing was written",
+                    args.name
+                )));
+            }
+        }
     }
 
     // `steward dev` runs its controller on a sped-up clock, and its decision log shows the

@@ -299,26 +299,60 @@ async fn control_commands_write_control_key() {
         let control: Control = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(control.action, action, "{command}");
         assert_eq!(control.by, "alice", "{command}");
-        // No rollout is recorded, so nothing will act on the request, and the command warns.
+        // No status yet: the controller has not read the pool, and a rollout may start.
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains(&format!("nothing for {command} to act on now")),
+            stderr.contains(&format!(
+                "the controller has not read the latest spec of pool face yet; the {command} \
+                 applies to a rollout that starts from it"
+            )),
             "{command}: {stderr}"
         );
     }
 }
 
 #[tokio::test]
+async fn control_without_rollout_writes_nothing() {
+    let (consul, client) = start().await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Complete;
+    state.failure = None;
+    put_status(&client, "Ready", &state).await;
+
+    for command in ["pause", "resume", "abort", "retry"] {
+        let output = steward(&consul, &["rollout", command, "face"]).await;
+        assert_eq!(output.status.code(), Some(1), "{command}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "pool face has nothing for {command} to act on: its rollout is Complete; \
+                 nothing was written"
+            )),
+            "{command}: {stderr}"
+        );
+        let written = client
+            .kv_get_raw("steward/rollouts/face/control")
+            .await
+            .unwrap();
+        assert_eq!(written, None, "{command}");
+    }
+}
+
+#[tokio::test]
 async fn control_during_rollout_warns_nothing() {
     let (consul, client) = start().await;
-    put_pool(&client, "face").await;
     put_status(&client, "RollingOut", &rollout_state()).await;
 
     let output = steward(&consul, &["rollout", "pause", "face", "--by", "alice"]).await;
 
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let written = client
+        .kv_get_raw("steward/rollouts/face/control")
+        .await
+        .unwrap();
+    assert!(written.is_some(), "the pause is written");
 }
 
 #[tokio::test]
