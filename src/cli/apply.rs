@@ -35,7 +35,7 @@ pub struct Args {
     pub paths: Vec<PathBuf>,
 
     /// Print what would change without writing anything, with a unified diff of each object
-    /// that would be updated.
+    /// that would be created or updated.
     #[arg(long)]
     pub dry_run: bool,
 
@@ -72,8 +72,8 @@ struct Change {
     label: String,
     action: Action,
     op: Option<TxnOp>,
-    /// For an update, the unified diff from the stored text to the new one, with file
-    /// headers; printed by `--dry-run`.
+    /// For a creation or an update, the unified diff from the stored text (none for a
+    /// creation) to the new one, with file headers; printed by `--dry-run`.
     diff: Option<String>,
 }
 
@@ -151,8 +151,8 @@ impl Plan {
         &self.problems
     }
 
-    /// Formats one line per object, kubectl style: `pool/web created`. With `dry_run`, an
-    /// updated object's line is followed by the diff of its stored text.
+    /// Formats one line per object, kubectl style: `pool/web created`. With `dry_run`, the
+    /// line of an object to create or update is followed by its diff.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let suffix = if dry_run { " (dry run)" } else { "" };
         self.changes
@@ -379,17 +379,22 @@ fn plan_write(
                 diff,
             }
         }
-        None => Change {
-            label,
-            action: Action::Created,
-            op: Some(TxnOp::Cas {
-                key,
-                value: text,
-                flags: 0,
-                index: 0,
-            }),
-            diff: None,
-        },
+        None => {
+            let hunks = diff::unified("", &String::from_utf8_lossy(&text), diff::CONTEXT_LINES);
+            let diff =
+                format!("--- {label} not in Consul ({key})\n+++ {label} from {source}\n{hunks}");
+            Change {
+                label,
+                action: Action::Created,
+                op: Some(TxnOp::Cas {
+                    key,
+                    value: text,
+                    flags: 0,
+                    index: 0,
+                }),
+                diff: Some(diff),
+            }
+        }
     }
 }
 

@@ -48,6 +48,15 @@ impl CliClock {
     }
 }
 
+/// Returns the login name for the `by` of a request: `$USER`, else `$LOGNAME`, when set and
+/// not empty.
+pub(crate) fn login_name() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty())
+}
+
 /// Builds the client and key layout; invalid settings are bad usage (exit status 2).
 pub(crate) fn connect(args: &ConsulArgs) -> Result<(ConsulClient, Keys), CliError> {
     let client = args.client().map_err(CliError::usage)?;

@@ -62,7 +62,7 @@ pub struct SetArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// The person or system setting the override (default: $USER).
+    /// The person or system setting the override (default: $USER, else $LOGNAME).
     #[arg(long, value_name = "WHO")]
     pub by: Option<String>,
 
@@ -156,8 +156,8 @@ async fn run_set(args: SetArgs) -> CliResult {
             by: args
                 .by
                 .clone()
-                .or_else(|| std::env::var("USER").ok())
-                .filter(|b| !b.is_empty()),
+                .filter(|b| !b.is_empty())
+                .or_else(objects::login_name),
             force: args.force,
         },
     );

@@ -63,9 +63,10 @@ pub struct ControlArgs {
     /// The pool's name.
     pub name: String,
 
-    /// The sender of the command, recorded in the pool's decisions (default: `$USER`).
-    #[arg(long, env = "USER", default_value = "unknown")]
-    pub by: String,
+    /// The sender of the command, recorded in the pool's decisions (default: `$USER`, else
+    /// `$LOGNAME`, else `unknown`).
+    #[arg(long, value_name = "WHO")]
+    pub by: Option<String>,
 
     #[command(flatten)]
     pub consul: ConsulArgs,
@@ -292,6 +293,12 @@ pub async fn read_rollout(
 
 async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
     objects::check_name(&args.name)?;
+    let by = args
+        .by
+        .clone()
+        .filter(|by| !by.is_empty())
+        .or_else(objects::login_name)
+        .unwrap_or_else(|| "unknown".to_owned());
     let (client, keys) = objects::connect(&args.consul)?;
 
     // Until the controller has read the pool's latest spec, a rollout may be starting from
@@ -330,7 +337,7 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
     let clock = objects::CliClock::read(&client, &keys).await;
     let control = Control {
         action,
-        by: args.by.clone(),
+        by: by.clone(),
         at: clock.now(),
         index: 0,
     };
@@ -343,7 +350,7 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
         .map_err(CliError::failure)?;
     super::output::println(format!(
         "rollout/{} {action} requested by {}; the controller acts on it at its next reconcile",
-        args.name, args.by
+        args.name, by
     ))?;
     Ok(())
 }

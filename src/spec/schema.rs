@@ -517,19 +517,33 @@ pub(crate) fn closest<'a>(name: &str, valid: &'a [String]) -> Option<&'a str> {
         .map(|(_, candidate)| candidate.as_str())
 }
 
-/// Levenshtein distance in characters.
+/// Edit distance in characters, counting an insertion, a deletion, a substitution or a swap
+/// of two neighbouring characters as one edit (optimal string alignment), so `mxa` is one
+/// edit from `max`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
+    // table[i][j]: the distance between the first i characters of a and the first j of b.
+    let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in table.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let substitution = table[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut best = substitution
+                .min(table[i - 1][j] + 1)
+                .min(table[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(table[i - 2][j - 2] + 1);
+            }
+            table[i][j] = best;
+        }
+    }
+    table[a.len()][b.len()]
 }
 
 fn list_values(values: &[Value]) -> String {
@@ -605,6 +619,8 @@ mod tests {
         assert_eq!(closest("maximum", &valid), None);
         let valid = vec!["MemoryMB".to_owned(), "CPU".to_owned()];
         assert_eq!(closest("memoryMb", &valid), Some("MemoryMB"));
+        let valid = vec!["min".to_owned(), "max".to_owned()];
+        assert_eq!(closest("mxa", &valid), Some("max"));
     }
 
     #[test]
@@ -612,5 +628,7 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
+        assert_eq!(edit_distance("mxa", "max"), 1);
+        assert_eq!(edit_distance("mxa", "min"), 2);
     }
 }

@@ -254,7 +254,9 @@ async fn apply_dry_run_and_prune() {
     )
     .await;
     assert!(dry.status.success(), "{}", stderr(&dry));
-    assert!(stdout(&dry).contains("pool/alpha created (dry run)"));
+    let text = stdout(&dry);
+    assert!(text.contains("pool/alpha created (dry run)\n--- pool/alpha not in Consul (steward/pools/alpha)\n+++ pool/alpha from "), "{text}");
+    assert!(text.contains("\n+apiVersion: steward/v1\n"), "{text}");
     assert_eq!(client.kv_get("steward/pools/alpha").await.unwrap(), None);
 
     let applied = steward(&consul, &["apply", "-f", both.to_str().unwrap()]).await;

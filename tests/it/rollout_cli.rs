@@ -47,6 +47,16 @@ async fn put_pool_at(client: &ConsulClient, name: &str, version: &str) -> u64 {
         .modify_index
 }
 
+/// Reads the control command of pool `face`, which must be written.
+async fn read_control(client: &ConsulClient) -> Control {
+    let bytes = client
+        .kv_get_raw("steward/rollouts/face/control")
+        .await
+        .unwrap()
+        .expect("control key written");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 async fn steward(consul: &RunningConsul, args: &[&str]) -> Output {
     let addr = consul.addr().to_string();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -291,12 +301,7 @@ async fn control_commands_write_control_key() {
         let output = steward(&consul, &["rollout", command, "face", "--by", "alice"]).await;
         assert!(output.status.success(), "{command}: {output:?}");
 
-        let bytes = client
-            .kv_get_raw("steward/rollouts/face/control")
-            .await
-            .unwrap()
-            .expect("control key written");
-        let control: Control = serde_json::from_slice(&bytes).unwrap();
+        let control = read_control(&client).await;
         assert_eq!(control.action, action, "{command}");
         assert_eq!(control.by, "alice", "{command}");
         // No status yet: the controller has not read the pool, and a rollout may start.
@@ -367,4 +372,30 @@ async fn control_for_unknown_pool_fails() {
         .await
         .unwrap();
     assert_eq!(written, None);
+}
+
+#[tokio::test]
+async fn control_sender_falls_back_to_logname() {
+    let (consul, client) = start().await;
+    put_status(&client, "RollingOut", &rollout_state()).await;
+
+    let addr = consul.addr().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("steward")
+            .unwrap()
+            .args(["rollout", "pause", "face"])
+            .env("CONSUL_HTTP_ADDR", addr)
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .env_remove("CONSUL_HTTP_TOKEN_FILE")
+            .env_remove("STEWARD_PREFIX")
+            .env("USER", "")
+            .env("LOGNAME", "bob")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    assert_eq!(read_control(&client).await.by, "bob");
 }
