@@ -339,7 +339,7 @@ fn as_unit<T>(stored: &Stored<T>) -> Stored<()> {
 
 /// Plans one write: skipped when the stored bytes already equal the new ones, because an
 /// unchanged write moves no index in Consul and would only hide real changes. `source` names
-/// the input file in the diff of an update.
+/// the input file in the diff of a creation or an update.
 fn plan_write(
     label: String,
     key: String,
