@@ -54,6 +54,17 @@ impl<'a> NomadExecutor<'a> {
     fn accepted(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Sends one request to the scale endpoint, while this controller still leads.
+    async fn send_scale(&self, job: &JobKey, request: &ScalingRequest) -> Result<(), ExecError> {
+        self.check_fence()?;
+        self.client
+            .scale_job(&job.id, request)
+            .await
+            .map_err(|error| exec_error(error, 0))?;
+        self.accepted();
+        Ok(())
+    }
 }
 
 /// Maps a Nomad client error onto the planner's write errors.
@@ -116,13 +127,8 @@ impl Executor for NomadExecutor<'_> {
         count: u32,
         message: &str,
     ) -> Result<(), ExecError> {
-        self.check_fence()?;
-        let request = ScalingRequest::for_group(group, Some(count), message);
-        self.client
-            .scale_job(&job.id, &request)
-            .await
-            .map_err(|error| exec_error(error, 0))?;
-        self.accepted();
+        self.send_scale(job, &ScalingRequest::for_group(group, Some(count), message))
+            .await?;
         info!(%job, group, count, message, "group scaled");
         Ok(())
     }
@@ -133,13 +139,8 @@ impl Executor for NomadExecutor<'_> {
         group: &str,
         message: &str,
     ) -> Result<(), ExecError> {
-        self.check_fence()?;
-        let request = ScalingRequest::for_group(group, None, message);
-        self.client
-            .scale_job(&job.id, &request)
-            .await
-            .map_err(|error| exec_error(error, 0))?;
-        self.accepted();
+        self.send_scale(job, &ScalingRequest::for_group(group, None, message))
+            .await?;
         info!(%job, group, message, "scaling event recorded");
         Ok(())
     }
