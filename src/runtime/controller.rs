@@ -528,7 +528,9 @@ async fn reconcile_view(
     });
     // During a rollout the live counts include its surge workers, which the autoscaler must
     // not take for the count in force and keep after the rollout.
-    let rollout_base = rollout::stored_state(previous)
+    let stored_rollout = rollout::stored_state(previous);
+    let rollout_base = stored_rollout
+        .as_ref()
         .filter(|state| state.phase.is_active())
         .map(|state| state.counts.iter().sum());
     let scaling = autoscaling::evaluate(&autoscaling::Context {
@@ -562,7 +564,7 @@ async fn reconcile_view(
         pool,
         generation,
         &view.observed,
-        previous,
+        stored_rollout,
         &mut plan,
         now,
         &requeue,
@@ -676,22 +678,21 @@ async fn reconcile_view(
     }
 }
 
-/// Runs the golden-first rollout's step when it applies, and removes the planner's writes
-/// that it forbids from `plan`. Returns `None` when no rollout applies.
+/// Runs the golden-first rollout's step from the `stored` state when it applies, and removes
+/// the planner's writes that it forbids from `plan`. Returns `None` when no rollout applies.
 #[allow(clippy::too_many_arguments)]
 async fn step_rollout(
     inner: &Inner,
     pool: &crate::spec::WorkerPool,
     generation: u64,
     observed: &reconcile::Observed,
-    previous: Option<&Status>,
+    stored: Option<crate::rollout::RolloutState>,
     plan: &mut Plan,
     now: jiff::Timestamp,
     requeue: &autoscaling::Requeue,
 ) -> Result<Option<crate::rollout::RolloutStep>, Error> {
     let config = &inner.config;
     let name = &pool.metadata.name;
-    let stored = rollout::stored_state(previous);
     if !rollout::applies(pool, observed, stored.as_ref()) {
         inner.analysis_samples.forget(name);
         return Ok(None);
