@@ -332,6 +332,8 @@ pub struct ZoneCounts {
     pub running: u32,
     pub starting: u32,
     pub healthy: u32,
+    /// Starting, or running while Nomad has not yet judged their health.
+    pub becoming_ready: u32,
 }
 
 impl Observed {
@@ -342,6 +344,7 @@ impl Observed {
             counts.running += u32::from(allocation.is_running());
             counts.starting += u32::from(allocation.is_starting());
             counts.healthy += u32::from(allocation.is_healthy());
+            counts.becoming_ready += u32::from(allocation.is_becoming_ready());
         }
         counts
     }

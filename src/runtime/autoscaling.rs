@@ -615,12 +615,7 @@ impl WorkerTotals {
             // A running worker still loading its model is capacity on the way too, so the
             // cooldown of a scale-up starts only once it is healthy.
             // NOTE: workers Nomad has not placed yet (no allocation) are not counted.
-            let becoming_ready = observed
-                .allocations
-                .iter()
-                .filter(|a| a.task_group == zone.name && a.is_becoming_ready())
-                .count();
-            totals.starting += u32::try_from(becoming_ready).unwrap_or(u32::MAX);
+            totals.starting += counts.becoming_ready;
             if let Some(job) = &observed.job {
                 totals.desired += job.group_count(&zone.name).unwrap_or(0);
             }
