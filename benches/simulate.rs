@@ -96,12 +96,12 @@ fn bench_simulate(c: &mut Criterion) {
     group.finish();
 }
 
-/// Measures what the trace's per-minute noise alone costs: a policy that knows each minute's
+/// Measures what the trace's per-minute noise alone costs. The policy is given each minute's
 /// centred 5-minute mean demand (the future included), resizes every minute with no startup
 /// time, and runs `ceil(mean × (1 + margin) / capacity)` workers. Returns the least margin,
 /// in steps of 0.1, whose under-provisioned share is at most 0.1 %, with its worker-hours and
-/// that share. No predictor knows more than this policy, so its cost ratio is an estimate of
-/// the lowest any predictor reaches at that share.
+/// that share. No predictor is given more than this policy, so its cost ratio is an estimate
+/// of the lowest any predictor reaches at that share.
 fn known_mean_bound(trace: &[Sample], capacity: f64, bounds: WorkerBounds) -> (f64, f64, f64) {
     const HALF_WIDTH: usize = 2;
 

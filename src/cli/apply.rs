@@ -72,8 +72,8 @@ struct Change {
     label: String,
     action: Action,
     op: Option<TxnOp>,
-    /// For a creation or an update, the unified diff from the stored text (none for a
-    /// creation) to the new one, with file headers; printed by `--dry-run`.
+    /// The unified diff with file headers from the stored text to the new one, which
+    /// `--dry-run` prints. A creation diffs from no text.
     diff: Option<String>,
 }
 

@@ -277,8 +277,8 @@ struct Planner {
 
 impl Planner {
     fn decide(&mut self, action: &str, reason: String) {
-        // The caller may still drop a decision (a rollout holds the job's writes) and logs the
-        // plan it carries out, at info when it writes, so the planner logs at debug only.
+        // The caller may still drop a decision (a rollout keeps back the job's writes), and it
+        // logs the plan it carries out at info when that plan writes. So the planner logs at debug.
         tracing::debug!(action, %reason, "decision");
         self.decisions.push(decision(action, reason));
     }

@@ -6,8 +6,8 @@
 //! `{"action": "pause", "by": "alice", "at": "2026-12-04T20:00:00Z"}`. Each write replaces the
 //! previous command. The controller acts on a command once. It identifies commands by the
 //! key's `ModifyIndex` in Consul, not by `at`, so the clocks of the CLI's host and the
-//! controller's need not agree: a command is new when its index is above the last one acted
-//! on, or, for the first command of a rollout, above the index at which the rollout started.
+//! controller's need not agree. A command is new when its index is above that of the last
+//! one acted on. The first command of a rollout must be above the index it started at.
 //! A stale key left from an earlier rollout therefore does nothing.
 
 use jiff::Timestamp;

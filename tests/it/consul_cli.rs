@@ -1022,7 +1022,7 @@ async fn override_for_follows_dev_clock() {
         "until {until} is not 2 h after the dev clock's {ahead}"
     );
 
-    // A wall-clock --until an hour ahead is in the dev clock's past, and the error says why.
+    // A wall-clock --until an hour ahead is in the dev clock's past, and the error explains it.
     let wall_later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
     let past = steward(
         &consul,

@@ -442,8 +442,8 @@ async fn control_key_pauses_and_resumes() {
         }
     };
 
-    // A pause written once the rollout has started applies at the next step, whatever the
-    // writer's clock says, and then nothing moves until the resume.
+    // A pause written once the rollout has started applies at the next step, whatever time
+    // the writer's clock gives, and then nothing moves until the resume.
     scene.put_pool(NEW).await;
     scene
         .wait_status(|status| rollout_state(status).is_some_and(|state| state.phase.is_active()))

@@ -165,7 +165,7 @@ async fn dev_clock_key_only_with_controller() {
 }
 
 #[test]
-fn controller_stops_on_sigterm_after_its_log_reader_exits() {
+fn sigterm_stops_controller_with_closed_log() {
     // The emulated cluster alone, for the controller to connect to.
     let consul = format!("127.0.0.1:{}", free_port());
     let nomad = format!("127.0.0.1:{}", free_port());

@@ -158,9 +158,9 @@ fn override_set_hold_zero_clear_min() {
     );
 
     // Below workers.min without force: held at min.
-    let one = override_of(1, "2026-12-04T22:00:00Z", false);
-    let held = plan(&pool, Some(&one), &cluster.observed, time(NOW));
-    let sizing = held.status.sizing.as_ref().expect("sizing");
+    let below_min = override_of(1, "2026-12-04T22:00:00Z", false);
+    let held_at_min = plan(&pool, Some(&below_min), &cluster.observed, time(NOW));
+    let sizing = held_at_min.status.sizing.as_ref().expect("sizing");
     assert_eq!(sizing.desired, 2);
     assert_eq!(sizing.source, SizingSource::Min);
     assert!(
@@ -882,8 +882,8 @@ fn autoscaled_pool_waits_for_first_decision_at_min() {
     assert_eq!(sizing.source, SizingSource::Min);
     assert_eq!(sizing.reason, "no autoscaler: running workers.min 2");
 
-    // With spec.autoscaling but no recommendation yet, the reason says the autoscaler is
-    // still to decide.
+    // With spec.autoscaling but no recommendation yet, the reason tells that the autoscaler
+    // has not decided.
     pool.spec.autoscaling = Some(
         serde_saphyr::from_str("metric: {source: csv, path: trace.csv}\ncapacityPerWorker: 5\n")
             .expect("autoscaling parses"),
