@@ -30,6 +30,30 @@ pub enum SizingSource {
     Hold,
 }
 
+impl SizingSource {
+    /// Every source, in declaration order.
+    pub const ALL: [Self; 6] = [
+        Self::Override,
+        Self::Autoscaler,
+        Self::Min,
+        Self::Max,
+        Self::Fallback,
+        Self::Hold,
+    ];
+
+    /// The name used in status JSON and in metric labels, such as `override`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Override => "override",
+            Self::Autoscaler => "autoscaler",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Fallback => "fallback",
+            Self::Hold => "hold",
+        }
+    }
+}
+
 /// The autoscaler's recommendation for one pool. The planner only bounds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -31,6 +31,18 @@ pub enum Phase {
     Error,
 }
 
+impl Phase {
+    /// Every phase, in declaration order.
+    pub const ALL: [Self; 6] = [
+        Self::Ready,
+        Self::Scaling,
+        Self::RollingOut,
+        Self::Degraded,
+        Self::Paused,
+        Self::Error,
+    ];
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = match self {

@@ -823,6 +823,7 @@ async fn reconcile_deleted(
         inner.cache.set_status(&name, None);
         info!("pool deleted: status removed");
     }
+    inner.metrics.forget_pool(&name);
 
     // Nothing is left to watch for: a new pool, job or status under this name queues it again.
     let view = inner.cache.view(&name);

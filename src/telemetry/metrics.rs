@@ -1,5 +1,9 @@
 //! The controller's Prometheus metrics, kept in a registry owned by [`Metrics`] (no global).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -7,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::reconcile::Status;
+use crate::reconcile::{Phase, SizingSource, Status};
 
 /// Receives one observation per HTTP request to Nomad or Consul. The clients call it; the
 /// controller passes [`Metrics`].
@@ -39,6 +43,18 @@ struct ErrorLabels {
 struct ZoneLabels {
     pool: String,
     zone: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    pool: String,
+    phase: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    pool: String,
+    source: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,6 +97,13 @@ pub struct Metrics {
     workers_desired: Family<ZoneLabels, Gauge>,
     workers_running: Family<ZoneLabels, Gauge>,
     workers_healthy: Family<ZoneLabels, Gauge>,
+    pool_phase: Family<PhaseLabels, Gauge>,
+    sizing_source: Family<SourceLabels, Gauge>,
+    metric_failures: Family<PoolLabels, Gauge>,
+    predicted_rps: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    /// The zones whose series each pool has, so that a pool's series can be removed when
+    /// it is deleted, loses a zone, or this instance stops leading.
+    recorded: Mutex<HashMap<String, Vec<String>>>,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
 }
@@ -105,6 +128,11 @@ impl Metrics {
             workers_desired: Family::default(),
             workers_running: Family::default(),
             workers_healthy: Family::default(),
+            pool_phase: Family::default(),
+            sizing_source: Family::default(),
+            metric_failures: Family::default(),
+            predicted_rps: Family::default(),
+            recorded: Mutex::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
             registry: Registry::default(),
@@ -154,6 +182,28 @@ impl Metrics {
             "workers_healthy",
             "Healthy workers by pool and zone",
             metrics.workers_healthy.clone(),
+        );
+        registry.register(
+            "pool_phase",
+            "1 for the pool's current phase (Ready, Scaling, RollingOut, Degraded, Paused, \
+             Error), 0 for the others",
+            metrics.pool_phase.clone(),
+        );
+        registry.register(
+            "pool_sizing_source",
+            "1 for the origin of the pool's desired count (override, autoscaler, min, max, \
+             fallback, hold), 0 for the others",
+            metrics.sizing_source.clone(),
+        );
+        registry.register(
+            "autoscaler_metric_failures",
+            "Consecutive failed reads of the pool's metric source; 0 after a good read",
+            metrics.metric_failures.clone(),
+        );
+        registry.register(
+            "autoscaler_predicted_requests_per_second",
+            "Peak request rate the autoscaler predicts for the pool's next cycle",
+            metrics.predicted_rps.clone(),
         );
         registry.register(
             "requests",
@@ -216,16 +266,37 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets whether this instance is the leader.
+    /// Sets whether this instance is the leader. Only the leader reports pool state, so a
+    /// standby drops every pool's series: they would otherwise keep the values of its last
+    /// term and duplicate the new leader's.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+        if !leader {
+            let pools: Vec<String> = self.recorded().keys().cloned().collect();
+            for pool in pools {
+                self.forget_pool(&pool);
+            }
+        }
     }
 
-    /// Sets the per-zone worker gauges of a pool from its status.
+    /// Sets a pool's gauges from its status: workers per zone, phase, sizing source, and for
+    /// pools with an autoscaler the metric failures and the prediction. Series of zones the
+    /// status no longer lists are removed.
     pub fn record_status(&self, status: &Status) {
+        let pool = &status.pool;
+
+        let zones: Vec<String> = status.zones.iter().map(|z| z.name.clone()).collect();
+        let previous = self.recorded().insert(pool.clone(), zones.clone());
+        for removed in previous
+            .iter()
+            .flatten()
+            .filter(|zone| !zones.contains(zone))
+        {
+            self.remove_zone(pool, removed);
+        }
         for zone in &status.zones {
             let labels = ZoneLabels {
-                pool: status.pool.clone(),
+                pool: pool.clone(),
                 zone: zone.name.clone(),
             };
             self.workers_desired
@@ -238,19 +309,85 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(zone.workers.healthy));
         }
+
+        for phase in Phase::ALL {
+            self.pool_phase
+                .get_or_create(&phase_labels(pool, phase))
+                .set(i64::from(phase == status.phase));
+        }
+
+        let source = status.sizing.as_ref().map(|s| s.source);
+        for each in SizingSource::ALL {
+            let labels = source_labels(pool, each);
+            match source {
+                Some(source) => {
+                    self.sizing_source
+                        .get_or_create(&labels)
+                        .set(i64::from(each == source));
+                }
+                None => {
+                    self.sizing_source.remove(&labels);
+                }
+            }
+        }
+
+        let labels = PoolLabels { pool: pool.clone() };
+        let autoscaler = status.sizing.as_ref().and_then(|s| s.autoscaler.as_ref());
+        match autoscaler {
+            Some(autoscaler) => {
+                self.metric_failures
+                    .get_or_create(&labels)
+                    .set(i64::from(autoscaler.state.consecutive_failures));
+            }
+            None => {
+                self.metric_failures.remove(&labels);
+            }
+        }
+        match status.sizing.as_ref().and_then(|s| s.predicted_rps) {
+            Some(rps) => {
+                self.predicted_rps.get_or_create(&labels).set(rps);
+            }
+            None => {
+                self.predicted_rps.remove(&labels);
+            }
+        }
     }
 
-    /// Removes every per-zone gauge of a deleted pool, so its series disappear.
-    pub fn forget_pool(&self, pool: &str, zones: &[String]) {
-        for zone in zones {
-            let labels = ZoneLabels {
-                pool: pool.to_owned(),
-                zone: zone.clone(),
-            };
-            self.workers_desired.remove(&labels);
-            self.workers_running.remove(&labels);
-            self.workers_healthy.remove(&labels);
+    /// Removes every series of `pool`, such as after the pool was deleted.
+    pub fn forget_pool(&self, pool: &str) {
+        let zones = self.recorded().remove(pool).unwrap_or_default();
+        for zone in &zones {
+            self.remove_zone(pool, zone);
         }
+        for phase in Phase::ALL {
+            self.pool_phase.remove(&phase_labels(pool, phase));
+        }
+        for source in SizingSource::ALL {
+            self.sizing_source.remove(&source_labels(pool, source));
+        }
+        let labels = PoolLabels {
+            pool: pool.to_owned(),
+        };
+        self.metric_failures.remove(&labels);
+        self.predicted_rps.remove(&labels);
+    }
+
+    fn remove_zone(&self, pool: &str, zone: &str) {
+        let labels = ZoneLabels {
+            pool: pool.to_owned(),
+            zone: zone.to_owned(),
+        };
+        self.workers_desired.remove(&labels);
+        self.workers_running.remove(&labels);
+        self.workers_healthy.remove(&labels);
+    }
+
+    fn recorded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<String>>> {
+        // A panic while the map was held leaves it consistent: every write is one insert
+        // or remove.
+        self.recorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Encodes every metric in the OpenMetrics text format.
@@ -259,6 +396,20 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing metrics into a String cannot fail");
         out
+    }
+}
+
+fn phase_labels(pool: &str, phase: Phase) -> PhaseLabels {
+    PhaseLabels {
+        pool: pool.to_owned(),
+        phase: phase.to_string(),
+    }
+}
+
+fn source_labels(pool: &str, source: SizingSource) -> SourceLabels {
+    SourceLabels {
+        pool: pool.to_owned(),
+        source: source.as_str().to_owned(),
     }
 }
 

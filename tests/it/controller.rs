@@ -325,6 +325,45 @@ async fn override_holds_then_clears() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_pool_leaves_no_gauges() {
+    let cluster = Cluster::start(&["a", "b"]).await;
+    cluster.put_pool("web", &["a", "b"], 4).await;
+    let controller = cluster.spawn("one");
+    cluster.wait_status("web", |s| s.workers.desired == 4).await;
+    let pool_series = |body: &str| {
+        body.lines()
+            .filter(|line| {
+                line.starts_with("steward_workers_desired{pool=\"web\"")
+                    || line.starts_with("steward_pool_phase{pool=\"web\"")
+            })
+            .count()
+    };
+    // Two zones, six phases.
+    assert_eq!(pool_series(&controller.handle.metrics().encode()), 8);
+
+    cluster
+        .consul_client
+        .kv_delete(&cluster.keys.pool("web"), None)
+        .await
+        .expect("pool deleted");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = controller.handle.metrics().encode();
+        if pool_series(&body) == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "series of the deleted pool remain:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn override_expiry_restores_size() {
     let cluster = Cluster::start(&["a", "b"]).await;
     cluster.put_pool("batch", &["a", "b"], 2).await;

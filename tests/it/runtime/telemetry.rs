@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use steward::reconcile::{Status, plan};
+use steward::autoscale::SizingState;
+use steward::reconcile::{AutoscalerStatus, Phase, SizingSource, Status, plan};
 use steward::telemetry::{LogFormat, Metrics, Readiness, RequestObserver, router, serve};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -87,18 +88,7 @@ async fn metrics_endpoint_exports_controller_metrics() {
     metrics.inc_watch_restarts("consul-pools");
     metrics.observe("nomad", "/v1/job/:id", 200, 0.004);
 
-    let pool = example_pool();
-    let cluster = FakeCluster::new(&["dc-a", "dc-b"]);
-    let planned = plan(&pool, None, &cluster.observed, time("2026-12-04T20:00:00Z"));
-    let status = Status::next(
-        "face-match",
-        None,
-        &planned.status,
-        1,
-        "test",
-        time("2026-12-04T20:00:00Z"),
-    );
-    metrics.record_status(&status);
+    metrics.record_status(&planned_status());
 
     let server = start(Arc::clone(&metrics), Readiness::default()).await;
     let response = client()
@@ -136,25 +126,122 @@ async fn metrics_endpoint_exports_controller_metrics() {
     assert!(body.ends_with("# EOF\n"));
 }
 
-#[test]
-fn forget_pool_removes_its_series() {
-    let metrics = Metrics::new();
+fn planned_status() -> Status {
     let pool = example_pool();
     let cluster = FakeCluster::new(&["dc-a", "dc-b"]);
     let planned = plan(&pool, None, &cluster.observed, time("2026-12-04T20:00:00Z"));
-    let status = Status::next(
+    Status::next(
         "face-match",
         None,
         &planned.status,
         1,
         "test",
         time("2026-12-04T20:00:00Z"),
-    );
+    )
+}
+
+/// The value of the one series whose line starts with `series` followed by a space.
+fn value(body: &str, series: &str) -> Option<String> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(str::to_owned)
+}
+
+#[test]
+fn pool_gauges_follow_the_status() {
+    let metrics = Metrics::new();
+    let mut status = planned_status();
+    status.phase = Phase::Degraded;
+    let sizing = status.sizing.as_mut().expect("the plan decides a count");
+    sizing.source = SizingSource::Hold;
+    sizing.predicted_rps = Some(412.5);
+    sizing.autoscaler = Some(AutoscalerStatus {
+        state: SizingState {
+            consecutive_failures: 3,
+            ..SizingState::default()
+        },
+        ..AutoscalerStatus::default()
+    });
     metrics.record_status(&status);
+    let body = metrics.encode();
+
+    let phase = |p: &str| {
+        value(
+            &body,
+            &format!("steward_pool_phase{{pool=\"face-match\",phase=\"{p}\"}}"),
+        )
+    };
+    assert_eq!(phase("Degraded").as_deref(), Some("1"), "{body}");
+    for other in ["Ready", "Scaling", "RollingOut", "Paused", "Error"] {
+        assert_eq!(phase(other).as_deref(), Some("0"), "{other} in {body}");
+    }
+    let source = |s: &str| {
+        value(
+            &body,
+            &format!("steward_pool_sizing_source{{pool=\"face-match\",source=\"{s}\"}}"),
+        )
+    };
+    assert_eq!(source("hold").as_deref(), Some("1"), "{body}");
+    assert_eq!(source("override").as_deref(), Some("0"), "{body}");
+    assert_eq!(
+        value(
+            &body,
+            "steward_autoscaler_metric_failures{pool=\"face-match\"}"
+        )
+        .as_deref(),
+        Some("3"),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &body,
+            "steward_autoscaler_predicted_requests_per_second{pool=\"face-match\"}"
+        )
+        .as_deref(),
+        Some("412.5"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_zone_left_out_of_the_status_loses_its_series() {
+    let metrics = Metrics::new();
+    let mut status = planned_status();
+    metrics.record_status(&status);
+    assert!(metrics.encode().contains("zone=\"b\""));
+
+    status.zones.retain(|z| z.name == "a");
+    metrics.record_status(&status);
+    let body = metrics.encode();
+    assert!(body.contains("zone=\"a\""), "{body}");
+    assert!(!body.contains("zone=\"b\""), "{body}");
+}
+
+#[test]
+fn forget_pool_removes_its_series() {
+    let metrics = Metrics::new();
+    metrics.record_status(&planned_status());
     assert!(metrics.encode().contains("zone=\"a\""));
 
-    metrics.forget_pool("face-match", &["a".to_owned(), "b".to_owned()]);
+    metrics.forget_pool("face-match");
     assert!(!metrics.encode().contains("face-match"));
+}
+
+#[test]
+fn a_standby_reports_no_pool_series() {
+    let metrics = Metrics::new();
+    metrics.set_leader(true);
+    metrics.record_status(&planned_status());
+    assert!(
+        metrics
+            .encode()
+            .contains("steward_pool_phase{pool=\"face-match\"")
+    );
+
+    metrics.set_leader(false);
+    let body = metrics.encode();
+    assert!(!body.contains("face-match"), "{body}");
+    assert!(body.contains("steward_leader 0"), "{body}");
 }
 
 #[test]
@@ -191,4 +278,12 @@ fn invalid_log_level_is_rejected() {
         "{message}"
     );
     assert!(message.contains("such as \"info\""), "{message}");
+}
+
+#[test]
+fn source_labels_match_status_json() {
+    for source in SizingSource::ALL {
+        let json = serde_json::to_string(&source).expect("serializes");
+        assert_eq!(json, format!("\"{}\"", source.as_str()));
+    }
 }
