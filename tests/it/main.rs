@@ -7,6 +7,7 @@ mod controller;
 mod controller_autoscale;
 mod controller_rollout;
 mod dev_cli;
+mod examples;
 mod nomad_client;
 mod nomad_emu;
 mod reconcile;
