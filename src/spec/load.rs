@@ -298,7 +298,20 @@ fn deserialize<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Valida
                 serde_path_to_error::Segment::Unknown => path,
             };
         }
-        ValidationError::new(path, plain_message(&error.into_inner().to_string()))
+        let message = error.into_inner().to_string();
+
+        // serde names the object that lacks a field, while the schema names the field itself.
+        // Naming the field too lets the caller see that both report the same mistake.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            return ValidationError::new(
+                path_push_key(&path, field),
+                format!("missing required field `{field}`"),
+            );
+        }
+        ValidationError::new(path, plain_message(&message))
     })
 }
 

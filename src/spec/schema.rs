@@ -179,6 +179,9 @@ fn describe(
             if let Some(hint) = leading_zero_hint(&expected, found) {
                 message.push_str(&hint);
             }
+            if let Some(hint) = duration_unit_hint(root_schema, instance_root, &pointer, found) {
+                message.push_str(&hint);
+            }
             out.push(SchemaViolation {
                 path,
                 message,
@@ -386,23 +389,9 @@ fn valid_properties(
     pointer: &str,
     object: &Value,
 ) -> Vec<String> {
-    let mut schema = root_schema;
-    let mut value = instance_root;
-    for raw in pointer.split('/').skip(1) {
-        let segment = raw.replace("~1", "/").replace("~0", "~");
-        let Some(next_value) = (match value {
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            Value::Object(map) => map.get(&segment),
-            _ => None,
-        }) else {
-            return Vec::new();
-        };
-        let Some(next_schema) = child_schema(root_schema, schema, value, &segment) else {
-            return Vec::new();
-        };
-        schema = next_schema;
-        value = next_value;
-    }
+    let Some(schema) = schema_at(root_schema, instance_root, pointer) else {
+        return Vec::new();
+    };
 
     let mut names = Vec::new();
     for branch in object_branches(root_schema, schema, object) {
@@ -412,6 +401,69 @@ fn valid_properties(
     }
     names.dedup();
     names
+}
+
+/// Returns the schema of the value at JSON `pointer` in `instance_root`, following the
+/// instance through objects, arrays and tagged unions.
+fn schema_at<'a>(
+    root_schema: &'a Value,
+    instance_root: &Value,
+    pointer: &str,
+) -> Option<&'a Value> {
+    let mut schema = root_schema;
+    let mut value = instance_root;
+    for raw in pointer.split('/').skip(1) {
+        let segment = raw.replace("~1", "/").replace("~0", "~");
+        let next_value = match value {
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            Value::Object(map) => map.get(&segment),
+            _ => None,
+        }?;
+        schema = child_schema(root_schema, schema, value, &segment)?;
+        value = next_value;
+    }
+    Some(schema)
+}
+
+/// Returns whether `schema`, or one of its `anyOf`/`oneOf`/`allOf` members, requires a
+/// string matching `pattern`.
+fn requires_pattern(root_schema: &Value, schema: &Value, pattern: &str) -> bool {
+    let schema = resolve(root_schema, schema);
+    if schema.get("pattern").and_then(Value::as_str) == Some(pattern) {
+        return true;
+    }
+    ["anyOf", "oneOf", "allOf"].iter().any(|keyword| {
+        schema
+            .get(*keyword)
+            .and_then(Value::as_array)
+            .is_some_and(|members| {
+                members
+                    .iter()
+                    .any(|member| requires_pattern(root_schema, member, pattern))
+            })
+    })
+}
+
+/// Returns a hint for a bare number where a duration is expected: `interval: 20` means
+/// nothing until it has a unit.
+fn duration_unit_hint(
+    root_schema: &Value,
+    instance_root: &Value,
+    pointer: &str,
+    found: Option<&Value>,
+) -> Option<String> {
+    let number = found?.as_number()?;
+    let schema = schema_at(root_schema, instance_root, pointer)?;
+    let pattern = super::duration::duration_pattern();
+    if !requires_pattern(root_schema, schema, &pattern)
+        && !requires_pattern(root_schema, schema, crate::nomad::GO_DURATION_PATTERN)
+    {
+        return None;
+    }
+    Some(format!(
+        "; a duration needs a unit, such as \"{number}m\" for {number} minutes or \"{number}s\" \
+         for {number} seconds"
+    ))
 }
 
 /// Returns the schema of the child `segment` of `value`, whose schema is `schema`.

@@ -25,7 +25,7 @@ fn load_error(path: &Path) -> ValidationReport {
 
 #[test]
 fn examples_are_valid() {
-    let documents = spec::load_paths(&[repo_path("examples")])
+    let documents = spec::load_paths(&[repo_path("examples/pools")])
         .unwrap_or_else(|report| panic!("examples must be valid:\n{report}"));
     let names: Vec<&str> = documents.iter().map(|d| d.document.name()).collect();
     assert!(names.contains(&"face-match"), "found {names:?}");
@@ -333,6 +333,33 @@ fn report_display_has_one_line_per_error() {
     assert!(
         lines[1].starts_with("o.yaml:9:3: spec.extra: unknown field"),
         "{printed}"
+    );
+}
+
+#[test]
+fn missing_spec_reported_once() {
+    let text = "apiVersion: steward/v1\nkind: WorkerPool\nmetadata:\n  name: web\n";
+    let report = spec::parse_str(text, "pool.yaml").expect_err("spec is required");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "spec");
+    assert_eq!(report.errors[0].message, "missing required field `spec`");
+}
+
+#[test]
+fn bare_number_duration_gets_unit_hint() {
+    let example = std::fs::read_to_string(repo_path("examples/pools/face-match.yaml"))
+        .expect("the example pool");
+    assert!(example.contains("interval: 20m"), "the example changed");
+    let text = example.replace("interval: 20m", "interval: 20");
+
+    let report = spec::parse_str(&text, "pool.yaml").expect_err("a number is not a duration");
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors[0].path, "spec.autoscaling.interval");
+    assert!(
+        report.errors[0].message.ends_with(
+            "a duration needs a unit, such as \"20m\" for 20 minutes or \"20s\" for 20 seconds"
+        ),
+        "{report}"
     );
 }
 
