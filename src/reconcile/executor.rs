@@ -120,6 +120,7 @@ pub trait Executor: Send + Sync {
 /// deployment for it. When a plan scales two zones, the second call races that deployment.
 /// If the scheduler wins, the remaining counts are set in one register of the live job
 /// instead, so the second zone is not left waiting for the first zone's deployment to end.
+/// A plan with [`Plan::register_if_blocked`] does the same when its first scale is blocked.
 pub async fn apply<E, F>(
     executor: &E,
     mut plan: Plan,
@@ -194,7 +195,7 @@ async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError
                 message,
             } => match executor.scale(&plan.job, group, *count, message).await {
                 Ok(()) => scaled = true,
-                Err(ExecError::DeploymentActive) if scaled => {
+                Err(ExecError::DeploymentActive) if scaled || plan.register_if_blocked => {
                     return register_remaining_counts(executor, plan, &plan.actions[position..])
                         .await;
                 }
@@ -261,12 +262,12 @@ async fn register_remaining_counts<E: Executor>(
             job = %plan.job,
             group,
             count,
-            "scale blocked by the deployment of this plan's earlier scale; count set by register"
+            "scale blocked by an active deployment; count set by register"
         );
 
         // The count is already set, so a missing event is logged and not retried.
         let event = format!(
-            "{message} (count set by a job register: the scale call was blocked by the deployment of an earlier scale)"
+            "{message} (count set by a job register: the scale call was blocked by an active deployment)"
         );
         if let Err(error) = executor
             .record_scaling_event(&plan.job, group, &event)

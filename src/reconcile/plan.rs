@@ -56,6 +56,9 @@ pub struct Plan {
     /// When to reconcile again even without an event: an override's expiry, the next
     /// autoscaler cycle, or a recheck after a write or deferral.
     pub requeue_after: Option<Duration>,
+    /// Whether scales that Nomad blocks because of an active deployment are set by a job
+    /// register instead. The planner sets it when every scale lowers a count.
+    pub register_if_blocked: bool,
 }
 
 /// Everything the planner reads.
@@ -127,6 +130,7 @@ pub fn plan_delete(pool: &str, job: JobKey, observed: &Observed, orphan_on_delet
             last_error: None,
         },
         requeue_after: None,
+        register_if_blocked: false,
     }
 }
 
@@ -272,6 +276,7 @@ struct Planner {
     rolling_out: bool,
     deferred: bool,
     recheck: bool,
+    register_if_blocked: bool,
     zone_notes: Vec<String>,
 }
 
@@ -384,12 +389,29 @@ impl Planner {
             return;
         }
 
-        if let Some(deployment) = input
+        // Nomad blocks scales while a deployment runs. A register with the same template and
+        // lower counts cancels that deployment, and stopping workers needs no new one. That
+        // way, a deployment that cannot place its workers does not hold the change until its
+        // progress deadline.
+        let lowering = changes.iter().all(|&i| counts[i] < current[i]);
+        let active = input
             .observed
             .deployment
             .as_ref()
-            .filter(|d| d.status.is_active())
-        {
+            .filter(|d| d.status.is_active());
+        if lowering {
+            self.register_if_blocked = true;
+            if let Some(deployment) = active {
+                self.decide(
+                    "replace deployment",
+                    format!(
+                        "deployment {} in progress; counts {current:?} -> {counts:?} only \
+                         lower, so a job register sets them and cancels it",
+                        deployment.id
+                    ),
+                );
+            }
+        } else if let Some(deployment) = active {
             self.deferred = true;
             let drifted: Vec<String> = changes
                 .iter()
@@ -598,6 +620,7 @@ impl Planner {
                 last_error: self.error,
             },
             requeue_after,
+            register_if_blocked: self.register_if_blocked,
         }
     }
 }

@@ -364,6 +364,59 @@ async fn deleted_pool_leaves_no_gauges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lower_override_replaces_stuck_deployment() {
+    let cluster = Cluster::start(&["a", "b"]).await;
+    cluster.put_pool("web", &["a", "b"], 2).await;
+    let controller = cluster.spawn("one");
+    cluster.wait_counts("web", &["a", "b"], &[1, 1]).await;
+
+    // Far above what four nodes hold: the deployment that places them cannot finish.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    cluster.put_override("web", 400, later).await;
+    cluster.wait_counts("web", &["a", "b"], &[200, 200]).await;
+
+    cluster.put_override("web", 4, later).await;
+    cluster.wait_counts("web", &["a", "b"], &[2, 2]).await;
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let deployments: Vec<serde_json::Value> = http
+        .get(format!("{}/v1/job/web/deployments", cluster.nomad.url()))
+        .send()
+        .await
+        .expect("deployments")
+        .json()
+        .await
+        .expect("deployment list");
+    let statuses: Vec<&str> = deployments
+        .iter()
+        .map(|d| d["Status"].as_str().expect("status"))
+        .collect();
+    assert!(
+        statuses.contains(&"cancelled"),
+        "the register cancels the stuck deployment: {statuses:?}"
+    );
+    assert!(
+        !statuses.contains(&"failed"),
+        "no deployment waited for its progress deadline: {statuses:?}"
+    );
+    let status = cluster.wait_status("web", |s| s.workers.desired == 4).await;
+    assert!(
+        status
+            .decisions
+            .iter()
+            .any(|d| d.action == "replace deployment"),
+        "{:?}",
+        status.decisions
+    );
+
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn override_expiry_restores_size() {
     let cluster = Cluster::start(&["a", "b"]).await;
     cluster.put_pool("batch", &["a", "b"], 2).await;

@@ -49,11 +49,29 @@ pub fn reconcile_job(cluster: &mut Cluster, key: &JobKey, now_ns: i64, eval_id: 
         .collect();
 
     let Some(job) = job.filter(|job| job.stop != Some(true)) else {
+        cancel_deployment(
+            cluster,
+            key,
+            None,
+            "Cancelled because job is stopped",
+            now_ns,
+        );
         for id in live {
             cluster.stop_alloc(&id, now_ns, "alloc not needed due to job update");
         }
         return outcome;
     };
+
+    // Like Nomad's reconciler, every evaluation of a newer job version cancels the active
+    // deployment of an older one, even when the new version needs no deployment of its own
+    // (a register that only lowers counts).
+    cancel_deployment(
+        cluster,
+        key,
+        Some(job.version.unwrap_or(0)),
+        NEWER_VERSION,
+        now_ns,
+    );
 
     let group_names: Vec<&str> = job
         .groups()
@@ -334,6 +352,43 @@ fn next_name(used: &mut Vec<u32>) -> u32 {
     candidate
 }
 
+/// Nomad's status description of a deployment cancelled by a newer job version.
+const NEWER_VERSION: &str = "Cancelled due to newer version of job";
+
+/// Cancels the job's active deployment with `description`. With `keep_version`, a
+/// deployment of that job version is left running.
+fn cancel_deployment(
+    cluster: &mut Cluster,
+    key: &JobKey,
+    keep_version: Option<u64>,
+    description: &str,
+    now_ns: i64,
+) {
+    let Some(old_id) = cluster.active_deployment_id(key) else {
+        return;
+    };
+    let current = cluster
+        .deployments
+        .get(&old_id)
+        .is_some_and(|old| Some(old.job_version) == keep_version);
+    if current {
+        return;
+    }
+
+    let index = cluster.touch(Table::Deployments);
+    if let Some(old) = cluster.deployments.get_mut(&old_id) {
+        old.status = DeploymentStatus::Cancelled;
+        old.status_description = description.to_owned();
+        old.modify_index = index;
+        old.modify_time_ns = now_ns;
+    }
+    cluster.mark_event(
+        index,
+        EventType::DeploymentStatusUpdate,
+        Subject::Deployment(old_id),
+    );
+}
+
 /// Creates a deployment for the job's current version and cancels any older active one.
 pub fn create_deployment(
     cluster: &mut Cluster,
@@ -341,20 +396,7 @@ pub fn create_deployment(
     job: &Job,
     now_ns: i64,
 ) -> SimDeployment {
-    if let Some(old_id) = cluster.active_deployment_id(key) {
-        let index = cluster.touch(Table::Deployments);
-        if let Some(old) = cluster.deployments.get_mut(&old_id) {
-            old.status = DeploymentStatus::Cancelled;
-            old.status_description = "Cancelled due to newer version of job".to_owned();
-            old.modify_index = index;
-            old.modify_time_ns = now_ns;
-        }
-        cluster.mark_event(
-            index,
-            EventType::DeploymentStatusUpdate,
-            Subject::Deployment(old_id),
-        );
-    }
+    cancel_deployment(cluster, key, None, NEWER_VERSION, now_ns);
 
     let id = cluster.new_id();
     let index = cluster.touch(Table::Deployments);

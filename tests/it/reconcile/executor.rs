@@ -194,7 +194,7 @@ async fn scale_blocked_by_own_deployment_registers() {
             "register face-match index=130 preserve=false",
             "event default/face-match b: steward: zone b 1 -> 2: override of 4 active until \
              2026-12-04T22:00:00Z (reason: incident 42) (Override) (count set by a job register: \
-             the scale call was blocked by the deployment of an earlier scale)",
+             the scale call was blocked by an active deployment)",
         ]
     );
     let registered = executor.registered.lock().expect("lock").clone();
@@ -208,6 +208,35 @@ async fn scale_blocked_by_own_deployment_registers() {
         [("a".to_owned(), Some(2)), ("b".to_owned(), Some(2))],
         "the register carries the first scale and the blocked one"
     );
+}
+
+#[tokio::test]
+async fn lowering_scale_blocked_by_deployment_registers() {
+    let (pool, cluster, pinned, mut scale) = override_to_four();
+    scale.register_if_blocked = true;
+    let rendered = steward::reconcile::render_job(&pool, &[1, 1]).expect("renders");
+    let live = ObservedJob::new(with_nomad_defaults(&rendered, 140));
+    let executor = ScriptedExecutor::new(vec![Err(ExecError::DeploymentActive)], Some(live));
+
+    let result = apply(&executor, scale, cluster.observed.clone(), |observed| {
+        plan(&pool, Some(&pinned), observed, time(NOW))
+    })
+    .await;
+
+    assert!(result.is_ok(), "{result:?}");
+    let calls = executor.calls();
+    assert_eq!(
+        calls[..3],
+        [
+            "scale default/face-match a=2",
+            "get default/face-match",
+            "register face-match index=140 preserve=false",
+        ]
+    );
+    assert_eq!(calls.len(), 5, "one event per zone: {calls:?}");
+    let registered = executor.registered.lock().expect("lock").clone();
+    let counts: Vec<Option<i64>> = registered[0].groups().iter().map(|g| g.count).collect();
+    assert_eq!(counts, [Some(2), Some(2)]);
 }
 
 #[tokio::test]

@@ -597,6 +597,40 @@ fn paused_pool_reports_without_acting() {
 }
 
 #[test]
+fn lower_counts_replace_active_deployment() {
+    let pool = example_pool();
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    let eight = override_of(8, "2026-12-04T22:00:00Z", false);
+    converge(&mut cluster, &pool, Some(&eight), NOW);
+    cluster.observed.deployment = Some(ObservedDeployment {
+        id: "d-9".to_owned(),
+        status: DeploymentStatus::Running,
+        job_version: 3,
+    });
+
+    let four = override_of(4, "2026-12-04T22:00:00Z", false);
+    let plan = plan(&pool, Some(&four), &cluster.observed, time(NOW));
+
+    assert!(plan.register_if_blocked);
+    let scales: Vec<(&str, u32)> = plan
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Scale { group, count, .. } => Some((group.as_str(), *count)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scales, [("a", 2), ("b", 2)]);
+    let replace = &plan.status.decisions[0];
+    assert_eq!(replace.action, "replace deployment");
+    assert!(
+        replace.reason.contains("deployment d-9"),
+        "{}",
+        replace.reason
+    );
+}
+
+#[test]
 fn active_deployment_defers_scale() {
     let pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
