@@ -185,14 +185,14 @@ impl Metrics {
         );
         registry.register(
             "pool_phase",
-            "1 for the pool's current phase (Ready, Scaling, RollingOut, Degraded, Paused, \
-             Error), 0 for the others",
+            "1, with the pool's current phase as label (Ready, Scaling, RollingOut, Degraded, \
+             Paused, Error)",
             metrics.pool_phase.clone(),
         );
         registry.register(
             "pool_sizing_source",
-            "1 for the origin of the pool's desired count (override, autoscaler, min, max, \
-             fallback, hold), 0 for the others",
+            "1, with the origin of the pool's desired count as label (override, autoscaler, \
+             min, max, fallback, hold)",
             metrics.sizing_source.clone(),
         );
         registry.register(
@@ -310,25 +310,23 @@ impl Metrics {
                 .set(i64::from(zone.workers.healthy));
         }
 
-        for phase in Phase::ALL {
-            self.pool_phase
-                .get_or_create(&phase_labels(pool, phase))
-                .set(i64::from(phase == status.phase));
+        // One series per pool, for the current value. A 0 series for each other value would
+        // add ten series per pool, and no alert or panel needs them.
+        for phase in Phase::ALL.into_iter().filter(|p| *p != status.phase) {
+            self.pool_phase.remove(&phase_labels(pool, phase));
         }
+        self.pool_phase
+            .get_or_create(&phase_labels(pool, status.phase))
+            .set(1);
 
         let source = status.sizing.as_ref().map(|s| s.source);
-        for each in SizingSource::ALL {
-            let labels = source_labels(pool, each);
-            match source {
-                Some(source) => {
-                    self.sizing_source
-                        .get_or_create(&labels)
-                        .set(i64::from(each == source));
-                }
-                None => {
-                    self.sizing_source.remove(&labels);
-                }
-            }
+        for other in SizingSource::ALL.into_iter().filter(|s| Some(*s) != source) {
+            self.sizing_source.remove(&source_labels(pool, other));
+        }
+        if let Some(source) = source {
+            self.sizing_source
+                .get_or_create(&source_labels(pool, source))
+                .set(1);
         }
 
         let labels = PoolLabels { pool: pool.clone() };

@@ -173,7 +173,7 @@ fn pool_gauges_follow_the_status() {
     };
     assert_eq!(phase("Degraded").as_deref(), Some("1"), "{body}");
     for other in ["Ready", "Scaling", "RollingOut", "Paused", "Error"] {
-        assert_eq!(phase(other).as_deref(), Some("0"), "{other} in {body}");
+        assert_eq!(phase(other), None, "{other} in {body}");
     }
     let source = |s: &str| {
         value(
@@ -182,7 +182,7 @@ fn pool_gauges_follow_the_status() {
         )
     };
     assert_eq!(source("hold").as_deref(), Some("1"), "{body}");
-    assert_eq!(source("override").as_deref(), Some("0"), "{body}");
+    assert_eq!(source("override"), None, "{body}");
     assert_eq!(
         value(
             &body,
@@ -199,6 +199,27 @@ fn pool_gauges_follow_the_status() {
         )
         .as_deref(),
         Some("412.5"),
+        "{body}"
+    );
+}
+
+#[test]
+fn phase_change_replaces_the_phase_series() {
+    let metrics = Metrics::new();
+    let mut status = planned_status();
+    status.phase = Phase::Degraded;
+    metrics.record_status(&status);
+
+    status.phase = Phase::Ready;
+    metrics.record_status(&status);
+    let body = metrics.encode();
+    let phases: Vec<&str> = body
+        .lines()
+        .filter(|line| line.starts_with("steward_pool_phase{"))
+        .collect();
+    assert_eq!(
+        phases,
+        ["steward_pool_phase{pool=\"face-match\",phase=\"Ready\"} 1"],
         "{body}"
     );
 }
