@@ -37,6 +37,8 @@ pub struct Args {
 struct Snapshot {
     statuses: Vec<Status>,
     without_status: Vec<String>,
+    /// The identity of the controller that holds the leader lock, if one does.
+    leader: Option<String>,
     index: u64,
 }
 
@@ -71,6 +73,12 @@ async fn read(
             .with_context(|| format!("status key {} does not hold a valid status", pair.key))?;
         statuses.push(status);
     }
+    let leader = client
+        .kv_get(&keys.leader())
+        .await
+        .context("failed to read the leader lock from Consul")?
+        .filter(|pair| pair.session.is_some())
+        .map(|pair| String::from_utf8_lossy(&pair.value).into_owned());
     let without_status = pools
         .iter()
         .filter_map(|pair| keys.pool_name(&pair.key))
@@ -81,6 +89,7 @@ async fn read(
     Ok(Snapshot {
         statuses,
         without_status,
+        leader,
         index: meta.index.max(1),
     })
 }
@@ -101,6 +110,16 @@ fn render(
         (Some(_), _) => String::new(),
         (None, statuses) => format_list(statuses, output, now).map_err(CliError::failure)?,
     };
+    // A status is written only when it changes, so after a change of leader it can still
+    // name the previous one. The table says so, and the JSON and YAML stay the stored object.
+    if output == OutputFormat::Table
+        && let Some(leader) = &snapshot.leader
+        && snapshot.statuses.iter().any(|s| s.written_by != *leader)
+    {
+        text.push_str(&format!(
+            "The leader is now {leader}; it rewrites a status when something in it changes.\n"
+        ));
+    }
     for pool in &snapshot.without_status {
         text.push_str(&format!(
             "pool {pool} exists but no controller has written its status yet: check that `steward controller` runs\n"
@@ -123,8 +142,9 @@ pub async fn run(args: Args) -> CliResult {
     }
     loop {
         let next = read(&client, &keys, name, snapshot.index).await?;
-        let changed =
-            next.statuses != snapshot.statuses || next.without_status != snapshot.without_status;
+        let changed = next.statuses != snapshot.statuses
+            || next.without_status != snapshot.without_status
+            || next.leader != snapshot.leader;
         // The index also moves for same-value writes and unrelated keys, so compare first.
         if next.index < snapshot.index {
             snapshot.index = 0;

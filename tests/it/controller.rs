@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use steward::consul::{ConsulClient, Keys, WriteMode};
+use steward::consul::{ConsulClient, Keys, SessionBehavior, SessionRequest, WriteMode};
 use steward::nomad::{self, QueryOptions};
 use steward::reconcile::Status;
 use steward::runtime::{Controller, ControllerConfig, ControllerHandle, QueueConfig, WorkQueue};
@@ -790,13 +790,61 @@ async fn status_command_reports_pools() {
         "status".into(),
         "absent".into(),
         "--consul-addr".into(),
-        url,
+        url.clone(),
     ])
     .await
     .expect("joins");
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("pool absent not found"));
 
+    // Another controller takes the lock and has not rewritten the status yet.
     controller.stop().await;
+    let session = cluster
+        .consul_client
+        .session_create(&SessionRequest {
+            name: "standby".to_owned(),
+            node: None,
+            lock_delay: Duration::ZERO,
+            behavior: SessionBehavior::Release,
+            ttl: Some(Duration::from_secs(30)),
+            node_checks: None,
+        })
+        .await
+        .expect("session");
+    let acquired = cluster
+        .consul_client
+        .kv_put(
+            &cluster.keys.leader(),
+            b"two",
+            None,
+            &WriteMode::Acquire(session),
+        )
+        .await
+        .expect("acquire");
+    assert!(acquired, "the lock is free after the stop");
+    let table = run(vec![
+        "status".into(),
+        "shown".into(),
+        "--consul-addr".into(),
+        url.clone(),
+    ])
+    .await
+    .expect("joins");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("Written by:          one"), "{text}");
+    assert!(text.contains("The leader is now two"), "{text}");
+    let json = run(vec![
+        "status".into(),
+        "shown".into(),
+        "-o".into(),
+        "json".into(),
+        "--consul-addr".into(),
+        url,
+    ])
+    .await
+    .expect("joins");
+    let status: Status = serde_json::from_slice(&json.stdout).expect("JSON alone on stdout");
+    assert_eq!(status.written_by, "one");
+
     cluster.stop().await;
 }
