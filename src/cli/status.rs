@@ -111,7 +111,7 @@ fn render(
         (None, statuses) => format_list(statuses, output, now).map_err(CliError::failure)?,
     };
     // A status is written only when it changes, so after a change of leader it can still
-    // name the previous one. The table says so, and the JSON and YAML stay the stored object.
+    // name the previous one. The table output adds a note, and JSON and YAML stay the stored object.
     if output == OutputFormat::Table
         && let Some(leader) = &snapshot.leader
         && snapshot.statuses.iter().any(|s| s.written_by != *leader)
