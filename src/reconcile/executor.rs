@@ -113,14 +113,11 @@ pub trait Executor: Send + Sync {
 /// calls `replan` with the refreshed observation, and performs the new plan, at most
 /// [`MAX_CONFLICT_RETRIES`] times. Returns the plan that was carried out.
 ///
-/// An active deployment that blocks a scale ends the plan without an error, because the
-/// next reconcile after the deployment scales.
-///
-/// A scale of a service job makes a new job version, and Nomad's scheduler then opens a
-/// deployment for it. When a plan scales two zones, the second call races that deployment.
-/// If the scheduler wins, the remaining counts are set in one register of the live job
-/// instead, so the second zone is not left waiting for the first zone's deployment to end.
-/// A plan with [`Plan::register_if_blocked`] does the same when its first scale is blocked.
+/// Nomad blocks scales while a deployment runs. A blocked scale and the scales after it are
+/// set in one register of the live job instead (see [`register_remaining_counts`]). A
+/// scale of a service job opens a deployment itself, so a plan that scales two zones needs
+/// this for its second call whenever the scheduler is quicker. A plan whose remaining
+/// actions are not all scales ends without an error, and the next reconcile goes on.
 pub async fn apply<E, F>(
     executor: &E,
     mut plan: Plan,
@@ -175,7 +172,6 @@ where
 }
 
 async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError> {
-    let mut scaled = false;
     for (position, action) in plan.actions.iter().enumerate() {
         debug!(job = %plan.job, ?action, "applying");
         match action {
@@ -194,8 +190,8 @@ async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError
                 count,
                 message,
             } => match executor.scale(&plan.job, group, *count, message).await {
-                Ok(()) => scaled = true,
-                Err(ExecError::DeploymentActive) if scaled || plan.register_if_blocked => {
+                Ok(()) => {}
+                Err(ExecError::DeploymentActive) => {
                     return register_remaining_counts(executor, plan, &plan.actions[position..])
                         .await;
                 }
@@ -208,7 +204,8 @@ async fn perform<E: Executor>(executor: &E, plan: &Plan) -> Result<(), ExecError
 }
 
 /// Sets the counts of the scale actions in `remaining` with one register of the live job,
-/// after an earlier scale of the same plan opened a deployment that blocks further scales.
+/// after Nomad blocked the first of them because a deployment runs: one that an earlier
+/// scale of the same plan opened, or one that was open before.
 ///
 /// Nomad accepts a register during a deployment: it cancels that deployment and opens one
 /// for the new version, which places the workers of every changed group. The register uses

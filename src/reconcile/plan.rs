@@ -56,9 +56,6 @@ pub struct Plan {
     /// When to reconcile again even without an event: an override's expiry, the next
     /// autoscaler cycle, or a recheck after a write or deferral.
     pub requeue_after: Option<Duration>,
-    /// Whether scales that Nomad blocks because of an active deployment are set by a job
-    /// register instead. The planner sets it when every scale lowers a count.
-    pub register_if_blocked: bool,
 }
 
 /// Everything the planner reads.
@@ -130,7 +127,6 @@ pub fn plan_delete(pool: &str, job: JobKey, observed: &Observed, orphan_on_delet
             last_error: None,
         },
         requeue_after: None,
-        register_if_blocked: false,
     }
 }
 
@@ -276,7 +272,6 @@ struct Planner {
     rolling_out: bool,
     deferred: bool,
     recheck: bool,
-    register_if_blocked: bool,
     zone_notes: Vec<String>,
 }
 
@@ -389,54 +384,25 @@ impl Planner {
             return;
         }
 
-        // Nomad blocks scales while a deployment runs. A register with the same template and
-        // lower counts cancels that deployment, and stopping workers needs no new one. That
-        // way, a deployment that cannot place its workers does not hold the change until its
-        // progress deadline.
-        let lowering = changes.iter().all(|&i| counts[i] < current[i]);
-        let active = input
+        // Nomad blocks scales while a deployment runs, and the executor then sets the counts
+        // in one register of the same template, which cancels that deployment. With the
+        // template unchanged, the deployment only changes counts, so nothing of it is lost. A
+        // deployment that cannot place its workers, such as after an override above the
+        // cluster's capacity, would otherwise hold every change until its progress deadline.
+        if let Some(deployment) = input
             .observed
             .deployment
             .as_ref()
-            .filter(|d| d.status.is_active());
-        if lowering {
-            self.register_if_blocked = true;
-            if let Some(deployment) = active {
-                self.decide(
-                    "replace deployment",
-                    format!(
-                        "deployment {} in progress; counts {current:?} -> {counts:?} only \
-                         lower, so a job register sets them and cancels it",
-                        deployment.id
-                    ),
-                );
-            }
-        } else if let Some(deployment) = active {
-            self.deferred = true;
-            let drifted: Vec<String> = changes
-                .iter()
-                .filter(|&&i| changed_outside(input, i, counts[i]))
-                .map(|&i| {
-                    format!(
-                        "zone {} changed outside Steward to {}",
-                        zones[i].name, current[i]
-                    )
-                })
-                .collect();
-            let drift = if drifted.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", drifted.join(", "))
-            };
+            .filter(|d| d.status.is_active())
+        {
             self.decide(
-                "scale deferred",
+                "replace deployment",
                 format!(
-                    "deployment {} in progress; counts {current:?} -> {counts:?}{drift} wait \
-                     until it ends",
+                    "deployment {} in progress; counts {current:?} -> {counts:?} are set by a \
+                     job register, which cancels it",
                     deployment.id
                 ),
             );
-            return;
         }
 
         for zone_index in changes {
@@ -620,7 +586,6 @@ impl Planner {
                 last_error: self.error,
             },
             requeue_after,
-            register_if_blocked: self.register_if_blocked,
         }
     }
 }
@@ -671,11 +636,10 @@ fn outdated_zones(live: &super::ObservedJob, pool: &WorkerPool) -> Vec<String> {
 }
 
 /// Returns whether the zone's live count differs from `to` because someone changed it outside
-/// Steward: the previous status wanted `to` for the zone and had it running, and no rollout
-/// owned the counts. A count Steward has not reached yet (a new job, a scale deferred behind a
-/// deployment or a failed write, one step of a move between zones) is not such a change.
-// NOTE: after a change outside Steward that opens a deployment, the status written while it
-// runs no longer has the zone converged, so only the deferred decision names the change.
+/// Steward: the previous status wanted `to` for the available zone and had it running, and no
+/// rollout owned the counts. A count Steward has not reached yet (a new job, a failed write,
+/// one step of a move between zones) is not such a change. Nor is the count of a zone without
+/// nodes, whose running workers say nothing about its count.
 fn changed_outside(input: &PlanInput<'_>, zone_index: usize, to: u32) -> bool {
     let zone = &input.pool.spec.zones[zone_index];
     let Some(previous) = input.previous else {
@@ -685,7 +649,7 @@ fn changed_outside(input: &PlanInput<'_>, zone_index: usize, to: u32) -> bool {
         .zones
         .iter()
         .find(|z| z.name == zone.name)
-        .is_some_and(|z| z.workers.desired == to && z.workers.running == to);
+        .is_some_and(|z| z.available && z.workers.desired == to && z.workers.running == to);
     // A rollout sets counts itself (surge, rollback), so while one is active or after it
     // failed, the difference is not someone else's edit.
     let rollout_owned_counts = previous

@@ -893,6 +893,11 @@ async fn write_status_with(
     if let Some(previous) = previous
         && !next.differs_from(previous)
     {
+        // A new leader, or a restarted one, rewrites no unchanged status, but its gauges
+        // start empty.
+        if term.may_write() {
+            inner.metrics.record_status(&next);
+        }
         return Ok(());
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use steward::consul::{ConsulClient, Keys, SessionBehavior, SessionRequest, WriteMode};
 use steward::nomad::{self, QueryOptions};
-use steward::reconcile::Status;
+use steward::reconcile::{Phase, Status};
 use steward::runtime::{Controller, ControllerConfig, ControllerHandle, QueueConfig, WorkQueue};
 use steward::sim::consul::{ConsulEmulator, ConsulEmulatorConfig, RunningConsul};
 use steward::sim::nomad::{NomadEmulator, NomadEmulatorConfig, RunningNomad};
@@ -364,6 +364,44 @@ async fn deleted_pool_leaves_no_gauges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_leader_exports_unchanged_pools() {
+    let cluster = Cluster::start(&["a", "b"]).await;
+    cluster.put_pool("web", &["a", "b"], 4).await;
+    let first = cluster.spawn("one");
+    let written = cluster
+        .wait_status("web", |s| s.phase == Phase::Ready)
+        .await;
+    first.stop().await;
+
+    let second = cluster.spawn("two");
+    second.wait_leader().await;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let body = second.handle.metrics().encode();
+        if body.contains("steward_workers_desired{pool=\"web\",zone=\"a\"} 2") {
+            assert!(
+                body.contains("steward_pool_phase{pool=\"web\",phase=\"Ready\"} 1"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new leader exports no series for the pool:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = cluster.wait_status("web", |_| true).await;
+    assert_eq!(
+        status.written_by, written.written_by,
+        "the status was not rewritten, so only the reconcile can have set the gauges"
+    );
+
+    second.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lower_override_replaces_stuck_deployment() {
     let cluster = Cluster::start(&["a", "b"]).await;
     cluster.put_pool("web", &["a", "b"], 2).await;
@@ -467,8 +505,7 @@ async fn drift_reverted_and_recorded() {
     }
 
     cluster.wait_counts("api", &["a", "b"], &[2, 2]).await;
-    // The hand-made scale opened a deployment. When the controller saw it running, the
-    // deferred decision names the change; when it saw it finished, the scale does.
+    // The hand-made scale opened a deployment, which the scale back replaces.
     let status = cluster
         .wait_status("api", |s| {
             s.decisions
@@ -481,10 +518,7 @@ async fn drift_reverted_and_recorded() {
         .iter()
         .find(|d| d.reason.contains("changed outside Steward to 7"))
         .expect("the change outside Steward is recorded");
-    assert!(
-        ["scale deferred", "scale zone a 7 -> 2"].contains(&named.action.as_str()),
-        "{named:?}"
-    );
+    assert_eq!(named.action, "scale zone a 7 -> 2", "{named:?}");
 
     controller.stop().await;
     cluster.stop().await;

@@ -157,20 +157,6 @@ fn override_to_four() -> (WorkerPool, FakeCluster, Override, Plan) {
 }
 
 #[tokio::test]
-async fn apply_treats_blocked_scale_as_deferred() {
-    let (pool, cluster, pinned, scale) = override_to_four();
-    let executor = ScriptedExecutor::new(vec![Err(ExecError::DeploymentActive)], None);
-
-    let result = apply(&executor, scale, cluster.observed.clone(), |observed| {
-        plan(&pool, Some(&pinned), observed, time(NOW))
-    })
-    .await;
-
-    assert!(result.is_ok(), "blocked scale is not an error: {result:?}");
-    assert_eq!(executor.calls(), vec!["scale default/face-match a=2"]);
-}
-
-#[tokio::test]
 async fn scale_blocked_by_own_deployment_registers() {
     let (pool, cluster, pinned, scale) = override_to_four();
     // Nomad after the first scale: zone a at 2, zone b still at 1, and a deployment open.
@@ -211,9 +197,8 @@ async fn scale_blocked_by_own_deployment_registers() {
 }
 
 #[tokio::test]
-async fn lowering_scale_blocked_by_deployment_registers() {
-    let (pool, cluster, pinned, mut scale) = override_to_four();
-    scale.register_if_blocked = true;
+async fn first_scale_blocked_by_deployment_registers() {
+    let (pool, cluster, pinned, scale) = override_to_four();
     let rendered = steward::reconcile::render_job(&pool, &[1, 1]).expect("renders");
     let live = ObservedJob::new(with_nomad_defaults(&rendered, 140));
     let executor = ScriptedExecutor::new(vec![Err(ExecError::DeploymentActive)], Some(live));

@@ -290,10 +290,10 @@ fn pending_scale_is_not_drift() {
         })
     };
 
-    // An override arrives while a deployment runs: the scale waits, and nothing changed
-    // outside Steward.
+    // An override arrives while a deployment runs: a register replaces the deployment, and
+    // nothing changed outside Steward.
     cluster.observed.deployment = deployment(DeploymentStatus::Running);
-    let deferred = plan_with(&PlanInput {
+    let during = plan_with(&PlanInput {
         pool: &pool,
         override_: Some(&six),
         autoscaler: None,
@@ -301,24 +301,25 @@ fn pending_scale_is_not_drift() {
         previous: Some(&first),
         now: time(NOW),
     });
-    assert!(deferred.actions.is_empty(), "{:?}", deferred.actions);
-    let decision = &deferred.status.decisions[0];
-    assert_eq!(decision.action, "scale deferred");
-    assert!(
-        !decision.reason.contains("outside Steward"),
-        "{}",
-        decision.reason
-    );
+    assert_eq!(during.actions.len(), 2, "{:?}", during.actions);
+    assert_eq!(during.status.decisions[0].action, "replace deployment");
+    for decision in &during.status.decisions {
+        assert!(
+            !decision.reason.contains("outside Steward"),
+            "{}",
+            decision.reason
+        );
+    }
     let second = Status::next(
         "face-match",
         Some(&first),
-        &deferred.status,
+        &during.status,
         8,
         "test",
         time(NOW),
     );
 
-    // The deployment ends; the scale Steward deferred is its own.
+    // The write failed and the deployment ended: the count still pending is Steward's own.
     cluster.observed.deployment = deployment(DeploymentStatus::Successful);
     let scaled = plan_with(&PlanInput {
         pool: &pool,
@@ -611,7 +612,6 @@ fn lower_counts_replace_active_deployment() {
     let four = override_of(4, "2026-12-04T22:00:00Z", false);
     let plan = plan(&pool, Some(&four), &cluster.observed, time(NOW));
 
-    assert!(plan.register_if_blocked);
     let scales: Vec<(&str, u32)> = plan
         .actions
         .iter()
@@ -631,7 +631,7 @@ fn lower_counts_replace_active_deployment() {
 }
 
 #[test]
-fn active_deployment_defers_scale() {
+fn active_deployment_replaced_for_raised_counts() {
     let pool = example_pool();
     let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
     converge(&mut cluster, &pool, None, NOW);
@@ -643,24 +643,16 @@ fn active_deployment_defers_scale() {
 
     let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
     let plan = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
-    assert_eq!(plan.actions, Vec::new());
-    assert_eq!(plan.status.decisions[0].action, "scale deferred");
+    assert_eq!(plan.actions.len(), 2, "{:?}", plan.actions);
+    assert_eq!(plan.status.decisions[0].action, "replace deployment");
     assert!(
         plan.status.decisions[0]
             .reason
-            .contains("deployment d-1 in progress")
+            .contains("deployment d-1 in progress"),
+        "{}",
+        plan.status.decisions[0].reason
     );
     assert_eq!(plan.requeue_after, Some(RECHECK_AFTER));
-    assert_eq!(plan.status.phase, Phase::RollingOut);
-
-    cluster
-        .observed
-        .deployment
-        .as_mut()
-        .expect("deployment")
-        .status = DeploymentStatus::Successful;
-    let after = super::plan::plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
-    assert_eq!(after.actions.len(), 2);
 }
 
 #[test]
@@ -699,6 +691,44 @@ fn failover_then_stepwise_move_back() {
         history,
         vec![vec![4, 0], vec![4, 1], vec![3, 1], vec![3, 2], vec![2, 2]]
     );
+}
+
+#[test]
+fn failover_count_still_pending_is_not_drift() {
+    let pool = example_pool();
+    let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
+    let mut cluster = FakeCluster::new(&["dc-a", "dc-b"]);
+    converge(&mut cluster, &pool, Some(&pinned), NOW);
+
+    // Zone b loses its node and its workers; the failover's scale has not reached Nomad yet
+    // when the next reconcile runs.
+    cluster.observed.nodes[1].draining = true;
+    cluster.observed.allocations.retain(|a| a.task_group != "b");
+    let failover = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+    let written = Status::next("face-match", None, &failover.status, 7, "test", time(NOW));
+    let zone_b = written
+        .zones
+        .iter()
+        .find(|z| z.name == "b")
+        .expect("zone b");
+    assert_eq!((zone_b.workers.desired, zone_b.workers.running), (0, 0));
+
+    let again = plan_with(&PlanInput {
+        pool: &pool,
+        override_: Some(&pinned),
+        autoscaler: None,
+        observed: &cluster.observed,
+        previous: Some(&written),
+        now: time(NOW),
+    });
+    assert!(!again.actions.is_empty(), "the failover is still pending");
+    for decision in &again.status.decisions {
+        assert!(
+            !decision.reason.contains("outside Steward"),
+            "{}",
+            decision.reason
+        );
+    }
 }
 
 #[test]
