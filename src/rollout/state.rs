@@ -37,6 +37,13 @@ use crate::reconcile::Status;
 ///   │                                ▼ every zone runs the previous version, or
 ///   │                                │ the rollback's own deadline passed
 ///   └──────────────────────────────▶ Failed ──── `retry` ──▶ Prefetching
+///                                      │
+///     spec.version back at the version │ `retry` while a zone keeps the failed
+///     the rollout started from         │ version registered (no autoRollback)
+///                                      ▼
+///                            Rolling (a restore: zone by zone back, no golden step)
+///                                      │
+///                                      ▼ Complete, or Prefetching again after a `retry`
 /// ```
 ///
 /// `Complete` and `Failed` are terminal: the state stays in the status until `spec.version`

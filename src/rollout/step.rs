@@ -253,6 +253,26 @@ impl<'a> Stepper<'a> {
             return None;
         }
 
+        // spec.version is back at the version a failed rollout started from, while some zone
+        // still has the failed version registered (without autoRollback, or after a failed
+        // rollback): put the zones back one at a time, with the surge. Every zone ran this
+        // version before, so there is no prefetch and no golden worker.
+        if let Some(stored) = self.input.stored
+            && stored.phase == RolloutPhase::Failed
+            && stored.from_version == target
+        {
+            let state = self.restore_state(stored, live);
+            self.decide(
+                "restore version",
+                format!(
+                    "spec.version is back at {target} after the rollout to {} failed; \
+                     restoring {target} zone by zone",
+                    stored.to_version
+                ),
+            );
+            return Some(state);
+        }
+
         let first = live.versions.first()?.clone();
         if live.all_at(&first) {
             let state = self.new_state(&first, live, now);
@@ -276,6 +296,37 @@ impl<'a> Stepper<'a> {
         state.started_index = self.input.generation;
         self.decide("resume rollout", explanation);
         Some(state)
+    }
+
+    /// Returns a state that puts `failed.from_version` back on every zone, forward and one
+    /// zone at a time with the surge, after the rollout `failed` left some zone with its
+    /// version registered. Every zone ran that version before, so there is no prefetch and
+    /// no golden worker.
+    fn restore_state(&self, failed: &RolloutState, live: &LiveJob<'_>) -> RolloutState {
+        let now = self.now();
+        let failed_deployment = self
+            .live_deployment(live)
+            .filter(|d| is_failed(d.status))
+            .map(|d| d.id.clone());
+        let mut state = failed.clone();
+        state.phase = RolloutPhase::Rolling;
+        state.from_version = failed.to_version.clone();
+        state.to_version = failed.from_version.clone();
+        state.started_at = now;
+        state.phase_started_at = now;
+        state.phase_deadline = self.after(self.step_budget());
+        state.started_index = self.input.generation;
+        state.paused = None;
+        state.failure = None;
+        state.waiting = None;
+        // Never None for a restore, which `restoring` relies on. An ID that is not the live
+        // deployment's has no effect on the steps.
+        state.failed_deployment_id = Some(
+            failed_deployment
+                .or_else(|| failed.failed_deployment_id.clone())
+                .unwrap_or_default(),
+        );
+        state
     }
 
     fn new_state(&self, from: &str, live: &LiveJob<'_>, now: Timestamp) -> RolloutState {
@@ -363,17 +414,31 @@ impl<'a> Stepper<'a> {
             }
             ControlAction::Retry if phase == RolloutPhase::Failed => {
                 let from = self.state_mut().from_version.clone();
-                let mut state = self.new_state(&from, live, now);
+                // A zone that keeps the failed version registered gets no new canary from
+                // the same spec: Nomad makes no new job version for it. So the zones are
+                // restored first, and the rollout starts again once they run `from`.
+                let restore = !live.all_at(&from);
+                let mut state = if restore {
+                    let failed = self.state_mut().clone();
+                    self.restore_state(&failed, live)
+                } else {
+                    self.new_state(&from, live, now)
+                };
                 state.last_control_at = Some(control.at);
                 if control.index > 0 {
                     state.started_index = control.index;
                     state.last_control_index = Some(control.index);
                 }
                 self.state = Some(state);
-                self.decide(
-                    "retry rollout",
-                    format!("steward rollout retry by {by}: starting again from {from}"),
-                );
+                let reason = if restore {
+                    format!(
+                        "steward rollout retry by {by}: restoring {from} on every zone, then \
+                         starting again"
+                    )
+                } else {
+                    format!("steward rollout retry by {by}: starting again from {from}")
+                };
+                self.decide("retry rollout", reason);
             }
             action => self.decide(
                 "ignore control",
@@ -422,10 +487,14 @@ impl<'a> Stepper<'a> {
 
     fn run(&mut self, live: &LiveJob<'_>) {
         let target = self.target().to_owned();
+        // A restore finishes whatever spec.version becomes meanwhile: rolling it back would put
+        // the failed version back, and its end starts a rollout to spec.version.
+        let restoring = self.restoring();
         let state = self.state_mut();
         if state.phase.is_active()
             && state.phase != RolloutPhase::RollingBack
             && state.to_version != target
+            && !restoring
         {
             let reason = format!(
                 "spec.version changed to {target} during the rollout to {}",
@@ -970,7 +1039,7 @@ impl<'a> Stepper<'a> {
 
         if let Some(deployment) = self.live_deployment(live).filter(|d| is_failed(d.status)) {
             let ours = self.state_mut().failed_deployment_id.as_deref() == Some(&deployment.id);
-            if forward {
+            if forward && !ours {
                 return self.begin_rollback(
                     live,
                     format!(
@@ -1009,7 +1078,7 @@ impl<'a> Stepper<'a> {
             if let Err(reason) = self.settled(live) {
                 return Flow::Wait(reason);
             }
-            return self.finish_rolling(forward, &target);
+            return self.finish_rolling(live, forward, &target);
         };
 
         // The deadline bounds the wait for Nomad to finish the last change. Once the job has
@@ -1042,7 +1111,24 @@ impl<'a> Stepper<'a> {
         self.advance_zone(live, zone_index, &target, false, forward)
     }
 
-    fn finish_rolling(&mut self, forward: bool, target: &str) -> Flow {
+    fn finish_rolling(&mut self, live: &LiveJob<'_>, forward: bool, target: &str) -> Flow {
+        // A restore for `retry` ends with spec.version still at the failed version: the
+        // rollout starts again from the restored one.
+        if forward && self.restoring() && self.target() != target {
+            let previous = self.state_mut().clone();
+            let mut state = self.new_state(target, live, self.now());
+            // The `retry` that asked for this has been handled.
+            state.started_index = previous.started_index;
+            state.last_control_at = previous.last_control_at;
+            state.last_control_index = previous.last_control_index;
+            let to = state.to_version.clone();
+            self.state = Some(state);
+            self.decide(
+                "start rollout",
+                format!("every zone runs {target} again; starting the rollout to {to}"),
+            );
+            return Flow::Next;
+        }
         if forward {
             let from = self.state_mut().from_version.clone();
             self.decide(
@@ -1100,9 +1186,10 @@ impl<'a> Stepper<'a> {
 
         // The golden register raises the count in the same write: Nomad places no
         // non-canary allocation of a group while its canaries await promotion, so the
-        // surge arrives only after the golden worker is verified. A rollback does the same,
-        // because a surge of its own would start one more worker of the failing version.
-        let surge_in_register = golden || !forward;
+        // surge arrives only after the golden worker is verified. A rollback and a restore
+        // do the same, because a surge of their own would start one more worker of the
+        // failing version.
+        let surge_in_register = golden || !forward || self.restoring();
         if count < base + surge && !surge_in_register {
             let up = base + surge;
             self.actions.push(RolloutAction::Scale {
@@ -1172,6 +1259,14 @@ impl<'a> Stepper<'a> {
         }
         self.progressed();
         Flow::Wait(format!("zone {zone} registered with {target}"))
+    }
+
+    /// Whether this forward roll restores the version a failed rollout started from. Only
+    /// a restore rolls forward with a failed deployment recorded, and it keeps the failed
+    /// version's zones from a scale of their own, which would start a worker of it.
+    fn restoring(&mut self) -> bool {
+        let state = self.state_mut();
+        state.phase == RolloutPhase::Rolling && state.failed_deployment_id.is_some()
     }
 
     /// The latest deployment when it belongs to the live job version.

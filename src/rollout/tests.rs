@@ -846,6 +846,123 @@ fn failed_rollout_stays_failed_without_retry() {
 }
 
 #[test]
+fn reverted_spec_restores_zones_after_failed_rollout() {
+    // The rollout to NEW failed without autoRollback: zone a keeps NEW registered, with the
+    // golden surge, and its workers still run OLD.
+    let mut scene = Scene::before_rollout(pool());
+    let mut state = scene.step().state.expect("state");
+    state.phase = RolloutPhase::Failed;
+    state.counts = vec![3, 3];
+    state.failure = Some("golden worker unhealthy".to_owned());
+    scene.stored = Some(state);
+    scene.pool.spec.version = OLD.to_owned();
+    scene.set_live([NEW, OLD], [4, 3], 5);
+    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
+    scene.observed.allocations = workers([3, 3], 4);
+
+    let restore = scene.advance();
+    assert_eq!(phase(&restore), RolloutPhase::Rolling);
+    assert!(
+        restore
+            .decisions
+            .iter()
+            .any(|d| d.action == "restore version"),
+        "{:?}",
+        restore.decisions
+    );
+    // One register puts OLD back on zone a with the surge in the same write; no scale of a
+    // zone that still has NEW registered.
+    assert_eq!(restore.actions.len(), 1, "{:?}", restore.actions);
+    let groups = registered_groups(&restore);
+    assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
+    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
+
+    scene.set_live([OLD, OLD], [4, 3], 6);
+    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Successful, false));
+    scene.observed.allocations = workers([4, 3], 6);
+    let down = scene.advance();
+    let [RolloutAction::Scale { group, count, .. }] = down.actions.as_slice() else {
+        panic!("expected one scale, got {:?}", down.actions);
+    };
+    assert_eq!((group.as_str(), *count), ("a", 3));
+
+    scene.set_live([OLD, OLD], [3, 3], 7);
+    scene.deployment = Some(deployment("d7", 7, DeploymentStatus::Successful, false));
+    scene.observed.allocations = workers([3, 3], 7);
+    let done = scene.advance();
+    assert_eq!(phase(&done), RolloutPhase::Complete);
+    assert!(!done.holds_version());
+    assert_eq!(done.phase, None);
+}
+
+#[test]
+fn retry_restores_zones_then_starts_again() {
+    let mut scene = Scene::before_rollout(pool());
+    let mut state = scene.step().state.expect("state");
+    state.phase = RolloutPhase::Failed;
+    state.counts = vec![3, 3];
+    scene.stored = Some(state);
+    scene.set_live([NEW, OLD], [4, 3], 5);
+    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
+    scene.observed.allocations = workers([3, 3], 4);
+    scene.control = Some(Control {
+        action: ControlAction::Retry,
+        by: "bob".to_owned(),
+        at: t(50),
+        index: 0,
+    });
+    scene.now = t(60);
+
+    let restore = scene.advance();
+    assert_eq!(phase(&restore), RolloutPhase::Rolling);
+    let retry = restore
+        .decisions
+        .iter()
+        .find(|d| d.action == "retry rollout")
+        .expect("retry decision");
+    assert!(retry.reason.contains("restoring"), "{}", retry.reason);
+    let groups = registered_groups(&restore);
+    assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
+
+    scene.set_live([OLD, OLD], [4, 3], 6);
+    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Successful, false));
+    scene.observed.allocations = workers([4, 3], 6);
+    let down = scene.advance();
+    assert!(
+        matches!(
+            down.actions.as_slice(),
+            [RolloutAction::Scale { count: 3, .. }]
+        ),
+        "{:?}",
+        down.actions
+    );
+
+    scene.set_live([OLD, OLD], [3, 3], 7);
+    scene.deployment = Some(deployment("d7", 7, DeploymentStatus::Successful, false));
+    scene.observed.allocations = workers([3, 3], 7);
+    let again = scene.advance();
+    let state = again.state.clone().expect("state");
+    assert_eq!(state.phase, RolloutPhase::Prefetching);
+    assert_eq!(
+        (state.from_version.as_str(), state.to_version.as_str()),
+        (OLD, NEW)
+    );
+    assert!(
+        matches!(
+            again.actions.as_slice(),
+            [RolloutAction::RegisterPrefetch { .. }]
+        ),
+        "{:?}",
+        again.actions
+    );
+    assert!(
+        !again.decisions.iter().any(|d| d.action == "ignore control"),
+        "{:?}",
+        again.decisions
+    );
+}
+
+#[test]
 fn retry_restarts_a_failed_rollout() {
     let mut scene = Scene::before_rollout(pool());
     let mut state = scene.step().state.expect("state");

@@ -424,24 +424,25 @@ async fn drive_with_fault(
     pool: &WorkerPool,
     mut fault: Option<(&str, serde_json::Value)>,
 ) -> (RolloutState, Record) {
-    drive_full(emulator, client, pool, fault.take(), None).await
+    drive_full(emulator, client, pool, fault.take(), None, None).await
 }
 
-/// Drives the rollout like [`drive_with_fault`]; once an action described as
-/// `override_after` was applied, sizing requests 5 + 5 workers, as an override would.
+/// Drives the rollout like [`drive_with_fault`], from the state `stored` a previous rollout
+/// left; once an action described as `override_after` was applied, sizing requests 5 + 5
+/// workers, as an override would.
 async fn drive_full(
     emulator: &RunningNomad,
     client: &Client,
     pool: &WorkerPool,
     mut fault: Option<(&str, serde_json::Value)>,
     override_after: Option<&str>,
+    mut stored: Option<RolloutState>,
 ) -> (RolloutState, Record) {
     let writes = NomadWrites {
         client: client.clone(),
     };
     let job = JobKey::of(pool);
     let prefetch = prefetch_key(pool);
-    let mut stored: Option<RolloutState> = None;
     let mut record = Record::default();
 
     for _ in 0..MAX_ITERATIONS {
@@ -636,6 +637,47 @@ async fn unhealthy_golden_rolls_back_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverted_version_restores_after_failure_without_rollback() {
+    let (emulator, client) = start_emulator().await;
+    deploy_old(&client).await;
+    set_image(&emulator, json!({"image": NEW, "healthy": false})).await;
+    let mut failing = pool(NEW);
+    failing.spec.rollout.auto_rollback = false;
+
+    let (failed, _) = drive(&emulator, &client, &failing).await;
+    assert_eq!(failed.phase, RolloutPhase::Failed);
+    let left = zones(&client, &failing).await;
+    assert_eq!(
+        left[0].1, NEW,
+        "zone a keeps the failed version registered: {left:?}"
+    );
+
+    // The operator puts spec.version back.
+    let mut reverted = failing.clone();
+    reverted.spec.version = OLD.to_owned();
+    let (state, record) = drive_full(&emulator, &client, &reverted, None, None, Some(failed)).await;
+
+    assert_eq!(state.phase, RolloutPhase::Complete, "{:?}", record.actions);
+    for (phase, a, b) in &record.samples {
+        assert!(a + b >= 6, "healthy {a} + {b} below 6 in {phase}");
+    }
+    // The failed golden worker may still run when the restore starts; no other worker of
+    // the failed version starts.
+    let counts: Vec<usize> = record.new_workers.iter().map(|(_, count)| *count).collect();
+    assert!(counts[0] <= 1, "{counts:?}");
+    assert!(
+        counts.windows(2).all(|pair| pair[1] <= pair[0]),
+        "a worker of {NEW} started during the restore: {counts:?}"
+    );
+    assert_eq!(counts.last(), Some(&0), "{counts:?}");
+    let expected = vec![
+        ("a".to_owned(), OLD.to_owned(), 3),
+        ("b".to_owned(), OLD.to_owned(), 3),
+    ];
+    assert_eq!(zones(&client, &reverted).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_authorization_error_fails_in_prefetch() {
     let (emulator, client) = start_emulator().await;
     deploy_old(&client).await;
@@ -705,7 +747,7 @@ async fn override_mid_rollout_waits_for_end() {
     deploy_old(&client).await;
 
     let pool = pool(NEW);
-    let (state, record) = drive_full(&emulator, &client, &pool, None, Some("promote")).await;
+    let (state, record) = drive_full(&emulator, &client, &pool, None, Some("promote"), None).await;
 
     assert_eq!(
         state.phase,
