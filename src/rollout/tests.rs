@@ -192,6 +192,20 @@ impl Scene {
         self.observed.job = Some(live_job(&self.pool, versions, counts, version));
     }
 
+    /// Shows job `version` settled: its deployment `d<version>` successful and `counts`
+    /// healthy workers of it per zone.
+    fn settle(&mut self, versions: [&str; 2], counts: [u32; 2], version: u64) {
+        self.set_live(versions, counts, version);
+        let id = format!("d{version}");
+        self.deployment = Some(deployment(
+            &id,
+            version,
+            DeploymentStatus::Successful,
+            false,
+        ));
+        self.observed.allocations = workers(counts, version);
+    }
+
     fn prefetch_registered(&mut self) {
         let job = render_prefetch_job(&self.pool, NEW).expect("prefetch renders");
         self.prefetch.job = Some(ObservedJob::new(job));
@@ -732,9 +746,7 @@ fn rolling_removes_surge_then_surges_next_zone() {
     };
     assert_eq!((group.as_str(), *count), ("a", 3));
 
-    scene.set_live([NEW, OLD], [3, 3], 4);
-    scene.deployment = Some(deployment("d4", 4, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 3], 4);
+    scene.settle([NEW, OLD], [3, 3], 4);
     scene.now = t(850);
     let up = scene.advance();
     let [RolloutAction::Scale { group, count, .. }] = up.actions.as_slice() else {
@@ -742,9 +754,7 @@ fn rolling_removes_surge_then_surges_next_zone() {
     };
     assert_eq!((group.as_str(), *count), ("b", 4));
 
-    scene.set_live([NEW, OLD], [3, 4], 5);
-    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 4], 5);
+    scene.settle([NEW, OLD], [3, 4], 5);
     let replace = scene.advance();
     let groups = registered_groups(&replace);
     assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 3, 0));
@@ -763,9 +773,7 @@ fn rolling_removes_surge_then_surges_next_zone() {
     };
     assert_eq!((group.as_str(), *count), ("b", 3));
 
-    scene.set_live([NEW, NEW], [3, 3], 7);
-    scene.deployment = Some(deployment("d7", 7, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 3], 7);
+    scene.settle([NEW, NEW], [3, 3], 7);
     let complete = scene.advance();
     assert_eq!(phase(&complete), RolloutPhase::Complete);
     assert!(complete.actions.is_empty());
@@ -799,26 +807,20 @@ fn failed_deployment_rolls_back_by_zone() {
 
     // Zone b restored and its surge removed; zone a is restored with its surge in the same
     // register, so no worker of the failing version is added.
-    scene.set_live([NEW, OLD], [3, 3], 8);
-    scene.deployment = Some(deployment("d8", 8, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 3], 8);
+    scene.settle([NEW, OLD], [3, 3], 8);
     let restore = scene.advance();
     let groups = registered_groups(&restore);
     assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
     assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
 
-    scene.set_live([OLD, OLD], [4, 3], 10);
-    scene.deployment = Some(deployment("d10", 10, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([4, 3], 10);
+    scene.settle([OLD, OLD], [4, 3], 10);
     let down = scene.advance();
     let [RolloutAction::Scale { group, count, .. }] = down.actions.as_slice() else {
         panic!("expected one scale, got {:?}", down.actions);
     };
     assert_eq!((group.as_str(), *count), ("a", 3));
 
-    scene.set_live([OLD, OLD], [3, 3], 11);
-    scene.deployment = Some(deployment("d11", 11, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 3], 11);
+    scene.settle([OLD, OLD], [3, 3], 11);
     let failed = scene.advance();
     assert_eq!(phase(&failed), RolloutPhase::Failed);
     assert_eq!(failed.phase, Some(Phase::Degraded));
@@ -877,18 +879,14 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
     assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
     assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
 
-    scene.set_live([OLD, OLD], [4, 3], 6);
-    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([4, 3], 6);
+    scene.settle([OLD, OLD], [4, 3], 6);
     let down = scene.advance();
     let [RolloutAction::Scale { group, count, .. }] = down.actions.as_slice() else {
         panic!("expected one scale, got {:?}", down.actions);
     };
     assert_eq!((group.as_str(), *count), ("a", 3));
 
-    scene.set_live([OLD, OLD], [3, 3], 7);
-    scene.deployment = Some(deployment("d7", 7, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 3], 7);
+    scene.settle([OLD, OLD], [3, 3], 7);
     let done = scene.advance();
     assert_eq!(phase(&done), RolloutPhase::Complete);
     assert!(!done.holds_version());
@@ -924,9 +922,7 @@ fn retry_restores_zones_then_starts_again() {
     let groups = registered_groups(&restore);
     assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
 
-    scene.set_live([OLD, OLD], [4, 3], 6);
-    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([4, 3], 6);
+    scene.settle([OLD, OLD], [4, 3], 6);
     let down = scene.advance();
     assert!(
         matches!(
@@ -937,9 +933,7 @@ fn retry_restores_zones_then_starts_again() {
         down.actions
     );
 
-    scene.set_live([OLD, OLD], [3, 3], 7);
-    scene.deployment = Some(deployment("d7", 7, DeploymentStatus::Successful, false));
-    scene.observed.allocations = workers([3, 3], 7);
+    scene.settle([OLD, OLD], [3, 3], 7);
     let again = scene.advance();
     let state = again.state.clone().expect("state");
     assert_eq!(state.phase, RolloutPhase::Prefetching);
