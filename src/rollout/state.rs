@@ -20,6 +20,8 @@ use crate::reconcile::Status;
 ///   │                                ▼
 ///   │                             Soaking ──── analysis without data ──▶ paused
 ///   │                                │         (same phase, until `resume`)
+///   │                                │ ─── golden worker lost with its node ──▶ Golden
+///   │                                │     (Nomad places a new canary; it soaks anew)
 ///   │                                │ healthy for goldenSoak, analysis held
 ///   │                                ▼
 ///   │                             Rolling  (promote, then zone by zone:

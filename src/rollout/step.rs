@@ -757,7 +757,8 @@ impl<'a> Stepper<'a> {
             .allocations
             .iter()
             .filter(|a| a.task_group == zone && a.canary && a.job_version == live.version)
-            .find(|a| a.wants_to_run());
+            // Nomad replaces a canary lost with its node by a new one.
+            .find(|a| a.wants_to_run() && a.client_status != ClientStatus::Lost);
 
         let Some(canary) = canary else {
             let since = self.state_mut().canary_requested_at.unwrap_or(self.now());
@@ -785,12 +786,7 @@ impl<'a> Stepper<'a> {
             zone: zone.clone(),
             healthy_since: None,
         };
-        if canary.health == AllocHealth::Unhealthy
-            || matches!(
-                canary.client_status,
-                ClientStatus::Failed | ClientStatus::Lost
-            )
-        {
+        if canary.health == AllocHealth::Unhealthy || canary.client_status == ClientStatus::Failed {
             self.state_mut().golden = Some(golden);
             return self.begin_rollback(
                 live,
@@ -891,6 +887,27 @@ impl<'a> Stepper<'a> {
             .allocations
             .iter()
             .find(|a| a.id == golden.allocation_id);
+
+        // A node that fails says nothing about the new version: Nomad places a new canary,
+        // which is verified and soaked from the start.
+        if let Some(lost) = allocation.filter(|a| a.client_status == ClientStatus::Lost) {
+            self.decide(
+                "replace golden worker",
+                format!(
+                    "golden worker {} was lost with node {}; soaking a new one from the start",
+                    lost.id, lost.node_id
+                ),
+            );
+            let now = self.now();
+            let budget = self.step_budget();
+            let state = self.state_mut();
+            state.golden = None;
+            state.soak_until = None;
+            state.canary_requested_at = Some(now);
+            self.enter(RolloutPhase::Golden, budget);
+            return Flow::Next;
+        }
+
         if !allocation.is_some_and(ObservedAllocation::is_healthy) {
             let what = match allocation {
                 None => "is gone".to_owned(),

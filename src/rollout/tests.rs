@@ -621,6 +621,39 @@ fn golden_unhealthy_during_soak_rolls_back() {
     }));
 }
 
+#[test]
+fn golden_lost_with_its_node_is_replaced() {
+    let mut scene = soaking_scene();
+    for allocation in &mut scene.observed.allocations {
+        if allocation.id == "golden" {
+            allocation.client_status = ClientStatus::Lost;
+        }
+    }
+    scene.now = t(300);
+    let lost = scene.advance();
+    assert_eq!(phase(&lost), RolloutPhase::Golden);
+    assert!(lost.actions.is_empty(), "{:?}", lost.actions);
+    assert!(
+        lost.decisions
+            .iter()
+            .any(|d| d.action == "replace golden worker"),
+        "{:?}",
+        lost.decisions
+    );
+
+    // Nomad's new canary becomes healthy: a new soak starts.
+    let mut replacement = alloc("golden-2", "a", 3, AllocHealth::Healthy);
+    replacement.canary = true;
+    scene.observed.allocations.push(replacement);
+    scene.now = t(360);
+    let soaking = scene.advance();
+    assert_eq!(phase(&soaking), RolloutPhase::Soaking);
+    let state = soaking.state.expect("state");
+    let golden = state.golden.expect("golden worker");
+    assert_eq!(golden.allocation_id, "golden-2");
+    assert_eq!(golden.healthy_since, Some(t(360)));
+}
+
 fn analysis_pool() -> WorkerPool {
     pool_with(serde_json::json!({
         "goldenSoak": "10m",

@@ -298,6 +298,19 @@ async fn set_image(emulator: &RunningNomad, behaviour: serde_json::Value) {
     );
 }
 
+async fn fail_node(emulator: &RunningNomad, node: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_sim/nodes/{node}/fail", emulator.url()))
+        .send()
+        .await
+        .expect("node fault request sent");
+    assert!(
+        response.status().is_success(),
+        "node fault rejected: {}",
+        response.status()
+    );
+}
+
 /// Returns each zone's registered version and count.
 async fn zones(client: &Client, pool: &WorkerPool) -> Vec<(String, String, i64)> {
     let job = read_job(client, &JobKey::of(pool).id)
@@ -394,6 +407,8 @@ struct Record {
     actions: Vec<String>,
     /// Whether a step reported sizing counts held back until the rollout ends.
     pending_reported: bool,
+    /// The node failed under the golden worker, if any.
+    failed_node: Option<String>,
 }
 
 /// Returns the emulator's simulated time, which the rollout's deadlines and soak run on.
@@ -424,12 +439,13 @@ async fn drive_with_fault(
     pool: &WorkerPool,
     mut fault: Option<(&str, serde_json::Value)>,
 ) -> (RolloutState, Record) {
-    drive_full(emulator, client, pool, fault.take(), None, None).await
+    drive_full(emulator, client, pool, fault.take(), None, None, false).await
 }
 
 /// Drives the rollout like [`drive_with_fault`], from the state `stored` a previous rollout
 /// left; once an action described as `override_after` was applied, sizing requests 5 + 5
-/// workers, as an override would.
+/// workers, as an override would. With `fail_golden_node`, the golden worker's node fails
+/// once the soak begins.
 async fn drive_full(
     emulator: &RunningNomad,
     client: &Client,
@@ -437,6 +453,7 @@ async fn drive_full(
     mut fault: Option<(&str, serde_json::Value)>,
     override_after: Option<&str>,
     mut stored: Option<RolloutState>,
+    mut fail_golden_node: bool,
 ) -> (RolloutState, Record) {
     let writes = NomadWrites {
         client: client.clone(),
@@ -488,6 +505,14 @@ async fn drive_full(
             .is_some_and(|(after, _)| record.actions.iter().any(|a| a == after));
         if triggered && let Some((_, behaviour)) = fault.take() {
             set_image(emulator, behaviour).await;
+        }
+        if fail_golden_node
+            && state.phase == RolloutPhase::Soaking
+            && let Some(golden) = &state.golden
+        {
+            fail_node(emulator, &golden.node_id).await;
+            record.failed_node = Some(golden.node_id.clone());
+            fail_golden_node = false;
         }
         if !state.phase.is_active() {
             return (state, record);
@@ -655,7 +680,16 @@ async fn reverted_version_restores_after_failure_without_rollback() {
     // The operator puts spec.version back.
     let mut reverted = failing.clone();
     reverted.spec.version = OLD.to_owned();
-    let (state, record) = drive_full(&emulator, &client, &reverted, None, None, Some(failed)).await;
+    let (state, record) = drive_full(
+        &emulator,
+        &client,
+        &reverted,
+        None,
+        None,
+        Some(failed),
+        false,
+    )
+    .await;
 
     assert_eq!(state.phase, RolloutPhase::Complete, "{:?}", record.actions);
     for (phase, a, b) in &record.samples {
@@ -675,6 +709,28 @@ async fn reverted_version_restores_after_failure_without_rollback() {
         ("b".to_owned(), OLD.to_owned(), 3),
     ];
     assert_eq!(zones(&client, &reverted).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_node_failure_gets_a_new_golden_worker() {
+    let (emulator, client) = start_emulator().await;
+    deploy_old(&client).await;
+
+    let pool = pool(NEW);
+    let (state, record) = drive_full(&emulator, &client, &pool, None, None, None, true).await;
+
+    assert!(record.failed_node.is_some(), "the soak never began");
+    assert_eq!(state.phase, RolloutPhase::Complete, "{:?}", record.actions);
+    assert!(
+        record.actions.iter().any(|a| a == "promote"),
+        "{:?}",
+        record.actions
+    );
+    let expected = vec![
+        ("a".to_owned(), NEW.to_owned(), 3),
+        ("b".to_owned(), NEW.to_owned(), 3),
+    ];
+    assert_eq!(zones(&client, &pool).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -747,7 +803,16 @@ async fn override_mid_rollout_waits_for_end() {
     deploy_old(&client).await;
 
     let pool = pool(NEW);
-    let (state, record) = drive_full(&emulator, &client, &pool, None, Some("promote"), None).await;
+    let (state, record) = drive_full(
+        &emulator,
+        &client,
+        &pool,
+        None,
+        Some("promote"),
+        None,
+        false,
+    )
+    .await;
 
     assert_eq!(
         state.phase,
