@@ -540,10 +540,7 @@ impl Planner {
             } else {
                 "WorkersNotReady"
             },
-            &format!(
-                "{} workers healthy and {} running, {} desired",
-                workers.healthy, workers.running, workers.desired
-            ),
+            &ready_message(&workers, &zones, self.error.is_some()),
         );
 
         let phase = if self.error.is_some() {
@@ -633,6 +630,32 @@ fn outdated_zones(live: &super::ObservedJob, pool: &WorkerPool) -> Vec<String> {
         .iter()
         .map(|(zone, version)| format!("zone {zone}: {version}"))
         .collect()
+}
+
+/// Returns the Ready condition's message: the counts, and what else keeps the pool from
+/// being ready (a zone without nodes, a failed reconcile).
+fn ready_message(workers: &WorkerCounts, zones: &[ZoneStatus], failed: bool) -> String {
+    let mut message = format!(
+        "{} workers healthy and {} running, {} desired",
+        workers.healthy, workers.running, workers.desired
+    );
+    let unavailable: Vec<&str> = zones
+        .iter()
+        .filter(|zone| !zone.available)
+        .map(|zone| zone.name.as_str())
+        .collect();
+    match unavailable.as_slice() {
+        [] => {}
+        [zone] => message.push_str(&format!("; zone {zone} has no eligible node")),
+        zones => message.push_str(&format!(
+            "; zones {} have no eligible node",
+            zones.join(", ")
+        )),
+    }
+    if failed {
+        message.push_str("; the last reconcile failed");
+    }
+    message
 }
 
 /// Returns whether the zone's live count differs from `to` because someone changed it outside

@@ -667,6 +667,17 @@ fn failover_then_stepwise_move_back() {
     cluster.observed.nodes[1].draining = true;
     let failover = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
     assert_eq!(failover.status.phase, Phase::Degraded);
+    let ready = failover
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == condition_type::READY)
+        .expect("Ready condition");
+    assert!(
+        ready.message.ends_with("; zone b has no eligible node"),
+        "{}",
+        ready.message
+    );
     assert_eq!(
         condition(&failover, condition_type::ZONES_AVAILABLE),
         ConditionStatus::False
