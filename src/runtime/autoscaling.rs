@@ -179,13 +179,34 @@ async fn read(
     Ok(MetricValues { history, live })
 }
 
+/// Describes a failed read with the whole chain of causes, so that a refused connection, a
+/// DNS failure and a timeout read differently, and says whether the next cycle tries again.
 fn describe(error: &crate::autoscale::MetricError) -> String {
-    let kind = if error.is_retryable() {
-        "retryable"
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        let line = current.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = current.source();
+    }
+    let next = if error.is_retryable() {
+        "the next cycle reads again"
     } else {
-        "permanent"
+        "fix the pool's metric source: reading again will not help"
     };
-    format!("{error} ({kind})")
+    format!("{text} ({next})")
+}
+
+/// Returns "1 failed cycle" or "N failed cycles".
+fn failed_cycles(failures: u32) -> String {
+    if failures == 1 {
+        "1 failed cycle".to_owned()
+    } else {
+        format!("{failures} failed cycles")
+    }
 }
 
 /// The autoscaler's contribution to one reconcile.
@@ -522,7 +543,7 @@ fn metrics_condition(status: &AutoscalerStatus, spec: &spec::Autoscaling) -> Con
                 r#type: condition_type::METRICS_AVAILABLE,
                 status: ConditionStatus::False,
                 reason: "MetricReadFailed".to_owned(),
-                message: format!("{message}; {failures} consecutive failed cycles, {effect}"),
+                message: format!("{message}; {} in a row, {effect}", failed_cycles(failures)),
             }
         }
         (None, decision @ Some(_)) if failures > 0 => ConditionReport {
@@ -530,8 +551,8 @@ fn metrics_condition(status: &AutoscalerStatus, spec: &spec::Autoscaling) -> Con
             status: ConditionStatus::False,
             reason: "MetricsStale".to_owned(),
             message: format!(
-                "the history is empty, stale or not finite; {failures} consecutive failed \
-                 cycles, {}",
+                "the history is empty, stale or not finite; {} in a row, {}",
+                failed_cycles(failures),
                 held_or_fallback(decision, spec)
             ),
         },

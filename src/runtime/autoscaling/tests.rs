@@ -297,3 +297,30 @@ fn held_count_leaves_out_rollout_surge() {
     assert_eq!(recommendation.source, SizingSource::Hold);
     assert_eq!(recommendation.desired, 2, "{}", recommendation.reason);
 }
+
+#[tokio::test]
+async fn refused_connection_names_its_cause() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!(
+        "http://{}/api/v1/query",
+        listener.local_addr().expect("address")
+    );
+    drop(listener);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let source = client.get(&url).send().await.expect_err("nothing listens");
+    let error = crate::autoscale::MetricError::Transport { url, source };
+
+    let text = super::describe(&error);
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(text.ends_with("(the next cycle reads again)"), "{text}");
+}
+
+#[test]
+fn one_failed_cycle_is_singular() {
+    assert_eq!(super::failed_cycles(1), "1 failed cycle");
+    assert_eq!(super::failed_cycles(3), "3 failed cycles");
+}
