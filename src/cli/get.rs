@@ -22,8 +22,8 @@ pub enum Output {
 /// Show WorkerPools stored in Consul KV, with their active overrides.
 #[derive(Debug, ClapArgs)]
 #[command(after_long_help = "\
-Stored values that are not a valid WorkerPool are left out of the output and reported on \
-stderr with their key and the reason.
+A stored value that is not a valid WorkerPool shows as `<invalid>` in the table and is left \
+out of the YAML and JSON outputs. Each is reported on stderr with its key and the reason.
 
 Exit status: 0 when every pool shown is valid; 1 when NAME is not found, a stored value is \
 invalid, or Consul cannot be reached; 2 for bad usage.")]
