@@ -405,7 +405,8 @@ impl Autoscaler {
             .filter(|_| failures >= self.spec.fallback_after)
             .map(|count| count.clamp(self.bounds.min, self.bounds.max));
         match fallback {
-            Some(count) if count > held => (count, DecisionSource::Fallback),
+            // Once applied, the fallback count is the held count, and it stays the source.
+            Some(count) if count >= held => (count, DecisionSource::Fallback),
             _ if held > input.current_desired => (held, DecisionSource::Min),
             _ if held < input.current_desired => (held, DecisionSource::Max),
             _ => (held, DecisionSource::Hold),
@@ -694,6 +695,14 @@ mod tests {
         let (d, s) = a.decide(&input(&empty, 4, &state));
         assert_eq!((d.desired, d.source), (6, DecisionSource::Fallback));
         assert_eq!(s.consecutive_failures, 3);
+
+        // The next failure finds the fallback count in force, and names it.
+        let (d, s) = a.decide(&input(&empty, 6, &s));
+        assert_eq!((d.desired, d.source), (6, DecisionSource::Fallback));
+
+        // A pool that runs more than the fallback keeps its count.
+        let (d, _) = a.decide(&input(&empty, 9, &s));
+        assert_eq!((d.desired, d.source), (9, DecisionSource::Hold));
 
         let history = flat(10.0);
         let (_, s) = a.decide(&input(&history, 6, &s));

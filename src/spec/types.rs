@@ -190,7 +190,8 @@ pub struct Autoscaling {
     /// Scaling up between cycles when live traffic exceeds capacity.
     #[serde(default)]
     pub emergency: Emergency,
-    /// Worker count to apply after `fallbackAfter` consecutive failed metric reads.
+    /// Least worker count to run after `fallbackAfter` failed metric reads in a row. A failing
+    /// source never lowers the count, so a pool that runs more keeps its count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<u32>,
     /// Consecutive failed metric reads before `fallback` applies.
