@@ -79,7 +79,11 @@ struct Change {
 
 /// Validates, plans and applies; see [`Args`].
 pub async fn run(args: Args) -> CliResult {
-    let documents = match spec::load_paths(&args.paths) {
+    let (client, keys) = objects::connect(&args.consul)?;
+    // Under `steward dev` an override's `until` is checked against the dev clock, as the
+    // controller will read it.
+    let clock = objects::CliClock::read(&client, &keys).await;
+    let documents = match spec::load_paths_at(&args.paths, clock.now()) {
         Ok(documents) => documents,
         Err(report) => {
             for error in &report.errors {
@@ -91,7 +95,6 @@ pub async fn run(args: Args) -> CliResult {
             )));
         }
     };
-    let (client, keys) = objects::connect(&args.consul)?;
 
     let plan = plan(&client, &keys, &documents, args.prune).await?;
     if !plan.problems().is_empty() {

@@ -26,6 +26,15 @@ pub const STDIN_SOURCE: &str = "<stdin>";
 /// Nomad job, two objects of one kind with one name). Overrides whose `until` has passed are
 /// rejected, because loading from files is how they are applied.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedDocument>, ValidationReport> {
+    load_paths_at(paths, jiff::Timestamp::now())
+}
+
+/// Loads like [`load_paths`], with `now` as the time an override's `until` must be after,
+/// such as the sped-up clock of `steward dev`.
+pub fn load_paths_at(
+    paths: &[PathBuf],
+    now: jiff::Timestamp,
+) -> Result<Vec<LoadedDocument>, ValidationReport> {
     let mut inputs: Vec<(String, Result<String, String>)> = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -54,7 +63,6 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedDocument>, ValidationRe
         inputs.push((path.display().to_string(), read_file(path)));
     }
 
-    let now = jiff::Timestamp::now();
     let mut errors = Vec::new();
     let mut checked = Vec::new();
     for (source, text) in inputs {

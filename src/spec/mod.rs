@@ -19,7 +19,7 @@ pub use document::{DEFAULT_NAMESPACE, Document, LoadedDocument, to_yaml};
 pub use duration::Duration;
 pub use error::{ValidationError, ValidationReport};
 pub use load::stored_size_problem;
-pub use load::{STDIN_SOURCE, load_paths, parse_stored, parse_str};
+pub use load::{STDIN_SOURCE, load_paths, load_paths_at, parse_stored, parse_str};
 pub use parse::{
     CONSUL_MAX_BODY_BYTES, MAX_DEPTH, MAX_DOCUMENTS, MAX_INPUT_BYTES, MAX_NODES, MAX_STORED_BYTES,
 };

@@ -1045,6 +1045,27 @@ async fn override_for_follows_dev_clock() {
         "{}",
         stderr(&past)
     );
+
+    // `apply` checks an Override file's `until` against the same clock.
+    let override_file = |until: &str| {
+        format!(
+            "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: web\nspec:\n  \
+             workers: 3\n  reason: test\n  until: {until}\n"
+        )
+    };
+    let stale = write_file(dir.path(), "stale.yaml", &override_file(&wall_later));
+    let rejected = steward(&consul, &["apply", "-f", stale.to_str().unwrap()]).await;
+    assert_eq!(rejected.status.code(), Some(2), "{}", stderr(&rejected));
+    assert!(
+        stderr(&rejected).contains("not in the future"),
+        "{}",
+        stderr(&rejected)
+    );
+    let dev_later = (ahead + jiff::SignedDuration::from_hours(3)).to_string();
+    let fresh = write_file(dir.path(), "fresh.yaml", &override_file(&dev_later));
+    let accepted = steward(&consul, &["apply", "-f", fresh.to_str().unwrap()]).await;
+    assert!(accepted.status.success(), "{}", stderr(&accepted));
+    consul.shutdown().await;
 }
 
 #[tokio::test]
