@@ -585,6 +585,7 @@ impl<'a> Stepper<'a> {
     /// by zone. A rollout that changed nothing yet (prefetching) or with `autoRollback: false`
     /// goes straight to `Failed`.
     fn begin_rollback(&mut self, live: &LiveJob<'_>, reason: String) -> Flow {
+        let reason = format!("{reason}{}", self.unavailable_zones_note());
         let phase = self.state_mut().phase;
         if phase == RolloutPhase::Prefetching {
             self.actions.push(RolloutAction::StopPrefetch);
@@ -1067,9 +1068,10 @@ impl<'a> Stepper<'a> {
             }
             if !ours {
                 let failure = self.state_mut().failure.clone().unwrap_or_default();
+                let note = self.unavailable_zones_note();
                 return self.fail(format!(
-                    "the rollback to {target} failed: deployment {} {}; zones now run {:?} \
-                     (the rollout failed first because {failure})",
+                    "the rollback to {target} failed: deployment {} {}{note}; zones now run \
+                     {:?} (the rollout failed first because {failure})",
                     deployment.id, deployment.description, live.versions
                 ));
             }
@@ -1119,9 +1121,10 @@ impl<'a> Stepper<'a> {
                 return self.begin_rollback(live, reason);
             }
             let failure = self.state_mut().failure.clone().unwrap_or_default();
+            let note = self.unavailable_zones_note();
             return self.fail(format!(
-                "the rollback timed out: {reason}; zones now run {:?} (the rollout failed first \
-                 because {failure})",
+                "the rollback timed out: {reason}{note}; zones now run {:?} (the rollout failed \
+                 first because {failure})",
                 live.versions
             ));
         }
@@ -1276,6 +1279,25 @@ impl<'a> Stepper<'a> {
         }
         self.progressed();
         Flow::Wait(format!("zone {zone} registered with {target}"))
+    }
+
+    /// Names the zones without an eligible node, which a rollout cannot place workers in,
+    /// as a note to append to a failure: empty when every zone has nodes.
+    fn unavailable_zones_note(&self) -> String {
+        let down: Vec<&str> = self
+            .input
+            .pool
+            .spec
+            .zones
+            .iter()
+            .filter(|zone| !self.input.observed.zone_available(zone))
+            .map(|zone| zone.name.as_str())
+            .collect();
+        match down.as_slice() {
+            [] => String::new(),
+            [zone] => format!(" (zone {zone} has no eligible node)"),
+            zones => format!(" (zones {} have no eligible node)", zones.join(", ")),
+        }
     }
 
     /// Whether this forward roll restores the version a failed rollout started from. Only

@@ -866,6 +866,25 @@ fn failed_deployment_rolls_back_by_zone() {
 }
 
 #[test]
+fn failure_names_a_zone_without_nodes() {
+    let mut scene = rolling_scene();
+    let mut state = scene.stored.clone().expect("state");
+    state.phase = RolloutPhase::Rolling;
+    scene.stored = Some(state);
+    scene.set_live([NEW, NEW], [3, 4], 6);
+    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Failed, false));
+    scene.observed.nodes[1].eligible = false;
+
+    let result = scene.advance();
+    assert_eq!(phase(&result), RolloutPhase::RollingBack);
+    let failure = result.state.expect("state").failure.expect("reason");
+    assert!(
+        failure.ends_with("(zone b has no eligible node)"),
+        "{failure}"
+    );
+}
+
+#[test]
 fn failed_rollout_stays_failed_without_retry() {
     let mut scene = Scene::before_rollout(pool());
     let mut state = scene.step().state.expect("state");
