@@ -32,12 +32,16 @@ pub enum RolloutCommand {
     Resume(ControlArgs),
     /// Roll back to the version the pool ran before the rollout.
     Abort(ControlArgs),
-    /// Start a failed rollout again from the prefetch.
+    /// Start a failed rollout again from the prefetch, after restoring the previous version
+    /// on a zone that still has the failed one registered.
     Retry(ControlArgs),
 }
 
 /// Arguments of `steward rollout status`.
 #[derive(Debug, ClapArgs)]
+#[command(after_long_help = "\
+Exit status: 0 when the rollout is in progress or Complete, or no rollout is in progress; 1 \
+when it Failed, the pool is not found or Consul cannot be reached; 2 for bad usage.")]
 pub struct StatusArgs {
     /// The pool's name.
     pub name: String,
@@ -359,10 +363,12 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
 /// worker, per-zone progress and per-node prefetch.
 pub fn render_status(name: &str, state: &RolloutState, now: Timestamp) -> String {
     let mut out = String::new();
-    let elapsed = now.duration_since(state.started_at).as_secs().max(0);
     out.push_str(&format!(
-        "pool {name}: {} {} -> {} (started {}s ago)\n",
-        state.phase, state.from_version, state.to_version, elapsed
+        "pool {name}: {} {} -> {} (started {} ago)\n",
+        state.phase,
+        state.from_version,
+        state.to_version,
+        crate::reconcile::format::age(state.started_at, now)
     ));
 
     if let Some(paused) = &state.paused {
