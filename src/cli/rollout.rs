@@ -115,6 +115,20 @@ async fn status(args: StatusArgs) -> CliResult {
                 tokio::time::sleep(WATCH_INTERVAL).await;
                 continue;
             }
+            Progress::ControlPending { action } => {
+                show(
+                    &mut last_shown,
+                    format!(
+                        "pool {}: waiting for the controller to act on `steward rollout {action}`\n",
+                        args.name
+                    ),
+                )?;
+                if !args.watch {
+                    return Ok(());
+                }
+                tokio::time::sleep(WATCH_INTERVAL).await;
+                continue;
+            }
             Progress::Observed {
                 state,
                 version,
@@ -203,6 +217,9 @@ enum Progress {
     /// The status was written for an older spec (or not yet): `spec` is the spec key's
     /// `ModifyIndex`, `observed` the status's `observedGeneration`.
     NotObserved { spec: u64, observed: String },
+    /// A `retry`, `abort`, `pause` or `resume` was written after the stored rollout last
+    /// handled one, so the stored rollout is from before it.
+    ControlPending { action: ControlAction },
     /// The status is for the latest spec.
     Observed {
         state: Option<Box<RolloutState>>,
@@ -242,11 +259,46 @@ async fn read_progress(client: &ConsulClient, keys: &Keys, name: &str) -> anyhow
                 .map_or_else(|| "no spec yet".to_owned(), |o| format!("ModifyIndex {o}")),
         });
     }
+    let state = rollout_of(status.as_ref(), &keys.status(name))?;
+    if let Some(state) = &state
+        && let Some(action) = pending_control(client, keys, name, state).await?
+    {
+        return Ok(Progress::ControlPending { action });
+    }
     Ok(Progress::Observed {
-        state: rollout_of(status.as_ref(), &keys.status(name))?.map(Box::new),
+        state: state.map(Box::new),
         version: pool.spec.version,
         paused: pool.spec.paused,
     })
+}
+
+/// Returns the action of a control command that the controller has not handled yet: one
+/// whose key's `ModifyIndex` is above the last command the rollout handled and the index
+/// that started it. An unreadable command counts as handled, because the controller skips it.
+async fn pending_control(
+    client: &ConsulClient,
+    keys: &Keys,
+    name: &str,
+    state: &RolloutState,
+) -> anyhow::Result<Option<ControlAction>> {
+    let key = control_key(keys.prefix(), name);
+    let Some(pair) = client
+        .kv_get(&key)
+        .await
+        .with_context(|| format!("failed to read the rollout command at {key}"))?
+    else {
+        return Ok(None);
+    };
+    let handled = state
+        .last_control_index
+        .unwrap_or(0)
+        .max(state.started_index);
+    if handled == 0 || pair.modify_index <= handled {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice::<Control>(&pair.value)
+        .ok()
+        .map(|control| control.action))
 }
 
 /// Reads the pool's status as JSON, `None` when it is missing.
@@ -315,6 +367,11 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
         Progress::NotObserved { .. } => eprintln!(
             "note: the controller has not read the latest spec of pool {} yet; the {action} \
              applies to a rollout that starts from it",
+            args.name
+        ),
+        Progress::ControlPending { action: pending } => eprintln!(
+            "note: the controller has not acted on `steward rollout {pending}` for pool {} yet; \
+             this {action} replaces it",
             args.name
         ),
         Progress::Observed { state, .. } => {

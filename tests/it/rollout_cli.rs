@@ -287,6 +287,39 @@ async fn status_of_failed_rollout_fails() {
 }
 
 #[tokio::test]
+async fn status_waits_for_the_controller_to_act_on_retry() {
+    let (consul, client) = start().await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Failed;
+    let generation = put_pool_at(&client, "face", &state.to_version).await;
+    state.started_index = generation;
+    put_status_for(&client, generation, "Degraded", &state).await;
+
+    let retry = steward(&consul, &["rollout", "retry", "face", "--by", "bob"]).await;
+    assert!(retry.status.success(), "{retry:?}");
+    let shown = steward(&consul, &["rollout", "status", "face"]).await;
+    assert!(shown.status.success(), "{shown:?}");
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        stdout.contains("waiting for the controller to act on `steward rollout retry`"),
+        "{stdout}"
+    );
+
+    // The controller handled the command and the rollout failed again.
+    let control = client
+        .kv_get("steward/rollouts/face/control")
+        .await
+        .unwrap()
+        .expect("control key written");
+    state.last_control_index = Some(control.modify_index);
+    put_status_for(&client, generation, "Degraded", &state).await;
+    let shown = steward(&consul, &["rollout", "status", "face"]).await;
+    assert_eq!(shown.status.code(), Some(1), "{shown:?}");
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(stdout.contains("pool face: Failed"), "{stdout}");
+}
+
+#[tokio::test]
 async fn control_commands_write_control_key() {
     let (consul, client) = start().await;
     put_pool(&client, "face").await;
