@@ -454,6 +454,8 @@ pub fn render_status(name: &str, state: &RolloutState, now: Timestamp) -> String
         let health = match (golden.healthy_since, state.soak_until) {
             (Some(since), Some(until)) => format!("healthy since {since}, soak until {until}"),
             (Some(since), None) => format!("healthy since {since}"),
+            // The golden worker stays recorded after the rollout failed on it.
+            _ if !state.phase.is_active() => "never became healthy".to_owned(),
             _ => "not healthy yet".to_owned(),
         };
         out.push_str(&format!(
@@ -605,6 +607,20 @@ mod tests {
             text.contains("zone a: [##########] 1/1 updated (+1 surge), 4 healthy"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn failed_golden_worker_and_hours_shown() {
+        let now: Timestamp = "2026-12-04T23:00:00Z".parse().expect("valid timestamp");
+        let mut state = state();
+        state.phase = RolloutPhase::Failed;
+        if let Some(golden) = state.golden.as_mut() {
+            golden.healthy_since = None;
+        }
+        state.soak_until = None;
+        let text = render_status("face", &state, now);
+        assert!(text.starts_with("pool face: Failed face:1 -> face:2 (started 3h ago)\n"));
+        assert!(text.contains("in zone a: never became healthy"), "{text}");
     }
 
     #[test]
