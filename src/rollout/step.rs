@@ -1187,6 +1187,28 @@ impl<'a> Stepper<'a> {
         let surge = self.input.pool.spec.rollout.surge;
         let count = live.counts[zone_index];
 
+        // Replacing the workers of a zone without an eligible node could place none of the
+        // new ones. So the roll waits for the zone and its deadline still applies, which
+        // rolls back the zones already changed.
+        let available = self
+            .input
+            .observed
+            .zone_available(&self.input.pool.spec.zones[zone_index]);
+        if forward && !golden && !available && live.versions[zone_index] != target {
+            if self.deadline_passed() && self.deadline_passed_unobserved() {
+                self.progressed();
+            } else if self.deadline_passed() {
+                // The rollback's reason ends with the zones that have no eligible node.
+                return self.begin_rollback(
+                    live,
+                    format!("the workers of zone {zone} could not be replaced in time"),
+                );
+            }
+            return Flow::Wait(format!(
+                "zone {zone} has no eligible node; waiting for it before replacing its workers"
+            ));
+        }
+
         if live.versions[zone_index] == target {
             self.actions.push(RolloutAction::Scale {
                 group: zone.clone(),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::step::ROLLOUT_RECHECK;
 use super::*;
@@ -814,6 +814,32 @@ fn rolling_removes_surge_then_surges_next_zone() {
     assert!(!complete.is_active());
     assert!(!complete.holds_version());
     assert!(has_condition(&complete, "RolloutComplete"));
+}
+
+#[test]
+fn zone_without_nodes_is_not_replaced() {
+    let mut scene = rolling_scene();
+    scene.advance();
+    scene.settle([NEW, OLD], [3, 3], 4);
+    scene.observed.nodes[1].eligible = false;
+    scene.now = t(850);
+
+    let waiting = scene.advance();
+    assert!(waiting.actions.is_empty(), "{:?}", waiting.actions);
+    let state = waiting.state.clone().expect("state");
+    assert_eq!(state.phase, RolloutPhase::Rolling);
+    let reason = state.waiting.expect("waiting reason");
+    assert!(reason.contains("zone b has no eligible node"), "{reason}");
+
+    // The deadline still applies: the zone already changed goes back.
+    scene.now = state.phase_deadline + SignedDuration::from_secs(1);
+    let rollback = scene.advance();
+    assert_eq!(phase(&rollback), RolloutPhase::RollingBack);
+    let failure = rollback.state.expect("state").failure.expect("reason");
+    assert_eq!(
+        failure,
+        "the workers of zone b could not be replaced in time (zone b has no eligible node)"
+    );
 }
 
 #[test]
