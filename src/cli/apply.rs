@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> CliResult {
     // Under `steward dev` an override's `until` is checked against the dev clock, as the
     // controller will read it.
     let clock = objects::CliClock::read(&client, &keys).await;
-    let documents = match spec::load_paths_at(&args.paths, clock.now()) {
+    let documents = match spec::load_paths_at(&args.paths, Some(clock.now())) {
         Ok(documents) => documents,
         Err(report) => {
             for error in &report.errors {

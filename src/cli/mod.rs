@@ -88,7 +88,7 @@ pub enum Command {
     Apply(apply::Args),
     /// Show the pools stored in Consul KV.
     Get(get::Args),
-    /// Delete a pool from Consul KV.
+    /// Delete a pool, or every object that files define (`-f`), from Consul KV.
     Delete(delete::Args),
     /// Set or clear a manual override of a pool's worker count.
     Override(override_cmd::Args),

@@ -26,14 +26,15 @@ pub const STDIN_SOURCE: &str = "<stdin>";
 /// Nomad job, two objects of one kind with one name). Overrides whose `until` has passed are
 /// rejected, because loading from files is how they are applied.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedDocument>, ValidationReport> {
-    load_paths_at(paths, jiff::Timestamp::now())
+    load_paths_at(paths, Some(jiff::Timestamp::now()))
 }
 
 /// Loads like [`load_paths`], with `now` as the time an override's `until` must be after,
-/// such as the sped-up clock of `steward dev`.
+/// such as the sped-up clock of `steward dev`. With `None`, an override whose `until` has
+/// passed loads too, as `steward delete -f` needs.
 pub fn load_paths_at(
     paths: &[PathBuf],
-    now: jiff::Timestamp,
+    now: Option<jiff::Timestamp>,
 ) -> Result<Vec<LoadedDocument>, ValidationReport> {
     let mut inputs: Vec<(String, Result<String, String>)> = Vec::new();
     for path in paths {
@@ -67,7 +68,7 @@ pub fn load_paths_at(
     let mut checked = Vec::new();
     for (source, text) in inputs {
         match text {
-            Ok(text) => checked.extend(check_text(&text, &source, Some(now), &mut errors)),
+            Ok(text) => checked.extend(check_text(&text, &source, now, &mut errors)),
             Err(message) => errors.push(file_error(&source, message)),
         }
     }

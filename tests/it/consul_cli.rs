@@ -629,6 +629,80 @@ async fn delete_reports_remaining_override() {
     consul.shutdown().await;
 }
 
+#[tokio::test]
+async fn delete_by_file_removes_all_or_nothing() {
+    let (consul, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = write_file(dir.path(), "web.yaml", &pool_yaml("web", "img:1"));
+    let api = write_file(dir.path(), "api.yaml", &pool_yaml("api", "img:1"));
+    let applied = steward(&consul, &["apply", "-f", dir.path().to_str().unwrap()]).await;
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let override_file = write_file(
+        dir.path(),
+        "override.yaml",
+        "apiVersion: steward/v1\nkind: Override\nmetadata:\n  name: web\nspec:\n  workers: 3\n  \
+         reason: test\n  until: 2099-01-01T00:00:00Z\n",
+    );
+    let set = steward(&consul, &["apply", "-f", override_file.to_str().unwrap()]).await;
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    // One object of the files is not stored: nothing is deleted.
+    let other = tempfile::tempdir().unwrap();
+    let ghost = write_file(other.path(), "ghost.yaml", &pool_yaml("ghost", "img:1"));
+    let refused = steward(
+        &consul,
+        &[
+            "delete",
+            "-f",
+            web.to_str().unwrap(),
+            "-f",
+            ghost.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("pool/ghost"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(client.kv_get("steward/pools/web").await.unwrap().is_some());
+
+    let deleted = steward(
+        &consul,
+        &[
+            "delete",
+            "-f",
+            web.to_str().unwrap(),
+            "-f",
+            override_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(
+        stdout(&deleted).contains("pool/web deleted"),
+        "{}",
+        stdout(&deleted)
+    );
+    assert!(
+        stdout(&deleted).contains("override/web deleted"),
+        "{}",
+        stdout(&deleted)
+    );
+    assert_eq!(client.kv_get("steward/pools/web").await.unwrap(), None);
+    assert_eq!(client.kv_get("steward/overrides/web").await.unwrap(), None);
+    assert!(
+        client.kv_get("steward/pools/api").await.unwrap().is_some(),
+        "a pool the files do not name stays: {}",
+        api.display()
+    );
+
+    let both = steward(&consul, &["delete", "api", "-f", api.to_str().unwrap()]).await;
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    consul.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_settings_exit_with_usage_status() {
     let (consul, _client) = start().await;
