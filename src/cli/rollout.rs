@@ -97,38 +97,32 @@ async fn status(args: StatusArgs) -> CliResult {
         let progress = read_progress(&client, &keys, &args.name)
             .await
             .map_err(CliError::failure)?;
+        // As `kubectl rollout status` does, wait until the controller has read the latest
+        // spec and acted on the last command, so that a status from before them is not taken
+        // for their result.
+        let waiting = match &progress {
+            Progress::NotObserved { spec, observed } => Some(format!(
+                "pool {}: waiting for the controller to read the latest spec (ModifyIndex \
+                 {spec}; its status is for {observed})\n",
+                args.name
+            )),
+            Progress::ControlPending { action } => Some(format!(
+                "pool {}: waiting for the controller to act on `steward rollout {action}`\n",
+                args.name
+            )),
+            Progress::Observed { .. } => None,
+        };
+        if let Some(text) = waiting {
+            show(&mut last_shown, text)?;
+            if !args.watch {
+                return Ok(());
+            }
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            continue;
+        }
+
         let state = match progress {
-            // As `kubectl rollout status` does, wait until the controller has read the
-            // latest spec, so that a status from before an apply is not taken for its result.
-            Progress::NotObserved { spec, observed } => {
-                show(
-                    &mut last_shown,
-                    format!(
-                        "pool {}: waiting for the controller to read the latest spec \
-                         (ModifyIndex {spec}; its status is for {observed})\n",
-                        args.name
-                    ),
-                )?;
-                if !args.watch {
-                    return Ok(());
-                }
-                tokio::time::sleep(WATCH_INTERVAL).await;
-                continue;
-            }
-            Progress::ControlPending { action } => {
-                show(
-                    &mut last_shown,
-                    format!(
-                        "pool {}: waiting for the controller to act on `steward rollout {action}`\n",
-                        args.name
-                    ),
-                )?;
-                if !args.watch {
-                    return Ok(());
-                }
-                tokio::time::sleep(WATCH_INTERVAL).await;
-                continue;
-            }
+            Progress::NotObserved { .. } | Progress::ControlPending { .. } => continue,
             Progress::Observed {
                 state,
                 version,

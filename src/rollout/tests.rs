@@ -255,6 +255,14 @@ fn registered_groups(result: &RolloutStep) -> Vec<(String, String, i64, i64)> {
         .collect()
 }
 
+/// Returns the group and count of the step's only action, which must be a scale.
+fn only_scale(result: &RolloutStep) -> (&str, u32) {
+    let [RolloutAction::Scale { group, count, .. }] = result.actions.as_slice() else {
+        panic!("expected one scale, got {:?}", result.actions);
+    };
+    (group.as_str(), *count)
+}
+
 fn has_condition(result: &RolloutStep, reason: &str) -> bool {
     result.conditions.iter().any(|c| c.reason == reason)
 }
@@ -774,18 +782,12 @@ fn rolling_scene() -> Scene {
 fn rolling_removes_surge_then_surges_next_zone() {
     let mut scene = rolling_scene();
     let down = scene.advance();
-    let [RolloutAction::Scale { group, count, .. }] = down.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", down.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("a", 3));
+    assert_eq!(only_scale(&down), ("a", 3));
 
     scene.settle([NEW, OLD], [3, 3], 4);
     scene.now = t(850);
     let up = scene.advance();
-    let [RolloutAction::Scale { group, count, .. }] = up.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", up.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("b", 4));
+    assert_eq!(only_scale(&up), ("b", 4));
 
     scene.settle([NEW, OLD], [3, 4], 5);
     let replace = scene.advance();
@@ -801,10 +803,7 @@ fn rolling_removes_surge_then_surges_next_zone() {
     scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Successful, false));
     scene.observed.allocations = workers([3, 4], 6);
     let last_down = scene.advance();
-    let [RolloutAction::Scale { group, count, .. }] = last_down.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", last_down.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("b", 3));
+    assert_eq!(only_scale(&last_down), ("b", 3));
 
     scene.settle([NEW, NEW], [3, 3], 7);
     let complete = scene.advance();
@@ -874,10 +873,7 @@ fn failed_deployment_rolls_back_by_zone() {
 
     scene.settle([OLD, OLD], [4, 3], 10);
     let down = scene.advance();
-    let [RolloutAction::Scale { group, count, .. }] = down.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", down.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("a", 3));
+    assert_eq!(only_scale(&down), ("a", 3));
 
     scene.settle([OLD, OLD], [3, 3], 11);
     let failed = scene.advance();
@@ -959,10 +955,7 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
 
     scene.settle([OLD, OLD], [4, 3], 6);
     let down = scene.advance();
-    let [RolloutAction::Scale { group, count, .. }] = down.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", down.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("a", 3));
+    assert_eq!(only_scale(&down), ("a", 3));
 
     scene.settle([OLD, OLD], [3, 3], 7);
     let done = scene.advance();
@@ -1628,10 +1621,7 @@ fn late_step_after_settled_zone_continues() {
     let result = scene.advance();
 
     assert_eq!(phase(&result), RolloutPhase::Rolling, "{:?}", result.state);
-    let [RolloutAction::Scale { group, count, .. }] = result.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", result.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("a", 3));
+    assert_eq!(only_scale(&result), ("a", 3));
     let state = result.state.expect("state");
     assert_eq!(state.phase_deadline, t(2000 + 5 * 60 + 10 + 60));
 }
@@ -1694,10 +1684,7 @@ fn soak_state_after_promotion_continues() {
         "{:?}",
         finished.state
     );
-    let [RolloutAction::Scale { group, count, .. }] = finished.actions.as_slice() else {
-        panic!("expected one scale, got {:?}", finished.actions);
-    };
-    assert_eq!((group.as_str(), *count), ("a", 3));
+    assert_eq!(only_scale(&finished), ("a", 3));
 
     // Still replacing zone a: the promoted deployment runs on, and the step waits for it.
     scene.deployment = Some(deployment("d3", 3, DeploymentStatus::Running, false));
