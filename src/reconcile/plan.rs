@@ -662,7 +662,7 @@ fn ready_message(workers: &WorkerCounts, zones: &[ZoneStatus], failed: bool) -> 
 /// Steward: the previous status wanted `to` for the available zone and had it running, and no
 /// rollout owned the counts. A count Steward has not reached yet (a new job, a failed write,
 /// one step of a move between zones) is not such a change. Nor is the count of a zone without
-/// nodes, whose running workers say nothing about its count.
+/// nodes, whose running workers tell nothing about its count.
 fn changed_outside(input: &PlanInput<'_>, zone_index: usize, to: u32) -> bool {
     let zone = &input.pool.spec.zones[zone_index];
     let Some(previous) = input.previous else {

@@ -190,7 +190,7 @@ pub struct Autoscaling {
     /// Scaling up between cycles when live traffic exceeds capacity.
     #[serde(default)]
     pub emergency: Emergency,
-    /// Least worker count to run after `fallbackAfter` failed metric reads in a row. A failing
+    /// Minimum worker count to run after `fallbackAfter` failed metric reads in a row. A failing
     /// source never lowers the count, so a pool that runs more keeps its count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<u32>,
