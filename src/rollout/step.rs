@@ -1045,9 +1045,11 @@ impl<'a> Stepper<'a> {
     /// Ordering: one zone changes at a time, in `spec.zones` order forward and in reverse
     /// order back, and a zone's surge is removed before the next zone starts. Nomad replaces
     /// the workers of one task group as a unit: one deployment updates every allocation of a
-    /// changed group, and registering another group's change during that deployment cancels
-    /// it. Alternating single workers between zones would need one job version per worker,
-    /// so the order alternates between zones, not between workers.
+    /// changed group. A register that changes a second group opens a new deployment, and its
+    /// first evaluation replaces up to `MaxParallel` (at least 1) workers of every group that
+    /// still has old ones, or places canaries there. So with one group per zone, single
+    /// workers cannot alternate between zones one at a time: the order alternates between
+    /// zones, not between workers.
     fn rolling(&mut self, live: &LiveJob<'_>, forward: bool) -> Flow {
         let target = if forward {
             self.state_mut().to_version.clone()
