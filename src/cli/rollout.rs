@@ -370,12 +370,18 @@ async fn send(args: ControlArgs, action: ControlAction) -> CliResult {
         ),
         Progress::Observed { state, .. } => {
             let phase = state.as_ref().map(|state| state.phase);
+            let restoring = state
+                .as_ref()
+                .is_some_and(|state| state.restore && state.phase.is_active());
             let acted_on = match action {
                 ControlAction::Retry => phase == Some(RolloutPhase::Failed),
+                // A restore already puts the previous version back.
+                ControlAction::Abort if restoring => false,
                 _ => phase.is_some_and(RolloutPhase::is_active),
             };
             if !acted_on {
                 let now = match phase {
+                    Some(_) if restoring => "it is restoring the previous version".to_owned(),
                     Some(phase) => format!("its rollout is {phase}"),
                     None => "it has no rollout recorded".to_owned(),
                 };
@@ -569,6 +575,7 @@ mod tests {
             failed_deployment_id: None,
             failure: None,
             waiting: Some("soaking".to_owned()),
+            restore: false,
         }
     }
 

@@ -139,6 +139,7 @@ pub(super) fn derive_state(
         failed_deployment_id: None,
         failure: None,
         waiting: None,
+        restore: false,
     };
 
     let failed = live_deployment.filter(|d| {

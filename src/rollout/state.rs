@@ -208,6 +208,12 @@ pub struct RolloutState {
     /// The event the rollout waits for now, such as "waiting for capacity for 2m 10s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Whether this roll restores the version a failed rollout started from
+    /// (`to_version`) in place of the failed one (`from_version`). A restore never rolls
+    /// back: that would put the failed version on zones again. In a `Failed` state, it
+    /// marks a restore that failed, which waits for `retry`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore: bool,
 }
 
 impl RolloutState {

@@ -261,6 +261,10 @@ impl<'a> Stepper<'a> {
             && stored.phase == RolloutPhase::Failed
             && stored.from_version == target
         {
+            // A restore that failed itself waits for `retry`.
+            if stored.restore {
+                return Some(stored.clone());
+            }
             let state = self.restore_state(stored, live);
             self.decide(
                 "restore version",
@@ -319,13 +323,9 @@ impl<'a> Stepper<'a> {
         state.paused = None;
         state.failure = None;
         state.waiting = None;
-        // Never None for a restore, which `restoring` relies on. An ID that is not the live
-        // deployment's has no effect on the steps.
-        state.failed_deployment_id = Some(
-            failed_deployment
-                .or_else(|| failed.failed_deployment_id.clone())
-                .unwrap_or_default(),
-        );
+        state.failed_deployment_id =
+            failed_deployment.or_else(|| failed.failed_deployment_id.clone());
+        state.restore = true;
         state
     }
 
@@ -353,6 +353,7 @@ impl<'a> Stepper<'a> {
             failed_deployment_id: None,
             failure: None,
             waiting: None,
+            restore: false,
         }
     }
 
@@ -382,6 +383,10 @@ impl<'a> Stepper<'a> {
         let by = control.by.clone();
         let now = self.now();
         let active_deployment = self.input.deployment.filter(|d| d.is_active()).cloned();
+        let restored_everywhere = {
+            let from = self.state_mut().from_version.clone();
+            self.target() == from && live.all_at(&from)
+        };
 
         match control.action {
             ControlAction::Pause if phase.is_active() => {
@@ -407,10 +412,32 @@ impl<'a> Stepper<'a> {
             ControlAction::Resume if self.state.as_ref().is_some_and(|s| s.paused.is_some()) => {
                 self.resume(&by, active_deployment.as_ref());
             }
+            ControlAction::Abort if self.restoring() => {
+                let restoring = self.state_mut().to_version.clone();
+                self.decide(
+                    "ignore control",
+                    format!(
+                        "abort by {by} does not apply to the restore of {restoring}, which \
+                         already puts the previous version back"
+                    ),
+                );
+            }
             ControlAction::Abort if phase.is_active() && phase != RolloutPhase::RollingBack => {
                 // Abort means roll back now, so it ends a pause too.
                 self.state_mut().paused = None;
                 self.begin_rollback(live, format!("aborted by {by}"));
+            }
+            ControlAction::Retry if phase == RolloutPhase::Failed && restored_everywhere => {
+                // A failed restore whose zones all run the restored version by now.
+                let state = self.state_mut();
+                state.restore = false;
+                state.last_control_at = Some(control.at);
+                let from = state.from_version.clone();
+                self.enter(RolloutPhase::Complete, Duration::ZERO);
+                self.decide(
+                    "retry rollout",
+                    format!("steward rollout retry by {by}: every zone already runs {from}"),
+                );
             }
             ControlAction::Retry if phase == RolloutPhase::Failed => {
                 let from = self.state_mut().from_version.clone();
@@ -606,6 +633,20 @@ impl<'a> Stepper<'a> {
             {
                 self.state_mut().failed_deployment_id = Some(deployment.id.clone());
             }
+        }
+
+        // Rolling a restore back would put the failed version on zones again. The state
+        // returns to the direction of the rollout that failed, so `retry` restores again.
+        if self.restoring() {
+            // `restore` stays set, so that the failed restore waits for `retry` instead of
+            // starting again at the next step.
+            let state = self.state_mut();
+            std::mem::swap(&mut state.from_version, &mut state.to_version);
+            let restored = state.from_version.clone();
+            return self.fail(format!(
+                "restoring {restored} failed: {reason}; zones now run {:?}",
+                live.versions
+            ));
         }
 
         if !self.input.pool.spec.rollout.auto_rollback {
@@ -1152,6 +1193,7 @@ impl<'a> Stepper<'a> {
             return Flow::Next;
         }
         if forward {
+            self.state_mut().restore = false;
             let from = self.state_mut().from_version.clone();
             self.decide(
                 "rollout complete",
@@ -1324,12 +1366,12 @@ impl<'a> Stepper<'a> {
         }
     }
 
-    /// Whether this forward roll restores the version a failed rollout started from. Only
-    /// a restore rolls forward with a failed deployment recorded, and it keeps the failed
-    /// version's zones from a scale of their own, which would start a worker of it.
+    /// Whether this forward roll restores the version a failed rollout started from. A
+    /// restore keeps the failed version's zones from a scale of their own, which would start
+    /// a worker of it, and never rolls back.
     fn restoring(&mut self) -> bool {
         let state = self.state_mut();
-        state.phase == RolloutPhase::Rolling && state.failed_deployment_id.is_some()
+        state.restore && state.phase == RolloutPhase::Rolling
     }
 
     /// The latest deployment when it belongs to the live job version.

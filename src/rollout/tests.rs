@@ -1725,3 +1725,159 @@ fn unobserved_deadline_restarts_budget() {
     let late = scene.advance();
     assert_eq!(phase(&late), RolloutPhase::RollingBack, "{:?}", late.state);
 }
+
+/// Registers of `result` that put `version` on a group, as (group, count).
+fn groups_at(result: &RolloutStep, version: &str) -> Vec<(String, i64)> {
+    result
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            RolloutAction::RegisterJob { job, .. } => Some(job),
+            _ => None,
+        })
+        .flat_map(|job| job.groups().iter().cloned().collect::<Vec<_>>())
+        .filter(|group| group_version(group) == Some(version))
+        .map(|group| (group.name.clone(), group.count.unwrap_or(0)))
+        .collect()
+}
+
+/// A rollout to NEW failed and left zone a with NEW registered; spec.version went back to
+/// OLD, the restore registered OLD on zone a, and then the restore's deployment `d6` failed.
+fn failed_restore_scene(auto_rollback: bool) -> (Scene, RolloutStep) {
+    let mut scene = Scene::before_rollout(pool_with(serde_json::json!({
+        "goldenSoak": "10m",
+        "healthyDeadline": "5m",
+        "minHealthyTime": "10s",
+        "surge": 1,
+        "autoRollback": auto_rollback,
+        "prefetch": {"timeout": "10m"}
+    })));
+    let mut state = scene.step().state.expect("state");
+    state.phase = RolloutPhase::Failed;
+    state.counts = vec![3, 3];
+    scene.stored = Some(state);
+    scene.pool.spec.version = OLD.to_owned();
+    scene.set_live([NEW, OLD], [4, 3], 5);
+    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
+    scene.observed.allocations = workers([3, 3], 4);
+    let restore = scene.advance();
+    assert_eq!(
+        groups_at(&restore, OLD),
+        [("a".to_owned(), 4), ("b".to_owned(), 3)]
+    );
+
+    scene.set_live([OLD, OLD], [4, 3], 6);
+    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Failed, false));
+    scene.now = t(30);
+    let failed = scene.advance();
+    (scene, failed)
+}
+
+#[test]
+fn failed_restore_never_rolls_back() {
+    for auto_rollback in [true, false] {
+        let (_, failed) = failed_restore_scene(auto_rollback);
+        assert!(groups_at(&failed, NEW).is_empty(), "{:?}", failed.actions);
+        let state = failed.state.clone().expect("state");
+        assert_eq!(state.phase, RolloutPhase::Failed);
+        // Stored in the direction of the rollout that failed.
+        assert_eq!(
+            (state.from_version.as_str(), state.to_version.as_str()),
+            (OLD, NEW)
+        );
+        assert!(
+            state
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.starts_with("restoring")),
+            "{:?}",
+            state.failure
+        );
+        assert_eq!(failed.restored_version(OLD), None);
+    }
+}
+
+#[test]
+fn zones_restored_despite_a_failed_deployment_need_no_rollout() {
+    let (mut scene, _) = failed_restore_scene(false);
+    scene.now = t(40);
+    let idle = scene.advance();
+    assert!(idle.state.is_none(), "{:?}", idle.state);
+    assert!(idle.actions.is_empty(), "{:?}", idle.actions);
+
+    // spec.version at NEW again: a new rollout, golden worker first.
+    scene.pool.spec.version = NEW.to_owned();
+    let again = scene.advance();
+    assert_eq!(phase(&again), RolloutPhase::Prefetching);
+    assert!(groups_at(&again, NEW).is_empty(), "{:?}", again.actions);
+}
+
+#[test]
+fn failed_restore_waits_for_retry() {
+    // A restore that failed before its register: zone a still has NEW registered.
+    let mut scene = Scene::before_rollout(pool());
+    let mut state = scene.step().state.expect("state");
+    state.phase = RolloutPhase::Failed;
+    state.counts = vec![3, 3];
+    state.restore = true;
+    state.failure = Some("restoring OLD failed".to_owned());
+    scene.stored = Some(state);
+    scene.pool.spec.version = OLD.to_owned();
+    scene.set_live([NEW, OLD], [4, 3], 5);
+    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
+    scene.observed.allocations = workers([3, 3], 4);
+
+    let idle = scene.advance();
+    assert_eq!(phase(&idle), RolloutPhase::Failed);
+    assert!(idle.actions.is_empty(), "{:?}", idle.actions);
+
+    scene.control = Some(Control {
+        action: ControlAction::Retry,
+        by: "bob".to_owned(),
+        at: t(50),
+        index: 0,
+    });
+    scene.now = t(60);
+    let retry = scene.advance();
+    assert_eq!(phase(&retry), RolloutPhase::Rolling);
+    assert!(groups_at(&retry, NEW).is_empty(), "{:?}", retry.actions);
+    assert_eq!(
+        groups_at(&retry, OLD),
+        [("a".to_owned(), 4), ("b".to_owned(), 3)]
+    );
+}
+
+#[test]
+fn abort_does_not_apply_to_a_restore() {
+    let mut scene = Scene::before_rollout(pool());
+    let mut state = scene.step().state.expect("state");
+    state.phase = RolloutPhase::Failed;
+    state.counts = vec![3, 3];
+    scene.stored = Some(state);
+    scene.pool.spec.version = OLD.to_owned();
+    scene.set_live([NEW, OLD], [4, 3], 5);
+    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
+    scene.observed.allocations = workers([3, 3], 4);
+    scene.advance();
+    scene.set_live([OLD, OLD], [4, 3], 6);
+    scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Running, false));
+    scene.control = Some(Control {
+        action: ControlAction::Abort,
+        by: "dave".to_owned(),
+        at: t(20),
+        index: 0,
+    });
+    scene.now = t(30);
+
+    let aborted = scene.advance();
+    assert!(groups_at(&aborted, NEW).is_empty(), "{:?}", aborted.actions);
+    assert_eq!(phase(&aborted), RolloutPhase::Rolling);
+    assert!(
+        aborted
+            .decisions
+            .iter()
+            .any(|d| d.action == "ignore control" && d.reason.contains("restore")),
+        "{:?}",
+        aborted.decisions
+    );
+}

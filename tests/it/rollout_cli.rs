@@ -320,6 +320,31 @@ async fn status_waits_for_the_controller_to_act_on_retry() {
 }
 
 #[tokio::test]
+async fn abort_of_a_restore_is_rejected() {
+    let (consul, client) = start().await;
+    let mut state = rollout_state();
+    state.phase = steward::rollout::RolloutPhase::Rolling;
+    state.restore = true;
+    put_status(&client, "RollingOut", &state).await;
+
+    let abort = steward(&consul, &["rollout", "abort", "face"]).await;
+    assert_eq!(abort.status.code(), Some(1), "{abort:?}");
+    let stderr = String::from_utf8_lossy(&abort.stderr);
+    assert!(
+        stderr.contains("restoring the previous version"),
+        "{stderr}"
+    );
+    assert_eq!(
+        client
+            .kv_get_raw("steward/rollouts/face/control")
+            .await
+            .unwrap(),
+        None,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
 async fn control_commands_write_control_key() {
     let (consul, client) = start().await;
     put_pool(&client, "face").await;
