@@ -1735,7 +1735,7 @@ fn groups_at(result: &RolloutStep, version: &str) -> Vec<(String, i64)> {
             RolloutAction::RegisterJob { job, .. } => Some(job),
             _ => None,
         })
-        .flat_map(|job| job.groups().iter().cloned().collect::<Vec<_>>())
+        .flat_map(|job| job.groups().to_vec())
         .filter(|group| group_version(group) == Some(version))
         .map(|group| (group.name.clone(), group.count.unwrap_or(0)))
         .collect()
