@@ -389,6 +389,25 @@ impl Planner {
         // template unchanged, the deployment only changes counts, so nothing of it is lost. A
         // deployment that cannot place its workers, such as after an override above the
         // cluster's capacity, would otherwise hold every change until its progress deadline.
+        // A deployment that a person paused stays paused: a register would cancel it and run
+        // what it holds.
+        if let Some(deployment) = input
+            .observed
+            .deployment
+            .as_ref()
+            .filter(|d| d.status == super::DeploymentStatus::Paused)
+        {
+            self.deferred = true;
+            self.decide(
+                "scale deferred",
+                format!(
+                    "deployment {} is paused; counts {current:?} -> {counts:?} wait until it is \
+                     resumed and ends, or fails",
+                    deployment.id
+                ),
+            );
+            return;
+        }
         if let Some(deployment) = input
             .observed
             .deployment

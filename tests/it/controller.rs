@@ -455,6 +455,83 @@ async fn lower_override_replaces_stuck_deployment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_deployment_is_left_paused() {
+    let cluster = Cluster::start(&["a", "b"]).await;
+    cluster.put_pool("web", &["a", "b"], 2).await;
+    let controller = cluster.spawn("one");
+    cluster.wait_counts("web", &["a", "b"], &[1, 1]).await;
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    cluster.put_override("web", 400, later).await;
+    cluster.wait_counts("web", &["a", "b"], &[200, 200]).await;
+
+    // An operator halts the deployment, as `nomad deployment pause` does.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let deployments = |http: reqwest::Client| {
+        let url = format!("{}/v1/job/web/deployments", cluster.nomad.url());
+        async move {
+            let list: Vec<serde_json::Value> = http
+                .get(url)
+                .send()
+                .await
+                .expect("deployments")
+                .json()
+                .await
+                .expect("deployment list");
+            list.iter()
+                .map(|d| {
+                    (
+                        d["ID"].as_str().expect("id").to_owned(),
+                        d["Status"].as_str().expect("status").to_owned(),
+                    )
+                })
+                .collect::<Vec<(String, String)>>()
+        }
+    };
+    let running = deployments(http.clone())
+        .await
+        .into_iter()
+        .find(|(_, status)| status == "running")
+        .expect("a running deployment")
+        .0;
+    let paused = http
+        .post(format!(
+            "{}/v1/deployment/pause/{running}",
+            cluster.nomad.url()
+        ))
+        .json(&serde_json::json!({"DeploymentID": running, "Pause": true}))
+        .send()
+        .await
+        .expect("pause");
+    assert!(paused.status().is_success(), "{:?}", paused.text().await);
+
+    cluster.put_override("web", 4, later).await;
+    let status = cluster
+        .wait_status("web", |s| {
+            s.decisions.iter().any(|d| d.action == "scale deferred")
+        })
+        .await;
+    let deferred = status
+        .decisions
+        .iter()
+        .find(|d| d.action == "scale deferred")
+        .expect("deferred decision");
+    assert!(deferred.reason.contains("is paused"), "{}", deferred.reason);
+    let after = deployments(http.clone()).await;
+    assert!(
+        after
+            .iter()
+            .any(|(id, status)| *id == running && status == "paused"),
+        "the paused deployment was cancelled: {after:?}"
+    );
+
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn override_expiry_restores_size() {
     let cluster = Cluster::start(&["a", "b"]).await;
     cluster.put_pool("batch", &["a", "b"], 2).await;
