@@ -63,8 +63,7 @@ pub fn reconcile_job(cluster: &mut Cluster, key: &JobKey, now_ns: i64, eval_id: 
     };
 
     // Like Nomad's reconciler, every evaluation of a newer job version cancels the active
-    // deployment of an older one, even when the new version needs no deployment of its own
-    // (a register that only lowers counts).
+    // deployment of an older one.
     cancel_deployment(
         cluster,
         key,
@@ -202,6 +201,9 @@ fn plan_group(
     });
     // Like Nomad, every new version of a service job that has work to do gets a deployment,
     // unless the group opts out with `MaxParallel: 0`.
+    // NOTE: Nomad also opens one for a version that only changes counts: its in-place updates
+    // count as updating the spec, and those workers report their health again. The emulator
+    // opens none then, so after a scale-down the next scale is not blocked here as in Nomad.
     let needs_work = !old.is_empty() || current.len() < desired as usize;
     if needs_work && max_parallel > 0 && deployment.is_none() {
         active = Some(create_deployment(cluster, key, job, now_ns));
