@@ -799,8 +799,9 @@ impl<'a> Stepper<'a> {
             .allocations
             .iter()
             .filter(|a| a.task_group == zone && a.canary && a.job_version == live.version)
-            // Nomad replaces a canary lost with its node by a new one.
-            .find(|a| a.wants_to_run() && a.client_status != ClientStatus::Lost);
+            // Nomad replaces a canary lost with its node by a new one; a disconnected one may
+            // come back, and is taken again then.
+            .find(|a| a.wants_to_run() && !node_gone(a));
 
         let Some(canary) = canary else {
             let since = self.state_mut().canary_requested_at.unwrap_or(self.now());
@@ -932,12 +933,12 @@ impl<'a> Stepper<'a> {
 
         // A node that fails says nothing about the new version: Nomad places a new canary,
         // which is verified and soaked from the start.
-        if let Some(lost) = allocation.filter(|a| a.client_status == ClientStatus::Lost) {
+        if let Some(lost) = allocation.filter(|a| node_gone(a)) {
             self.decide(
                 "replace golden worker",
                 format!(
-                    "golden worker {} was lost with node {}; soaking a new one from the start",
-                    lost.id, lost.node_id
+                    "golden worker {} is {:?} with node {}; soaking a new one from the start",
+                    lost.id, lost.client_status, lost.node_id
                 ),
             );
             let now = self.now();
@@ -1576,6 +1577,15 @@ fn base_count(state: &RolloutState, live: &LiveJob<'_>, zone_index: usize) -> u3
         .get(zone_index)
         .copied()
         .unwrap_or(live.counts[zone_index])
+}
+
+/// Returns whether the allocation's node is gone: lost, or disconnected (`unknown`). That
+/// says nothing about the version the allocation runs.
+fn node_gone(allocation: &ObservedAllocation) -> bool {
+    matches!(
+        allocation.client_status,
+        ClientStatus::Lost | ClientStatus::Unknown
+    )
 }
 
 fn is_failed(status: DeploymentStatus) -> bool {

@@ -631,10 +631,16 @@ fn golden_unhealthy_during_soak_rolls_back() {
 
 #[test]
 fn golden_lost_with_its_node_is_replaced() {
+    for gone in [ClientStatus::Lost, ClientStatus::Unknown] {
+        golden_node_gone_is_replaced(gone);
+    }
+}
+
+fn golden_node_gone_is_replaced(gone: ClientStatus) {
     let mut scene = soaking_scene();
     for allocation in &mut scene.observed.allocations {
         if allocation.id == "golden" {
-            allocation.client_status = ClientStatus::Lost;
+            allocation.client_status = gone;
         }
     }
     scene.now = t(300);
