@@ -385,9 +385,9 @@ impl Planner {
         }
 
         // Nomad blocks scales while a deployment runs, and the executor then sets the counts
-        // in one register of the same template, which cancels that deployment. With the
-        // template unchanged, the deployment only changes counts, so nothing of it is lost. A
-        // deployment that cannot place its workers, such as after an override above the
+        // in one register of the same template, which cancels that deployment. The template
+        // is unchanged, so the new deployment carries on with whatever the cancelled one still
+        // had to replace. A deployment that cannot place its workers, such as after an override above the
         // cluster's capacity, would otherwise hold every change until its progress deadline.
         // A deployment that a person paused stays paused: a register would cancel it and run
         // what it holds.
