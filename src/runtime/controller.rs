@@ -216,9 +216,15 @@ impl Term {
 
 impl Controller {
     /// Validates the settings and builds a controller; nothing runs until [`Controller::run`].
-    pub fn new(config: ControllerConfig) -> Result<Self, Error> {
+    pub fn new(mut config: ControllerConfig) -> Result<Self, Error> {
         consul::keys::validate_key(&config.keys.leader()).map_err(Error::Keys)?;
         let queue = WorkQueue::new(config.queue)?;
+
+        // Every request to Consul and Nomad is counted in `steward_requests_total`.
+        let metrics = Arc::new(Metrics::new());
+        config.consul = config.consul.clone().with_observer(metrics.clone());
+        config.nomad = config.nomad.clone().with_metrics(metrics.clone());
+
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -227,7 +233,7 @@ impl Controller {
                 reasons: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
                 leading: AtomicBool::new(false),
-                metrics: Arc::new(Metrics::new()),
+                metrics,
                 readiness: Readiness::default(),
                 metric_reads: Arc::new(MetricReads::default()),
                 analysis_samples: Arc::new(rollout::AnalysisSamples::default()),

@@ -428,3 +428,15 @@ impl RequestObserver for Metrics {
             .observe(seconds);
     }
 }
+
+impl crate::nomad::RequestMetrics for Metrics {
+    fn record(&self, request: &crate::nomad::RequestRecord<'_>) {
+        let status = request.status.map_or(0, |status| status.as_u16());
+        self.observe(
+            "nomad",
+            request.endpoint,
+            status,
+            request.elapsed.as_secs_f64(),
+        );
+    }
+}

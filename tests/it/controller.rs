@@ -296,6 +296,19 @@ async fn odd_even_counts_applied() {
     assert_eq!(status.written_by, "one");
     assert!(status.observed_generation > 0);
 
+    // Requests to both systems are counted.
+    let body = controller.handle.metrics().encode();
+    for system in ["consul", "nomad"] {
+        assert!(
+            body.contains(&format!("steward_requests_total{{system=\"{system}\"")),
+            "no {system} requests in:\n{body}"
+        );
+    }
+    assert!(
+        body.contains("endpoint=\"/v1/job/:id/scale\""),
+        "the scale calls are counted by route:\n{body}"
+    );
+
     controller.stop().await;
     cluster.stop().await;
 }
