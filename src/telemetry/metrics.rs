@@ -319,7 +319,7 @@ impl Metrics {
             .get_or_create(&phase_labels(pool, status.phase))
             .set(1);
 
-        let source = status.sizing.as_ref().map(|s| s.source);
+        let source = status.sizing.as_ref().map(effective_source);
         for other in SizingSource::ALL.into_iter().filter(|s| Some(*s) != source) {
             self.sizing_source.remove(&source_labels(pool, other));
         }
@@ -394,6 +394,23 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing metrics into a String cannot fail");
         out
+    }
+}
+
+/// Returns the source the metric reports: the autoscaler's own `min` or `max` rule counts as
+/// `min` or `max`, so that a pool that traffic holds at `workers.max` shows as such.
+fn effective_source(sizing: &crate::reconcile::SizingDecision) -> SizingSource {
+    use crate::autoscale::DecisionSource;
+
+    let rule = sizing
+        .autoscaler
+        .as_ref()
+        .and_then(|autoscaler| autoscaler.decision.as_ref())
+        .map(|decision| decision.source);
+    match (sizing.source, rule) {
+        (SizingSource::Autoscaler, Some(DecisionSource::Max)) => SizingSource::Max,
+        (SizingSource::Autoscaler, Some(DecisionSource::Min)) => SizingSource::Min,
+        (source, _) => source,
     }
 }
 

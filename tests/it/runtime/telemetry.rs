@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use steward::autoscale::SizingState;
+use steward::autoscale::{Decision, DecisionInputs, DecisionSource, SizingState};
 use steward::reconcile::{AutoscalerStatus, Phase, SizingSource, Status, plan};
 use steward::telemetry::{LogFormat, Metrics, Readiness, RequestObserver, router, serve};
 use tokio::net::TcpListener;
@@ -222,6 +222,41 @@ fn phase_change_replaces_the_phase_series() {
         ["steward_pool_phase{pool=\"face-match\",phase=\"Ready\"} 1"],
         "{body}"
     );
+}
+
+#[test]
+fn autoscaler_held_at_max_reports_max() {
+    let metrics = Metrics::new();
+    let mut status = planned_status();
+    let sizing = status.sizing.as_mut().expect("the plan decides a count");
+    sizing.source = SizingSource::Autoscaler;
+    sizing.autoscaler = Some(AutoscalerStatus {
+        decision: Some(Decision {
+            at: 0,
+            desired: 4,
+            source: DecisionSource::Max,
+            prediction: None,
+            inputs: DecisionInputs {
+                history_samples: 60,
+                live_rps: Some(90.0),
+                current_desired: 4,
+                ready_workers: 4,
+                starting_workers: 0,
+                recommended: Some(9),
+            },
+            act: true,
+            reason: "desired=4 source=max".to_owned(),
+        }),
+        ..AutoscalerStatus::default()
+    });
+    metrics.record_status(&status);
+
+    let body = metrics.encode();
+    assert!(
+        body.contains("steward_pool_sizing_source{pool=\"face-match\",source=\"max\"} 1"),
+        "{body}"
+    );
+    assert!(!body.contains("source=\"autoscaler\""), "{body}");
 }
 
 #[test]
