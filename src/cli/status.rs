@@ -112,13 +112,21 @@ fn render(
     };
     // A status is written only when it changes, so after a change of leader it can still
     // name the previous one. The table output adds a note, and JSON and YAML stay the stored object.
-    if output == OutputFormat::Table
-        && let Some(leader) = &snapshot.leader
-        && snapshot.statuses.iter().any(|s| s.written_by != *leader)
-    {
-        text.push_str(&format!(
-            "The leader is now {leader}; it rewrites a status when something in it changes.\n"
-        ));
+    if output == OutputFormat::Table {
+        match &snapshot.leader {
+            Some(leader) if snapshot.statuses.iter().any(|s| s.written_by != *leader) => {
+                text.push_str(&format!(
+                    "The leader is now {leader}; it rewrites a status when something in it \
+                     changes.\n"
+                ));
+            }
+            Some(_) => {}
+            None if !snapshot.statuses.is_empty() => text.push_str(
+                "No controller holds the leader lock, so no status is updated: start \
+                 `steward controller`, or wait up to about 35 s for a standby to take over.\n",
+            ),
+            None => {}
+        }
     }
     for pool in &snapshot.without_status {
         text.push_str(&format!(

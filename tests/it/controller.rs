@@ -921,8 +921,23 @@ async fn status_command_reports_pools() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("pool absent not found"));
 
-    // Another controller takes the lock and has not rewritten the status yet.
+    // With no controller running, nobody holds the lock, and the table says so.
     controller.stop().await;
+    let leaderless = run(vec![
+        "status".into(),
+        "shown".into(),
+        "--consul-addr".into(),
+        url.clone(),
+    ])
+    .await
+    .expect("joins");
+    let text = String::from_utf8_lossy(&leaderless.stdout);
+    assert!(
+        text.contains("No controller holds the leader lock"),
+        "{text}"
+    );
+
+    // Another controller takes the lock and has not rewritten the status yet.
     let session = cluster
         .consul_client
         .session_create(&SessionRequest {
