@@ -481,7 +481,16 @@ impl Planner {
     ) -> Plan {
         let pool = input.pool;
         let observed = input.observed;
-        let deploying = observed.deployment_active();
+        // A deployment replaces workers only when some run an older job version; one that
+        // only changes counts moves every worker to the new version in place.
+        let replacing = observed.deployment_active()
+            && observed.job.as_ref().is_some_and(|live| {
+                let version = live.job.version.unwrap_or(0);
+                observed
+                    .allocations
+                    .iter()
+                    .any(|a| a.wants_to_run() && a.job_version != version)
+            });
         let desired_counts = if self.counts.is_empty() {
             target.to_vec()
         } else {
@@ -568,7 +577,7 @@ impl Planner {
             Phase::Paused
         } else if self.degraded {
             Phase::Degraded
-        } else if self.rolling_out || deploying {
+        } else if self.rolling_out || replacing {
             Phase::RollingOut
         } else if !self.actions.is_empty() || self.deferred || !converged {
             Phase::Scaling

@@ -640,19 +640,35 @@ fn active_deployment_replaced_for_raised_counts() {
         status: DeploymentStatus::Running,
         job_version: 3,
     });
+    // Every worker runs the live job version: the deployment only changes counts.
+    let live_version = cluster
+        .observed
+        .job
+        .as_ref()
+        .and_then(|live| live.job.version)
+        .expect("the live job has a version");
+    for allocation in &mut cluster.observed.allocations {
+        allocation.job_version = live_version;
+    }
 
     let pinned = override_of(4, "2026-12-04T22:00:00Z", false);
-    let plan = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
-    assert_eq!(plan.actions.len(), 2, "{:?}", plan.actions);
-    assert_eq!(plan.status.decisions[0].action, "replace deployment");
+    let scaling = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+    assert_eq!(scaling.actions.len(), 2, "{:?}", scaling.actions);
+    assert_eq!(scaling.status.decisions[0].action, "replace deployment");
     assert!(
-        plan.status.decisions[0]
+        scaling.status.decisions[0]
             .reason
             .contains("deployment d-1 in progress"),
         "{}",
-        plan.status.decisions[0].reason
+        scaling.status.decisions[0].reason
     );
-    assert_eq!(plan.requeue_after, Some(RECHECK_AFTER));
+    assert_eq!(scaling.requeue_after, Some(RECHECK_AFTER));
+    assert_eq!(scaling.status.phase, Phase::Scaling);
+
+    // A worker of an older job version is being replaced: a new template rolls out.
+    cluster.observed.allocations[0].job_version = live_version - 1;
+    let replacing = plan(&pool, Some(&pinned), &cluster.observed, time(NOW));
+    assert_eq!(replacing.status.phase, Phase::RollingOut);
 }
 
 #[test]
