@@ -12,8 +12,12 @@
 set -euo pipefail
 
 usage="usage: sync.sh plan|apply DIR"
-mode=${1:?$usage}
-dir=${2:?$usage}
+if [[ $# -ne 2 ]]; then
+  echo "sync.sh: expected a mode and a directory; $usage" >&2
+  exit 2
+fi
+mode=$1
+dir=$2
 
 case "$mode" in
   plan | apply) ;;

@@ -323,6 +323,10 @@ impl<'a> Stepper<'a> {
         state.paused = None;
         state.failure = None;
         state.waiting = None;
+        // A restore has no golden worker of its own.
+        state.golden = None;
+        state.soak_until = None;
+        state.canary_requested_at = None;
         state.failed_deployment_id =
             failed_deployment.or_else(|| failed.failed_deployment_id.clone());
         state.restore = true;

@@ -936,6 +936,12 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
     state.phase = RolloutPhase::Failed;
     state.counts = vec![3, 3];
     state.failure = Some("golden worker unhealthy".to_owned());
+    state.golden = Some(GoldenWorker {
+        allocation_id: "g1".to_owned(),
+        node_id: "n1".to_owned(),
+        zone: "a".to_owned(),
+        healthy_since: None,
+    });
     scene.stored = Some(state);
     scene.pool.spec.version = OLD.to_owned();
     scene.set_live([NEW, OLD], [4, 3], 5);
@@ -944,6 +950,7 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
 
     let restore = scene.advance();
     assert_eq!(phase(&restore), RolloutPhase::Rolling);
+    assert!(restore.state.as_ref().is_some_and(|s| s.golden.is_none()));
     assert!(
         restore
             .decisions

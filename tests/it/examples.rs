@@ -323,6 +323,14 @@ async fn gitops_sync_plans_applies_prunes_and_stops_on_a_bad_file() {
         "an invalid file must stop the sync before the prune"
     );
 
+    let script = examples().join("gitops/sync.sh");
+    let missing_dir = Command::new("bash")
+        .arg(&script)
+        .arg("plan")
+        .output()
+        .expect("bash runs");
+    assert_eq!(missing_dir.status.code(), Some(2), "{}", text(&missing_dir));
+
     let unknown = sync(&addr, "destroy", repo.path()).await;
     assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
     assert!(text(&unknown).contains("plan|apply"), "{}", text(&unknown));
