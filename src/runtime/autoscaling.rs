@@ -543,7 +543,12 @@ fn metrics_condition(status: &AutoscalerStatus, spec: &spec::Autoscaling) -> Con
                 r#type: condition_type::METRICS_AVAILABLE,
                 status: ConditionStatus::False,
                 reason: "MetricReadFailed".to_owned(),
-                message: format!("{message}; {} in a row, {effect}", failed_cycles(failures)),
+                // A failed check between cycles sets the error without counting a cycle.
+                message: if failures > 0 {
+                    format!("{message}; {} in a row, {effect}", failed_cycles(failures))
+                } else {
+                    format!("{message}; {effect}")
+                },
             }
         }
         (None, decision @ Some(_)) if failures > 0 => ConditionReport {

@@ -238,6 +238,13 @@ fn failed_read_condition_names_held_count() {
         "{}",
         condition.message
     );
+    assert!(
+        condition
+            .message
+            .contains("; 1 failed cycle in a row, worker count held"),
+        "{}",
+        condition.message
+    );
 }
 
 /// While a due cycle's metric read is in flight, the read's end requeues the pool, so the
