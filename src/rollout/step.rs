@@ -1239,6 +1239,9 @@ impl<'a> Stepper<'a> {
         // Replacing the workers of a zone without an eligible node could place none of the
         // new ones. So the roll waits for the zone and its deadline still applies, which
         // rolls back the zones already changed.
+        // NOTE: a zone that fails while another zone is replaced keeps its count, because a
+        // rollout holds the counts (no failover). Nomad's deployment then waits for its lost
+        // workers and fails at its progress deadline, and the rollback fails the same way.
         let available = self
             .input
             .observed
