@@ -481,7 +481,7 @@ impl Planner {
     ) -> Plan {
         let pool = input.pool;
         let observed = input.observed;
-        // A deployment replaces workers only when some run an older job version; one that
+        // A deployment replaces workers only when some run an older job version. One that
         // only changes counts moves every worker to the new version in place.
         let replacing = observed.deployment_active()
             && observed.job.as_ref().is_some_and(|live| {

@@ -935,7 +935,7 @@ impl<'a> Stepper<'a> {
             .iter()
             .find(|a| a.id == golden.allocation_id);
 
-        // A node that fails says nothing about the new version: Nomad places a new canary,
+        // A node that fails tells nothing about the new version: Nomad places a new canary,
         // which is verified and soaked from the start.
         if let Some(lost) = allocation.filter(|a| node_gone(a)) {
             self.decide(
@@ -1240,7 +1240,7 @@ impl<'a> Stepper<'a> {
         // new ones. So the roll waits for the zone and its deadline still applies, which
         // rolls back the zones already changed.
         // NOTE: a zone that fails while another zone is replaced keeps its count, because a
-        // rollout holds the counts (no failover). Nomad's deployment then waits for its lost
+        // rollout keeps every count (no failover). Nomad's deployment then waits for its lost
         // workers and fails at its progress deadline, and the rollback fails the same way.
         let available = self
             .input
@@ -1587,7 +1587,7 @@ fn base_count(state: &RolloutState, live: &LiveJob<'_>, zone_index: usize) -> u3
 }
 
 /// Returns whether the allocation's node is gone: lost, or disconnected (`unknown`). That
-/// says nothing about the version the allocation runs.
+/// tells nothing about the version the allocation runs.
 fn node_gone(allocation: &ObservedAllocation) -> bool {
     matches!(
         allocation.client_status,

@@ -398,7 +398,7 @@ impl Metrics {
 }
 
 /// Returns the source the metric reports: the autoscaler's own `min` or `max` rule counts as
-/// `min` or `max`, so that a pool that traffic holds at `workers.max` shows as such.
+/// `min` or `max`, so that a pool kept at `workers.max` by its traffic shows as such.
 fn effective_source(sizing: &crate::reconcile::SizingDecision) -> SizingSource {
     use crate::autoscale::DecisionSource;
 
