@@ -367,6 +367,11 @@ impl ConsulClient {
         self
     }
 
+    /// Returns whether an observer is set.
+    pub fn has_observer(&self) -> bool {
+        self.observer.is_some()
+    }
+
     /// Returns the base URL.
     pub fn base_url(&self) -> &str {
         &self.config.base_url

@@ -233,6 +233,11 @@ impl Client {
         self
     }
 
+    /// Returns whether a request metrics hook is set.
+    pub fn has_metrics(&self) -> bool {
+        self.metrics.is_some()
+    }
+
     /// Returns a client for another namespace that shares this one's connections.
     pub fn with_namespace(&self, namespace: impl Into<String>) -> Self {
         let mut config = (*self.config).clone();

@@ -220,10 +220,15 @@ impl Controller {
         consul::keys::validate_key(&config.keys.leader()).map_err(Error::Keys)?;
         let queue = WorkQueue::new(config.queue)?;
 
-        // Every request to Consul and Nomad is counted in `steward_requests_total`.
+        // Every request to Consul and Nomad is counted in `steward_requests_total`, unless
+        // the caller attached its own observer to a client (a benchmark does).
         let metrics = Arc::new(Metrics::new());
-        config.consul = config.consul.clone().with_observer(metrics.clone());
-        config.nomad = config.nomad.clone().with_metrics(metrics.clone());
+        if !config.consul.has_observer() {
+            config.consul = config.consul.clone().with_observer(metrics.clone());
+        }
+        if !config.nomad.has_metrics() {
+            config.nomad = config.nomad.clone().with_metrics(metrics.clone());
+        }
 
         Ok(Self {
             inner: Arc::new(Inner {
