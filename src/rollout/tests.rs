@@ -631,16 +631,16 @@ fn golden_unhealthy_during_soak_rolls_back() {
 
 #[test]
 fn golden_lost_with_its_node_is_replaced() {
-    for gone in [ClientStatus::Lost, ClientStatus::Unknown] {
-        golden_node_gone_is_replaced(gone);
+    for status in [ClientStatus::Lost, ClientStatus::Unknown] {
+        golden_node_gone_is_replaced(status);
     }
 }
 
-fn golden_node_gone_is_replaced(gone: ClientStatus) {
+fn golden_node_gone_is_replaced(status: ClientStatus) {
     let mut scene = soaking_scene();
     for allocation in &mut scene.observed.allocations {
         if allocation.id == "golden" {
-            allocation.client_status = gone;
+            allocation.client_status = status;
         }
     }
     scene.now = t(300);
@@ -927,14 +927,25 @@ fn failed_rollout_stays_failed_without_retry() {
     assert!(result.holds_version());
 }
 
-#[test]
-fn reverted_spec_restores_zones_after_failed_rollout() {
-    // The rollout to NEW failed without autoRollback: zone a keeps NEW registered, with the
-    // golden surge, and its workers still run OLD.
-    let mut scene = Scene::before_rollout(pool());
+/// Returns a scene after a rollout of `pool` to NEW failed without a rollback: its stored
+/// state is `Failed` with base counts 3 + 3. Zone a keeps NEW registered with the golden
+/// surge, its workers still run OLD, and the golden deployment `d5` failed.
+fn failed_rollout_scene(pool: WorkerPool) -> Scene {
+    let mut scene = Scene::before_rollout(pool);
     let mut state = scene.step().state.expect("state");
     state.phase = RolloutPhase::Failed;
     state.counts = vec![3, 3];
+    scene.stored = Some(state);
+    scene.set_live([NEW, OLD], [4, 3], 5);
+    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
+    scene.observed.allocations = workers([3, 3], 4);
+    scene
+}
+
+#[test]
+fn reverted_spec_restores_zones_after_failed_rollout() {
+    let mut scene = failed_rollout_scene(pool());
+    let state = scene.stored.as_mut().expect("stored state");
     state.failure = Some("golden worker unhealthy".to_owned());
     state.golden = Some(GoldenWorker {
         allocation_id: "g1".to_owned(),
@@ -942,11 +953,7 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
         zone: "a".to_owned(),
         healthy_since: None,
     });
-    scene.stored = Some(state);
     scene.pool.spec.version = OLD.to_owned();
-    scene.set_live([NEW, OLD], [4, 3], 5);
-    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
-    scene.observed.allocations = workers([3, 3], 4);
 
     let restore = scene.advance();
     assert_eq!(phase(&restore), RolloutPhase::Rolling);
@@ -979,14 +986,7 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
 
 #[test]
 fn retry_restores_zones_then_starts_again() {
-    let mut scene = Scene::before_rollout(pool());
-    let mut state = scene.step().state.expect("state");
-    state.phase = RolloutPhase::Failed;
-    state.counts = vec![3, 3];
-    scene.stored = Some(state);
-    scene.set_live([NEW, OLD], [4, 3], 5);
-    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
-    scene.observed.allocations = workers([3, 3], 4);
+    let mut scene = failed_rollout_scene(pool());
     scene.control = Some(Control {
         action: ControlAction::Retry,
         by: "bob".to_owned(),
@@ -1754,10 +1754,10 @@ fn groups_at(result: &RolloutStep, version: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// A rollout to NEW failed and left zone a with NEW registered; spec.version went back to
-/// OLD, the restore registered OLD on zone a, and then the restore's deployment `d6` failed.
+/// Returns the step after a restore failed: spec.version went back to OLD, the restore
+/// registered OLD on zone a, and then the restore's deployment `d6` failed.
 fn failed_restore_scene(auto_rollback: bool) -> (Scene, RolloutStep) {
-    let mut scene = Scene::before_rollout(pool_with(serde_json::json!({
+    let mut scene = failed_rollout_scene(pool_with(serde_json::json!({
         "goldenSoak": "10m",
         "healthyDeadline": "5m",
         "minHealthyTime": "10s",
@@ -1765,14 +1765,7 @@ fn failed_restore_scene(auto_rollback: bool) -> (Scene, RolloutStep) {
         "autoRollback": auto_rollback,
         "prefetch": {"timeout": "10m"}
     })));
-    let mut state = scene.step().state.expect("state");
-    state.phase = RolloutPhase::Failed;
-    state.counts = vec![3, 3];
-    scene.stored = Some(state);
     scene.pool.spec.version = OLD.to_owned();
-    scene.set_live([NEW, OLD], [4, 3], 5);
-    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
-    scene.observed.allocations = workers([3, 3], 4);
     let restore = scene.advance();
     assert_eq!(
         groups_at(&restore, OLD),
@@ -1811,7 +1804,7 @@ fn failed_restore_never_rolls_back() {
 }
 
 #[test]
-fn zones_restored_despite_a_failed_deployment_need_no_rollout() {
+fn restored_zones_need_no_rollout() {
     let (mut scene, _) = failed_restore_scene(false);
     scene.now = t(40);
     let idle = scene.advance();
@@ -1828,17 +1821,11 @@ fn zones_restored_despite_a_failed_deployment_need_no_rollout() {
 #[test]
 fn failed_restore_waits_for_retry() {
     // A restore that failed before its register: zone a still has NEW registered.
-    let mut scene = Scene::before_rollout(pool());
-    let mut state = scene.step().state.expect("state");
-    state.phase = RolloutPhase::Failed;
-    state.counts = vec![3, 3];
+    let mut scene = failed_rollout_scene(pool());
+    let state = scene.stored.as_mut().expect("stored state");
     state.restore = true;
     state.failure = Some("restoring OLD failed".to_owned());
-    scene.stored = Some(state);
     scene.pool.spec.version = OLD.to_owned();
-    scene.set_live([NEW, OLD], [4, 3], 5);
-    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
-    scene.observed.allocations = workers([3, 3], 4);
 
     let idle = scene.advance();
     assert_eq!(phase(&idle), RolloutPhase::Failed);
@@ -1862,15 +1849,8 @@ fn failed_restore_waits_for_retry() {
 
 #[test]
 fn abort_does_not_apply_to_a_restore() {
-    let mut scene = Scene::before_rollout(pool());
-    let mut state = scene.step().state.expect("state");
-    state.phase = RolloutPhase::Failed;
-    state.counts = vec![3, 3];
-    scene.stored = Some(state);
+    let mut scene = failed_rollout_scene(pool());
     scene.pool.spec.version = OLD.to_owned();
-    scene.set_live([NEW, OLD], [4, 3], 5);
-    scene.deployment = Some(deployment("d5", 5, DeploymentStatus::Failed, true));
-    scene.observed.allocations = workers([3, 3], 4);
     scene.advance();
     scene.set_live([OLD, OLD], [4, 3], 6);
     scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Running, false));

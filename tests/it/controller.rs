@@ -158,6 +158,39 @@ impl Cluster {
         self.put(&self.keys.override_(name), &text).await;
     }
 
+    /// Returns the ID and status of every deployment of `job`, newest first.
+    async fn deployments(&self, job: &str) -> Vec<(String, String)> {
+        let list: Vec<serde_json::Value> = http_client()
+            .get(format!("{}/v1/job/{job}/deployments", self.nomad.url()))
+            .send()
+            .await
+            .expect("deployments")
+            .json()
+            .await
+            .expect("deployment list");
+        list.iter()
+            .map(|d| {
+                (
+                    d["ID"].as_str().expect("id").to_owned(),
+                    d["Status"].as_str().expect("status").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Starts pool `web` with 1 + 1 workers, then forces an override of 400 workers, far
+    /// above what the nodes hold, so that the deployment placing them cannot finish.
+    /// Returns the controller and the override's expiry.
+    async fn stuck_deployment(&self) -> (Running, jiff::Timestamp) {
+        self.put_pool("web", &["a", "b"], 2).await;
+        let controller = self.spawn("one");
+        self.wait_counts("web", &["a", "b"], &[1, 1]).await;
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        self.put_override("web", 400, later).await;
+        self.wait_counts("web", &["a", "b"], &[200, 200]).await;
+        (controller, later)
+    }
+
     async fn wait_counts(&self, job: &str, zones: &[&str], expected: &[i64]) {
         cluster_reads::wait_counts(&self.nomad_client, job, zones, expected, CONVERGE).await;
     }
@@ -170,6 +203,13 @@ impl Cluster {
         self.consul.shutdown().await;
         self.nomad.shutdown().await;
     }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }
 
 struct Running {
@@ -417,40 +457,23 @@ async fn new_leader_exports_unchanged_pools() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lower_override_replaces_stuck_deployment() {
     let cluster = Cluster::start(&["a", "b"]).await;
-    cluster.put_pool("web", &["a", "b"], 2).await;
-    let controller = cluster.spawn("one");
-    cluster.wait_counts("web", &["a", "b"], &[1, 1]).await;
-
-    // Far above what four nodes hold: the deployment that places them cannot finish.
-    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-    cluster.put_override("web", 400, later).await;
-    cluster.wait_counts("web", &["a", "b"], &[200, 200]).await;
+    let (controller, later) = cluster.stuck_deployment().await;
 
     cluster.put_override("web", 4, later).await;
     cluster.wait_counts("web", &["a", "b"], &[2, 2]).await;
 
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let deployments: Vec<serde_json::Value> = http
-        .get(format!("{}/v1/job/web/deployments", cluster.nomad.url()))
-        .send()
+    let statuses: Vec<String> = cluster
+        .deployments("web")
         .await
-        .expect("deployments")
-        .json()
-        .await
-        .expect("deployment list");
-    let statuses: Vec<&str> = deployments
-        .iter()
-        .map(|d| d["Status"].as_str().expect("status"))
+        .into_iter()
+        .map(|(_, status)| status)
         .collect();
     assert!(
-        statuses.contains(&"cancelled"),
+        statuses.iter().any(|s| s == "cancelled"),
         "the register cancels the stuck deployment: {statuses:?}"
     );
     assert!(
-        !statuses.contains(&"failed"),
+        !statuses.iter().any(|s| s == "failed"),
         "no deployment waited for its progress deadline: {statuses:?}"
     );
     let status = cluster.wait_status("web", |s| s.workers.desired == 4).await;
@@ -470,46 +493,17 @@ async fn lower_override_replaces_stuck_deployment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_deployment_is_left_paused() {
     let cluster = Cluster::start(&["a", "b"]).await;
-    cluster.put_pool("web", &["a", "b"], 2).await;
-    let controller = cluster.spawn("one");
-    cluster.wait_counts("web", &["a", "b"], &[1, 1]).await;
-    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-    cluster.put_override("web", 400, later).await;
-    cluster.wait_counts("web", &["a", "b"], &[200, 200]).await;
+    let (controller, later) = cluster.stuck_deployment().await;
 
     // An operator halts the deployment, as `nomad deployment pause` does.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let deployments = |http: reqwest::Client| {
-        let url = format!("{}/v1/job/web/deployments", cluster.nomad.url());
-        async move {
-            let list: Vec<serde_json::Value> = http
-                .get(url)
-                .send()
-                .await
-                .expect("deployments")
-                .json()
-                .await
-                .expect("deployment list");
-            list.iter()
-                .map(|d| {
-                    (
-                        d["ID"].as_str().expect("id").to_owned(),
-                        d["Status"].as_str().expect("status").to_owned(),
-                    )
-                })
-                .collect::<Vec<(String, String)>>()
-        }
-    };
-    let running = deployments(http.clone())
+    let running = cluster
+        .deployments("web")
         .await
         .into_iter()
         .find(|(_, status)| status == "running")
         .expect("a running deployment")
         .0;
-    let paused = http
+    let paused = http_client()
         .post(format!(
             "{}/v1/deployment/pause/{running}",
             cluster.nomad.url()
@@ -532,7 +526,7 @@ async fn paused_deployment_is_left_paused() {
         .find(|d| d.action == "scale deferred")
         .expect("deferred decision");
     assert!(deferred.reason.contains("is paused"), "{}", deferred.reason);
-    let after = deployments(http.clone()).await;
+    let after = cluster.deployments("web").await;
     assert!(
         after
             .iter()
