@@ -41,7 +41,7 @@ impl SizingSource {
         Self::Hold,
     ];
 
-    /// The name used in status JSON and in metric labels, such as `override`.
+    /// Returns the name used in status JSON and in metric labels, such as `override`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Override => "override",

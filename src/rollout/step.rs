@@ -935,7 +935,7 @@ impl<'a> Stepper<'a> {
             .iter()
             .find(|a| a.id == golden.allocation_id);
 
-        // A node that fails tells nothing about the new version: Nomad places a new canary,
+        // A failed node is no fault of the new version: Nomad places a new canary,
         // which is verified and soaked from the start.
         if let Some(lost) = allocation.filter(|a| node_gone(a)) {
             self.decide(
@@ -1586,8 +1586,8 @@ fn base_count(state: &RolloutState, live: &LiveJob<'_>, zone_index: usize) -> u3
         .unwrap_or(live.counts[zone_index])
 }
 
-/// Returns whether the allocation's node is gone: lost, or disconnected (`unknown`). That
-/// tells nothing about the version the allocation runs.
+/// Returns whether the allocation's node is gone: lost, or disconnected (`unknown`). That is
+/// no fault of the version the allocation runs.
 fn node_gone(allocation: &ObservedAllocation) -> bool {
     matches!(
         allocation.client_status,

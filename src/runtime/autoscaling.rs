@@ -180,7 +180,7 @@ async fn read(
 }
 
 /// Describes a failed read with the whole chain of causes, so that a refused connection, a
-/// DNS failure and a timeout read differently, and tells whether the next cycle tries again.
+/// DNS failure and a timeout read differently, and states whether the next cycle reads again.
 fn describe(error: &crate::autoscale::MetricError) -> String {
     let mut text = error.to_string();
     let mut cause = std::error::Error::source(error);

@@ -649,7 +649,7 @@ async fn delete_by_file_removes_all_or_nothing() {
     // One object of the files is not stored: nothing is deleted.
     let other = tempfile::tempdir().unwrap();
     let ghost = write_file(other.path(), "ghost.yaml", &pool_yaml("ghost", "img:1"));
-    let refused = steward(
+    let rejected = steward(
         &consul,
         &[
             "delete",
@@ -660,11 +660,11 @@ async fn delete_by_file_removes_all_or_nothing() {
         ],
     )
     .await;
-    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert_eq!(rejected.status.code(), Some(1), "{}", stderr(&rejected));
     assert!(
-        stderr(&refused).contains("pool/ghost"),
+        stderr(&rejected).contains("pool/ghost"),
         "{}",
-        stderr(&refused)
+        stderr(&rejected)
     );
     assert!(client.kv_get("steward/pools/web").await.unwrap().is_some());
 

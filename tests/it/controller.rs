@@ -915,7 +915,7 @@ async fn status_command_reports_pools() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("pool absent not found"));
 
-    // With no controller running, nobody holds the lock, and the table says so.
+    // With no controller running, no session holds the lock, and the table reports it.
     controller.stop().await;
     let leaderless = run(vec![
         "status".into(),

@@ -97,7 +97,7 @@ fn dashboard_queries_parse() {
     );
 }
 
-/// Every series name the controller exports once each kind of metric has a value.
+/// Returns every series name the controller exports once each kind of metric has a value.
 fn exported_series() -> BTreeSet<String> {
     let metrics = Metrics::new();
     metrics.set_leader(true);
@@ -158,7 +158,7 @@ async fn get_list(http: &reqwest::Client, url: String) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn nomad_job_places_three_replicas_on_distinct_nodes_in_both_zones() {
+async fn nomad_job_spreads_three_replicas() {
     let nomad = NomadEmulator::start(NomadEmulatorConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         datacenters: vec!["dc-a".to_owned(), "dc-b".to_owned()],
@@ -274,7 +274,7 @@ async fn pool_names(consul: &ConsulClient, keys: &Keys) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn gitops_sync_plans_applies_prunes_and_stops_on_a_bad_file() {
+async fn gitops_sync_plans_applies_prunes() {
     let consul = ConsulEmulator::start(ConsulEmulatorConfig {
         addr: "127.0.0.1:0".parse().expect("address"),
         ..ConsulEmulatorConfig::default()

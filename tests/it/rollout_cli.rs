@@ -287,7 +287,7 @@ async fn status_of_failed_rollout_fails() {
 }
 
 #[tokio::test]
-async fn status_waits_for_the_controller_to_act_on_retry() {
+async fn status_waits_for_retry() {
     let (consul, client) = start().await;
     let mut state = rollout_state();
     state.phase = steward::rollout::RolloutPhase::Failed;
@@ -297,9 +297,9 @@ async fn status_waits_for_the_controller_to_act_on_retry() {
 
     let retry = steward(&consul, &["rollout", "retry", "face", "--by", "bob"]).await;
     assert!(retry.status.success(), "{retry:?}");
-    let shown = steward(&consul, &["rollout", "status", "face"]).await;
-    assert!(shown.status.success(), "{shown:?}");
-    let stdout = String::from_utf8_lossy(&shown.stdout);
+    let output = steward(&consul, &["rollout", "status", "face"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("waiting for the controller to act on `steward rollout retry`"),
         "{stdout}"
@@ -313,9 +313,9 @@ async fn status_waits_for_the_controller_to_act_on_retry() {
         .expect("control key written");
     state.last_control_index = Some(control.modify_index);
     put_status_for(&client, generation, "Degraded", &state).await;
-    let shown = steward(&consul, &["rollout", "status", "face"]).await;
-    assert_eq!(shown.status.code(), Some(1), "{shown:?}");
-    let stdout = String::from_utf8_lossy(&shown.stdout);
+    let output = steward(&consul, &["rollout", "status", "face"]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("pool face: Failed"), "{stdout}");
 }
 

@@ -443,7 +443,7 @@ async fn drive_with_fault(
 }
 
 /// Drives the rollout like [`drive_with_fault`], from the state `stored` a previous rollout
-/// left; once an action described as `override_after` was applied, sizing requests 5 + 5
+/// left. Once an action described as `override_after` was applied, sizing requests 5 + 5
 /// workers, as an override would. With `fail_golden_node`, the golden worker's node fails
 /// once the soak begins.
 async fn drive_full(

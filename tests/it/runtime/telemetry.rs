@@ -140,7 +140,7 @@ fn planned_status() -> Status {
     )
 }
 
-/// The value of the one series whose line starts with `series` followed by a space.
+/// Returns the value of the one series whose line starts with `series` followed by a space.
 fn value(body: &str, series: &str) -> Option<String> {
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
@@ -260,7 +260,7 @@ fn autoscaler_held_at_max_reports_max() {
 }
 
 #[test]
-fn a_zone_left_out_of_the_status_loses_its_series() {
+fn zone_series_removed_with_zone() {
     let metrics = Metrics::new();
     let mut status = planned_status();
     metrics.record_status(&status);
@@ -284,7 +284,7 @@ fn forget_pool_removes_its_series() {
 }
 
 #[test]
-fn a_standby_reports_no_pool_series() {
+fn standby_reports_no_pool_series() {
     let metrics = Metrics::new();
     metrics.set_leader(true);
     metrics.record_status(&planned_status());
