@@ -74,6 +74,15 @@ fn bench_simulate(c: &mut Criterion) {
         share * 100.0
     );
 
+    let horizon = usize::try_from((spec.interval.as_secs() + 360) / 60).unwrap_or(26);
+    let (cycles, surges, unforeseen, minutes) = surges(&trace, horizon, 20, 6);
+    eprintln!(
+        "cycles whose next {horizon} minutes peak above twice the mean of the 15 before: \
+         {surges} of {cycles}, {unforeseen} of them without such a surge at that time a day \
+         and a week earlier; {minutes} minutes of those are above twice the mean before new \
+         workers could be ready"
+    );
+
     let mut group = c.benchmark_group("simulate_nasa_2m_per_day");
     group.sample_size(20);
     for predictor in predictors {
@@ -137,6 +146,58 @@ fn known_mean_bound(trace: &[Sample], capacity: f64, bounds: WorkerBounds) -> (f
         }
     }
     result
+}
+
+/// Counts the surges no history foresees. From the first cycle with a week of history, every
+/// `cycle` minutes, compares the rate of each of the next `horizon` minutes with twice the
+/// mean of the 15 minutes before. A cycle with a minute above it has a surge, and the surge is
+/// unforeseen when neither the same time a day nor a week earlier had such a minute. Returns
+/// the cycles looked at, the surges, the unforeseen surges, and the minutes above twice the
+/// mean within `startup` minutes of an unforeseen surge's first one. A policy that held less than twice the
+/// recent rate at those cycles is short in each of these minutes, unless an earlier rise had
+/// already made it start workers: those it starts when the surge shows are ready only
+/// `startup` minutes later.
+fn surges(
+    trace: &[Sample],
+    horizon: usize,
+    cycle: usize,
+    startup: usize,
+) -> (usize, usize, usize, usize) {
+    const LEVEL: usize = 15;
+    const DAY: usize = 1440;
+    const WEEK: usize = 7 * DAY;
+
+    // Minutes of the horizon from `start` above twice the mean of the 15 before it.
+    let above = |start: usize| -> Vec<usize> {
+        let level = trace[start - LEVEL..start]
+            .iter()
+            .map(|s| s.rps)
+            .sum::<f64>()
+            / LEVEL as f64;
+        (start..start + horizon)
+            .filter(|&i| trace[i].rps > 2.0 * level)
+            .collect()
+    };
+
+    let (mut cycles, mut surges, mut unforeseen) = (0, 0, 0);
+    let mut short = vec![false; trace.len()];
+    let mut start = WEEK + LEVEL;
+    while start + horizon <= trace.len() {
+        cycles += 1;
+        let minutes = above(start);
+        if let Some(&first) = minutes.first() {
+            surges += 1;
+            if above(start - DAY).is_empty() && above(start - WEEK).is_empty() {
+                unforeseen += 1;
+                for i in minutes.into_iter().filter(|&i| i < first + startup + 1) {
+                    short[i] = true;
+                }
+            }
+        }
+        start += cycle;
+    }
+    let minutes = short.iter().filter(|&&s| s).count();
+    (cycles, surges, unforeseen, minutes)
 }
 
 criterion_group!(benches, bench_simulate);

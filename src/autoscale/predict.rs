@@ -27,8 +27,8 @@ pub struct LinearSlopeParams {
 }
 
 /// Defaults measured with `steward simulate` on the NASA trace at 2 million requests a day
-/// (see BENCHMARKS.md): 3 sigmas was the least noise margin that kept under-provisioned
-/// minutes near 0.1 %.
+/// (see BENCHMARKS.md). With a `headroom` of 0.2 to 0.3, 3 or 4 sigmas kept under-provisioned
+/// minutes near 0.1 % at the lowest cost, and fewer let surges through.
 impl Default for LinearSlopeParams {
     fn default() -> Self {
         Self {

@@ -111,6 +111,48 @@ fn rescale_hits_daily_total_and_is_seeded() {
 }
 
 #[test]
+fn rescale_uses_larger_service_noise() {
+    // The recorded service runs at 1 request per second on average, but its minutes cycle
+    // through 0, 1 and 2. A hundred times larger, its minutes average 6,000 requests with a
+    // Poisson spread of about 77, so none strays 10 % from 100 per second. Multiplying the
+    // recorded minutes would give 0, 100 and 200. The ends, where the window is cut, are
+    // left out.
+    let trace: Vec<Sample> = (0..2880)
+        .map(|i| Sample::new(i * 60, (i % 3) as f64))
+        .collect();
+    let scaled = rescale(&trace, 8_640_000.0, 3).expect("valid");
+
+    assert_eq!(scaled.len(), trace.len());
+    assert!(scaled.iter().zip(&trace).all(|(a, b)| a.t == b.t));
+    let middle = &scaled[RATE_WINDOW_MINUTES..scaled.len() - RATE_WINDOW_MINUTES];
+    let strays: Vec<_> = middle
+        .iter()
+        .filter(|s| (s.rps - 100.0).abs() > 10.0)
+        .collect();
+    assert!(strays.is_empty(), "minutes far from 100/s: {strays:?}");
+    let spread = middle
+        .iter()
+        .map(|s| s.rps)
+        .fold(0.0_f64, |acc, rps| acc.max((rps - 100.0).abs()));
+    assert!(
+        spread > 1.0,
+        "the counts are drawn, not set: spread {spread}"
+    );
+}
+
+#[test]
+fn centred_means_cut_at_the_ends() {
+    let trace: Vec<Sample> = [1.0, 2.0, 3.0, 4.0, 5.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &rps)| Sample::new(i as i64 * 60, rps))
+        .collect();
+    // Width 3 takes one sample before and one after, so the ends average two.
+    assert_eq!(centred_means(&trace, 3), vec![1.5, 2.0, 3.0, 4.0, 4.5]);
+    assert_eq!(centred_means(&trace, 1), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+}
+
+#[test]
 fn check_trace_rejects_gaps() {
     let trace = vec![Sample::new(0, 1.0), Sample::new(120, 1.0)];
     assert!(matches!(
