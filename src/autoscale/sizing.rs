@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{Autoscaling, AutoscalingMode, WorkerBounds};
 
 use super::Sample;
-use super::predict::{LinearSlopeParams, PredictParams, Prediction, predict_peak};
+use super::predict::{LinearSlopeParams, PredictParams, Prediction, predict_peak, recent_growth};
 
 /// Invalid autoscaling settings. Permanent: the pool's spec must be fixed.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -144,6 +144,10 @@ impl fmt::Display for DecisionSource {
 pub struct DecisionInputs {
     pub history_samples: usize,
     pub live_rps: Option<f64>,
+    /// The live rate plus the growth its recent slope adds over the startup time; emergency
+    /// checks only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_rps: Option<f64>,
     pub current_desired: u32,
     pub ready_workers: u32,
     pub starting_workers: u32,
@@ -270,12 +274,23 @@ impl Autoscaler {
         (now - span, now)
     }
 
+    /// Returns the time range `(start, end)` in Unix seconds of the history an emergency
+    /// check reads: the last `startupTime`, whose slope projects the live rate.
+    pub fn check_range(&self, now: i64) -> (i64, i64) {
+        (now - self.startup_secs(), now)
+    }
+
+    fn startup_secs(&self) -> i64 {
+        secs(self.spec.startup_time.as_secs())
+    }
+
     /// Decides the worker count for one cycle and returns the state to store.
     pub fn decide(&self, input: &SizingInput<'_>) -> (Decision, SizingState) {
         let mut state = input.state.clone();
         let mut inputs = DecisionInputs {
             history_samples: input.history.len(),
             live_rps: input.live_rps,
+            projected_rps: None,
             current_desired: input.current_desired,
             ready_workers: input.ready_workers,
             starting_workers: input.starting_workers,
@@ -321,8 +336,16 @@ impl Autoscaler {
     }
 
     /// Checks live traffic between cycles (every `emergency.checkInterval`) and returns the
-    /// state to store, with an emergency scale-up when live traffic exceeds the capacity of
-    /// ready workers and the count in force (with workers starting) does not already cover it.
+    /// state to store, with an emergency scale-up when the projected rate exceeds the capacity
+    /// of ready workers and the count in force (with workers starting) does not already cover
+    /// it.
+    ///
+    /// The projected rate is the live rate plus the growth that the slope of `history` over
+    /// the last `startupTime` adds over one more `startupTime` ([`recent_growth`]), at most
+    /// half the live rate (the linear-slope growth cap). Workers
+    /// started now serve only after that time, so a ramp gets them before it overtakes the
+    /// ready workers, not a startup time after. Flat or falling traffic projects to the live
+    /// rate, and an empty history gives the live rate alone.
     ///
     /// No decision when the check is disabled, an override is active or the live rate is
     /// missing or NaN. The state changes even then, because this call also notes when the
@@ -338,11 +361,15 @@ impl Autoscaler {
             return (None, state);
         };
 
+        // The growth is capped like the linear-slope extrapolation, so that the steep slope of
+        // a step in traffic does not project it far beyond where it levels off.
+        let growth = recent_growth(input.history, input.now, self.startup_secs()).unwrap_or(0.0);
+        let projected = live + growth.min(self.predict.linear.max_growth * live);
         let ready_capacity = f64::from(input.ready_workers) * self.spec.capacity_per_worker;
-        if live <= ready_capacity {
+        if projected <= ready_capacity {
             return (None, state);
         }
-        let needed = self.recommend(live).min(self.bounds.max);
+        let needed = self.recommend(projected).min(self.bounds.max);
         if needed <= input.current_desired {
             return (None, state);
         }
@@ -355,6 +382,7 @@ impl Autoscaler {
         let inputs = DecisionInputs {
             history_samples: input.history.len(),
             live_rps: Some(live),
+            projected_rps: Some(projected),
             current_desired: input.current_desired,
             ready_workers: input.ready_workers,
             starting_workers: input.starting_workers,
@@ -488,6 +516,9 @@ impl Autoscaler {
         }
         if let Some(live) = inputs.live_rps {
             reason.push_str(&format!(" live_rps={live:.1}"));
+        }
+        if let Some(projected) = inputs.projected_rps {
+            reason.push_str(&format!(" projected_rps={projected:.1}"));
         }
         reason.push_str(&format!(
             " current={} ready={} starting={}",
@@ -809,6 +840,42 @@ mod tests {
 
         // NaN live rate: nothing.
         i.live_rps = Some(f64::NAN);
+        assert!(a.check_emergency(&i).0.is_none());
+    }
+
+    #[test]
+    fn emergency_projects_a_ramp() {
+        let a = scaler(&spec());
+        let state = SizingState::default();
+
+        // 36 to 45 rps, one more each minute: over the last 6 minutes the slope adds 6 rps in
+        // the 6 minutes new workers take, so 45 live projects to 51, above 5 ready × 10.
+        let rising: Vec<Sample> = (0..10)
+            .map(|i| Sample::new(NOW - 540 + i * 60, 36.0 + i as f64))
+            .collect();
+        let mut i = input(&rising, 5, &state);
+        i.live_rps = Some(45.0);
+        let d = a.check_emergency(&i).0.expect("the ramp fires");
+        // ceil(51 × 1.2 / 10) = 7.
+        assert_eq!((d.desired, d.source), (7, DecisionSource::Emergency));
+        let projected = d.inputs.projected_rps.expect("projection recorded");
+        assert!((projected - 51.0).abs() < 1e-9, "projected {projected}");
+        assert!(d.reason.contains("projected_rps=51.0"), "{}", d.reason);
+
+        // The same live rate after a fall projects to itself: below capacity, nothing.
+        let falling: Vec<Sample> = rising
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(k, s)| Sample::new(NOW - 540 + k as i64 * 60, s.rps))
+            .collect();
+        let mut i = input(&falling, 5, &state);
+        i.live_rps = Some(45.0);
+        assert!(a.check_emergency(&i).0.is_none());
+
+        // Without history the live rate alone decides.
+        let mut i = input(&[], 5, &state);
+        i.live_rps = Some(45.0);
         assert!(a.check_emergency(&i).0.is_none());
     }
 

@@ -9,7 +9,7 @@
 //!     ├─ a finished read requested at or after the due time ──> decide ──> store decision
 //!     └─ otherwise ──> start a read (unless one runs) ──> the read's end queues the pool
 //!   else emergency check due (lastCheck + checkInterval <= now)?
-//!     └─ same, with check_emergency on the live rate only
+//!     └─ same, with check_emergency on the live rate and its recent slope
 //!   recommendation = the stored decision (Hold at the current count before the first one)
 //! ```
 //!
@@ -35,8 +35,8 @@ use crate::spec::{self, Override, WorkerPool};
 /// Resolution of the history read from the metric source.
 const HISTORY_STEP: Duration = Duration::from_secs(60);
 
-/// The purpose of a metric read: a full sizing cycle reads history and the live rate, an
-/// emergency check only the live rate.
+/// The purpose of a metric read: a full sizing cycle reads the history of its lookback and the
+/// live rate, an emergency check the live rate and the history of the last startup time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadKind {
     Cycle,
@@ -173,7 +173,14 @@ async fn read(
             .history(start, end, HISTORY_STEP)
             .await
             .map_err(|e| describe(&e))?,
-        ReadKind::Check => Vec::new(),
+        // The check still runs on the live rate alone when its short history is missing.
+        ReadKind::Check => source
+            .history(start, end, HISTORY_STEP)
+            .await
+            .unwrap_or_else(|error| {
+                debug!(error = %describe(&error), "recent history read failed; emergency check uses the live rate alone");
+                Vec::new()
+            }),
     };
     let live = source.current().await.map_err(|e| describe(&e))?;
     Ok(MetricValues { history, live })
@@ -342,7 +349,7 @@ pub(crate) fn evaluate(context: &Context<'_>) -> Option<Outcome> {
                 name,
                 source,
                 ReadKind::Check,
-                (now.as_second(), now.as_second()),
+                autoscaler.check_range(now.as_second()),
                 now,
                 context.requeue,
             ),
@@ -445,7 +452,7 @@ fn run_check(
     };
     let input = counts.input(
         reading.requested_at,
-        &[],
+        &values.history,
         values.live,
         override_workers,
         &status.state,
@@ -484,6 +491,9 @@ fn recommendation(
     let used = &decision.inputs;
     if let Some(live) = used.live_rps {
         inputs.insert("currentRps".to_owned(), live);
+    }
+    if let Some(projected) = used.projected_rps {
+        inputs.insert("projectedRps".to_owned(), projected);
     }
     inputs.insert("historySamples".to_owned(), used.history_samples as f64);
     inputs.insert("currentDesired".to_owned(), f64::from(used.current_desired));

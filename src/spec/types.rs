@@ -281,11 +281,13 @@ impl Default for ScaleDown {
     }
 }
 
-/// Scaling up between cycles when live traffic already exceeds the capacity of ready workers.
+/// Scaling up between cycles when live traffic exceeds the capacity of ready workers, or will
+/// within `startupTime` at the slope of the last `startupTime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Emergency {
-    /// Check live traffic between cycles and scale up at once when it exceeds capacity.
+    /// Check live traffic between cycles and scale up at once when it exceeds the ready
+    /// workers' capacity, now or by the time new workers would be ready.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// How often live traffic is checked between cycles.

@@ -62,13 +62,18 @@ impl Clock for ManualClock {
 
 /// The request rate the stub serves; `None` makes every query fail with HTTP 503. Each range
 /// query also moves `clock` one second on, so the controller's clock runs while a read is in
-/// flight, as a real clock does.
+/// flight, as a real clock does. The third field is the slope of the history, in requests per
+/// second gained per second, that ends at the current rate.
 #[derive(Clone)]
-struct Rate(Arc<Mutex<Option<f64>>>, Arc<ManualClock>);
+struct Rate(Arc<Mutex<Option<f64>>>, Arc<ManualClock>, Arc<Mutex<f64>>);
 
 impl Rate {
     fn set(&self, rate: Option<f64>) {
         *self.0.lock().expect("rate lock") = rate;
+    }
+
+    fn set_slope(&self, per_second: f64) {
+        *self.2.lock().expect("slope lock") = per_second;
     }
 
     fn get(&self) -> Option<f64> {
@@ -83,16 +88,19 @@ struct RangeParams {
     step: f64,
 }
 
-/// `/api/v1/query_range`: one series with the current rate at every step of the range.
+/// `/api/v1/query_range`: one series at every step of the range, on the line of the set slope
+/// that reaches the current rate at the range's end.
 async fn query_range(State(rate): State<Rate>, Query(params): Query<RangeParams>) -> Response {
     rate.1.advance(Duration::from_secs(1));
     let Some(value) = rate.get() else {
         return unavailable();
     };
+    let slope = *rate.2.lock().expect("slope lock");
     let mut values = Vec::new();
     let mut t = params.start;
     while t <= params.end {
-        values.push(serde_json::json!([t, value.to_string()]));
+        let at = value - slope * (params.end - t);
+        values.push(serde_json::json!([t, at.to_string()]));
         t += params.step.max(1.0);
     }
     axum::Json(serde_json::json!({
@@ -158,7 +166,11 @@ impl Scene {
         .expect("nomad emulator starts");
 
         let clock = ManualClock::new("2026-12-04T12:00:00Z".parse().expect("timestamp"));
-        let rate = Rate(Arc::new(Mutex::new(Some(rate))), Arc::clone(&clock));
+        let rate = Rate(
+            Arc::new(Mutex::new(Some(rate))),
+            Arc::clone(&clock),
+            Arc::new(Mutex::new(0.0)),
+        );
         let router = Router::new()
             .route("/api/v1/query_range", get(query_range))
             .route("/api/v1/query", get(query))
@@ -529,38 +541,78 @@ async fn unusable_metric_source_reported() {
     scene.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emergency_check_scales_between_cycles() {
+/// Starts a controller on one pool of [`REACTIVE`] with emergency checks every minute and the
+/// given startup time, at 100 requests per second. Returns once its first cycle has run and
+/// its ten workers are healthy, with the time of that cycle.
+async fn start_with_emergency(pool: &str, startup: &str) -> (Scene, Timestamp) {
     let mut scene = Scene::start(100.0).await;
-    let spec = REACTIVE.replace(
-        "emergency: {enabled: false}",
-        "emergency: {enabled: true, checkInterval: 1m}",
-    );
-    scene.put_pool("burst", &spec).await;
+    let spec = REACTIVE
+        .replace(
+            "emergency: {enabled: false}",
+            "emergency: {enabled: true, checkInterval: 1m}",
+        )
+        .replace("startupTime: 1m", &format!("startupTime: {startup}"));
+    scene.put_pool(pool, &spec).await;
     scene.spawn_controller();
     let t0 = scene.clock.now();
-    scene.wait_cycle("burst", t0).await;
-    scene.wait_counts("burst", &[5, 5]).await;
+    scene.wait_cycle(pool, t0).await;
+    scene.wait_counts(pool, &[5, 5]).await;
     scene
-        .wait_status("burst", |status| status.workers.healthy == 10)
+        .wait_status(pool, |status| status.workers.healthy == 10)
         .await;
+    (scene, t0)
+}
+
+/// Waits for the emergency check requested at `at` and returns the status it wrote.
+async fn wait_check(scene: &Scene, pool: &str, at: Timestamp) -> Status {
+    scene
+        .wait_status(pool, |status| {
+            status
+                .sizing
+                .as_ref()
+                .and_then(|sizing| sizing.autoscaler.as_ref())
+                .is_some_and(|autoscaler| autoscaler.last_check == Some(at))
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_check_scales_between_cycles() {
+    let (scene, t0) = start_with_emergency("burst", "1m").await;
 
     // Live traffic triples one minute into the cycle: the check scales up at once, to
     // ceil(300 / 10) = 30 bounded by workers.max 20, without waiting for the next cycle.
     scene.rate.set(Some(300.0));
     let t1 = scene.clock.advance(Duration::from_secs(60));
-    let status = scene
-        .wait_status("burst", |status| {
-            status
-                .sizing
-                .as_ref()
-                .and_then(|sizing| sizing.autoscaler.as_ref())
-                .is_some_and(|autoscaler| autoscaler.last_check == Some(t1))
-        })
-        .await;
+    let status = wait_check(&scene, "burst", t1).await;
     assert_eq!(decision_source(&status), "emergency");
     assert_eq!(last_cycle(&status), Some(t0), "no cycle ran");
     scene.wait_counts("burst", &[10, 10]).await;
+
+    scene.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_check_projects_a_ramp() {
+    let (scene, _) = start_with_emergency("ramp", "3m").await;
+
+    // 95 requests per second, below the 100 the ten ready workers serve, but climbing 2 a
+    // minute. The check reads the last 3 minutes (the startup time): the slope adds 6 over
+    // the next 3, so 95 projects to 101 and the pool grows to ceil(101 / 10) = 11 now.
+    scene.rate.set(Some(95.0));
+    scene.rate.set_slope(2.0 / 60.0);
+    let t1 = scene.clock.advance(Duration::from_secs(60));
+    let status = wait_check(&scene, "ramp", t1).await;
+    assert_eq!(decision_source(&status), "emergency");
+    let decision = autoscaler(&status)
+        .decision
+        .clone()
+        .expect("decision stored");
+    assert_eq!(decision.inputs.live_rps, Some(95.0));
+    let projected = decision.inputs.projected_rps.expect("projection stored");
+    assert!((projected - 101.0).abs() < 1e-6, "projected {projected}");
+    assert_eq!(decision.desired, 11);
+    scene.wait_counts("ramp", &[6, 5]).await;
 
     scene.stop().await;
 }

@@ -55,12 +55,16 @@ fn oracle_starts_workers_ahead_of_demand() {
 fn emergency_bounds_shortfall_to_startup() {
     let a = Autoscaler::new(&spec(true), BOUNDS).expect("valid");
     let run = simulate(&a, BOUNDS, &step_trace()).expect("min <= max");
-    // Minute 60 is seen at minute 61; the new workers are ready at minute 67.
+    // Minute 60 is seen at minute 61, and the new workers are ready at minute 67. The step's
+    // slope projects far above 100 requests per second, so the check adds the most the cap
+    // allows: 100 + 50 % = 150, or 15 workers. The scale-down to 10 waits for the 40-minute
+    // stabilization, past the end of the trace: 61 minutes of 1 worker, 59 of 15.
     assert_eq!(run.underprovisioned_minutes, 7);
     assert_eq!(run.peak_shortfall_workers, 9);
     assert_eq!(run.scaling_actions, 1);
+    assert_eq!(run.timeline.total[61], 15);
     assert!(
-        (run.worker_hours - 651.0 / 60.0).abs() < 1e-9,
+        (run.worker_hours - 946.0 / 60.0).abs() < 1e-9,
         "{}",
         run.worker_hours
     );

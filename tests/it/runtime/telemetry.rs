@@ -239,6 +239,7 @@ fn autoscaler_held_at_max_reports_max() {
             inputs: DecisionInputs {
                 history_samples: 60,
                 live_rps: Some(90.0),
+                projected_rps: None,
                 current_desired: 4,
                 ready_workers: 4,
                 starting_workers: 0,
