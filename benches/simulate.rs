@@ -74,13 +74,14 @@ fn bench_simulate(c: &mut Criterion) {
         share * 100.0
     );
 
-    let horizon = usize::try_from((spec.interval.as_secs() + 360) / 60).unwrap_or(26);
-    let (cycles, surges, unforeseen, minutes) = surges(&trace, horizon, 20, 6);
+    let cycle = usize::try_from(spec.interval.as_secs() / 60).unwrap_or(20);
+    let startup = usize::try_from(spec.startup_time.as_secs() / 60).unwrap_or(6);
+    let (cycles, surges, unforeseen, minutes) = surges(&trace, cycle, startup);
     eprintln!(
-        "cycles whose next {horizon} minutes peak above twice the mean of the 15 before: \
-         {surges} of {cycles}, {unforeseen} of them without such a surge at that time a day \
-         and a week earlier; {minutes} minutes of those are above twice the mean before new \
-         workers could be ready"
+        "cycles with a minute above twice the mean of the 15 minutes before them: {surges} of \
+         {cycles}, {unforeseen} of them without such a minute at that time a day and a week \
+         earlier; {minutes} minutes of those are above twice the mean before new workers could \
+         be ready"
     );
 
     let mut group = c.benchmark_group("simulate_nasa_2m_per_day");
@@ -148,48 +149,46 @@ fn known_mean_bound(trace: &[Sample], capacity: f64, bounds: WorkerBounds) -> (f
     result
 }
 
-/// Counts the surges no history foresees. From the first cycle with a week of history, every
-/// `cycle` minutes, compares the rate of each of the next `horizon` minutes with twice the
-/// mean of the 15 minutes before. A cycle with a minute above it has a surge, and the surge is
-/// unforeseen when neither the same time a day nor a week earlier had such a minute. Returns
-/// the cycles looked at, the surges, the unforeseen surges, and the minutes above twice the
-/// mean within `startup` minutes of an unforeseen surge's first one. A policy that held less than twice the
-/// recent rate at those cycles is short in each of these minutes, unless an earlier rise had
-/// already made it start workers: those it starts when the surge shows are ready only
-/// `startup` minutes later.
-fn surges(
-    trace: &[Sample],
-    horizon: usize,
-    cycle: usize,
-    startup: usize,
-) -> (usize, usize, usize, usize) {
+/// Counts the surges no history foresees. Looks at every cycle the simulation runs (minutes
+/// `0, cycle, 2 × cycle, …` of the trace) from the first with a week of history, and compares
+/// each of its `cycle` minutes with twice the mean of the 15 minutes before it starts. A cycle
+/// with a minute above that has a surge, and the surge is unforeseen when neither the same
+/// cycle a day nor a week earlier had one. Returns the cycles looked at, the surges, the
+/// unforeseen surges, and the minutes above twice the mean within `startup` minutes of an
+/// unforeseen surge's first one. A policy that held less than twice the recent rate at those
+/// cycles is short in each of these minutes, unless an earlier rise had already made it start
+/// workers: those it starts when the surge shows are ready only `startup` minutes later.
+fn surges(trace: &[Sample], cycle: usize, startup: usize) -> (usize, usize, usize, usize) {
     const LEVEL: usize = 15;
     const DAY: usize = 1440;
     const WEEK: usize = 7 * DAY;
 
-    // Minutes of the horizon from `start` above twice the mean of the 15 before it.
-    let above = |start: usize| -> Vec<usize> {
-        let level = trace[start - LEVEL..start]
+    let cycle = cycle.max(1);
+    let level_before = |start: usize| {
+        trace[start - LEVEL..start]
             .iter()
             .map(|s| s.rps)
             .sum::<f64>()
-            / LEVEL as f64;
-        (start..start + horizon)
-            .filter(|&i| trace[i].rps > 2.0 * level)
-            .collect()
+            / LEVEL as f64
+    };
+    // The first minute of the cycle from `start` above twice the mean before it.
+    let first_above = |start: usize| {
+        let threshold = 2.0 * level_before(start);
+        (start..start + cycle).find(|&i| trace[i].rps > threshold)
     };
 
     let (mut cycles, mut surges, mut unforeseen) = (0, 0, 0);
     let mut short = vec![false; trace.len()];
-    let mut start = WEEK + LEVEL;
-    while start + horizon <= trace.len() {
+    let mut start = (WEEK + LEVEL).div_ceil(cycle) * cycle;
+    while start + cycle <= trace.len() {
         cycles += 1;
-        let minutes = above(start);
-        if let Some(&first) = minutes.first() {
+        if let Some(first) = first_above(start) {
             surges += 1;
-            if above(start - DAY).is_empty() && above(start - WEEK).is_empty() {
+            if first_above(start - DAY).is_none() && first_above(start - WEEK).is_none() {
                 unforeseen += 1;
-                for i in minutes.into_iter().filter(|&i| i < first + startup + 1) {
+                let threshold = 2.0 * level_before(start);
+                let end = (first + startup + 1).min(trace.len());
+                for i in (first..end).filter(|&i| trace[i].rps > threshold) {
                     short[i] = true;
                 }
             }

@@ -97,22 +97,39 @@ fn window(past: &[Sample], from: i64, to: i64) -> &[Sample] {
 
 /// Returns the growth, in requests per second, that the recent slope adds over `horizon_secs`.
 ///
-/// The slope is that of the least-squares line over the samples of the last `horizon_secs`
-/// (`now - horizon_secs < t <= now`), so the projection looks back as far as it looks ahead.
-/// A falling or flat line adds nothing. Returns `None` when the window contains fewer than two
-/// finite samples, or `horizon_secs` is not positive.
-pub fn recent_growth(history: &[Sample], now: i64, horizon_secs: i64) -> Option<f64> {
-    if horizon_secs <= 0 {
+/// The slope is that of the least-squares line over the samples of the last `window_secs`
+/// (`now - window_secs < t <= now`), or over the newest half of them when that is lower and
+/// has two samples. A ramp rises in both, while a step that has levelled off is flat in the
+/// newest half, so only its first minutes project past it. A falling or flat line adds
+/// nothing. Returns `None` when the window contains fewer than two finite samples, or either
+/// length is not positive.
+pub fn recent_growth(
+    history: &[Sample],
+    now: i64,
+    window_secs: i64,
+    horizon_secs: i64,
+) -> Option<f64> {
+    if window_secs <= 0 || horizon_secs <= 0 {
         return None;
     }
     let past = &history[..history.partition_point(|s| s.t <= now)];
-    let samples = window(past, now - horizon_secs, now);
-    if samples.iter().filter(|s| s.rps.is_finite()).count() < 2 {
+    let samples = window(past, now - window_secs, now);
+    if finite_count(samples) < 2 {
         return None;
     }
 
-    let fit = fit_line(samples, now)?;
-    Some(fit.slope.max(0.0) * horizon_secs as f64)
+    let mut slope = fit_line(samples, now)?.slope;
+    let newest = window(past, now - window_secs / 2, now);
+    if finite_count(newest) >= 2
+        && let Some(fit) = fit_line(newest, now)
+    {
+        slope = slope.min(fit.slope);
+    }
+    Some(slope.max(0.0) * horizon_secs as f64)
+}
+
+fn finite_count(samples: &[Sample]) -> usize {
+    samples.iter().filter(|s| s.rps.is_finite()).count()
 }
 
 /// Least-squares line over the lookback window, extrapolated over the horizon.
@@ -368,7 +385,7 @@ mod tests {
     fn recent_growth_follows_the_slope() {
         // 10, 12, 14, 16 rps one minute apart: 2 rps a minute, so 6 minutes add 12.
         let history = series(0, 60, &[10.0, 12.0, 14.0, 16.0]);
-        let got = recent_growth(&history, 180, 360).expect("four samples");
+        let got = recent_growth(&history, 180, 360, 360).expect("four samples");
         assert!((got - 12.0).abs() < 1e-9, "got {got}");
     }
 
@@ -376,22 +393,40 @@ mod tests {
     fn recent_growth_reads_only_its_window() {
         // A steep fall long ago, then a slow rise of 1 rps a minute over the last 3 minutes.
         let history = series(0, 60, &[90.0, 50.0, 10.0, 10.0, 11.0, 12.0, 13.0]);
-        let got = recent_growth(&history, 360, 180).expect("three samples");
+        let got = recent_growth(&history, 360, 180, 180).expect("three samples");
         assert!((got - 3.0).abs() < 1e-9, "got {got}");
+    }
+
+    #[test]
+    fn recent_growth_stops_after_a_step() {
+        // A step from 10 to 45 rps, then flat. The whole window rises, its newest half does
+        // not, so the level the step reached is not projected further.
+        let history = series(0, 60, &[10.0, 45.0, 45.0, 45.0, 45.0, 45.0]);
+        assert_eq!(recent_growth(&history, 300, 360, 360), Some(0.0));
+
+        // Right after the step the newest half rises too, so it is projected.
+        let history = series(0, 60, &[10.0, 10.0, 10.0, 10.0, 10.0, 45.0]);
+        let got = recent_growth(&history, 300, 360, 360).expect("six samples");
+        assert!(got > 0.0, "got {got}");
     }
 
     #[test]
     fn recent_growth_of_a_fall_is_zero() {
         let history = series(0, 60, &[16.0, 14.0, 12.0, 10.0]);
-        assert_eq!(recent_growth(&history, 180, 360), Some(0.0));
+        assert_eq!(recent_growth(&history, 180, 360, 360), Some(0.0));
     }
 
     #[test]
     fn recent_growth_needs_two_samples() {
         let history = series(0, 60, &[10.0, f64::NAN, 30.0]);
-        assert_eq!(recent_growth(&history, 120, 90), None, "one finite sample");
-        assert_eq!(recent_growth(&history, 120, 0), None, "no horizon");
-        assert!(recent_growth(&history, 120, 180).is_some());
+        assert_eq!(
+            recent_growth(&history, 120, 90, 90),
+            None,
+            "one finite sample"
+        );
+        assert_eq!(recent_growth(&history, 120, 180, 0), None, "no horizon");
+        assert_eq!(recent_growth(&history, 120, 0, 180), None, "no window");
+        assert!(recent_growth(&history, 120, 180, 90).is_some());
     }
 
     #[test]

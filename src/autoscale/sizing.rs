@@ -48,6 +48,10 @@ pub struct Autoscaler {
     max_staleness_secs: i64,
 }
 
+/// The shortest history an emergency check fits its slope to, in seconds. A metric read once
+/// a minute gives at least two samples in it, so a short `startupTime` still projects.
+const MIN_SLOPE_WINDOW_SECS: i64 = 180;
+
 /// An override that is in force: its worker count replaces the autoscaler's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveOverride {
@@ -275,13 +279,20 @@ impl Autoscaler {
     }
 
     /// Returns the time range `(start, end)` in Unix seconds of the history an emergency
-    /// check reads: the last `startupTime`, whose slope projects the live rate.
+    /// check reads: the last `startupTime`, or 3 minutes when that is shorter, whose slope
+    /// projects the live rate.
     pub fn check_range(&self, now: i64) -> (i64, i64) {
-        (now - self.startup_secs(), now)
+        (now - self.slope_window_secs(), now)
     }
 
     fn startup_secs(&self) -> i64 {
         secs(self.spec.startup_time.as_secs())
+    }
+
+    /// Seconds of history whose slope an emergency check projects: the startup time, but at
+    /// least [`MIN_SLOPE_WINDOW_SECS`].
+    fn slope_window_secs(&self) -> i64 {
+        self.startup_secs().max(MIN_SLOPE_WINDOW_SECS)
     }
 
     /// Decides the worker count for one cycle and returns the state to store.
@@ -341,8 +352,8 @@ impl Autoscaler {
     /// it.
     ///
     /// The projected rate is the live rate plus the growth that the slope of `history` over
-    /// the last `startupTime` adds over one more `startupTime` ([`recent_growth`]), at most
-    /// half the live rate (the linear-slope growth cap). Workers
+    /// the last `startupTime` (at least 3 minutes) adds over one more `startupTime`
+    /// ([`recent_growth`]), at most half the live rate (the linear-slope growth cap). Workers
     /// started now serve only after that time, so a ramp gets them before it overtakes the
     /// ready workers, not a startup time after. Flat or falling traffic projects to the live
     /// rate, and an empty history gives the live rate alone.
@@ -363,7 +374,13 @@ impl Autoscaler {
 
         // The growth is capped like the linear-slope extrapolation, so that the steep slope of
         // a step in traffic does not project it far beyond where it levels off.
-        let growth = recent_growth(input.history, input.now, self.startup_secs()).unwrap_or(0.0);
+        let growth = recent_growth(
+            input.history,
+            input.now,
+            self.slope_window_secs(),
+            self.startup_secs(),
+        )
+        .unwrap_or(0.0);
         let projected = live + growth.min(self.predict.linear.max_growth * live);
         let ready_capacity = f64::from(input.ready_workers) * self.spec.capacity_per_worker;
         if projected <= ready_capacity {
@@ -877,6 +894,40 @@ mod tests {
         let mut i = input(&[], 5, &state);
         i.live_rps = Some(45.0);
         assert!(a.check_emergency(&i).0.is_none());
+    }
+
+    #[test]
+    fn emergency_ignores_a_levelled_step() {
+        let a = scaler(&spec());
+        let state = SizingState::default();
+
+        // 10 rps, then 45 for the last 5 minutes: below 5 ready × 10, and flat since.
+        let history: Vec<Sample> = (0..10)
+            .map(|i| Sample::new(NOW - 540 + i * 60, if i < 5 { 10.0 } else { 45.0 }))
+            .collect();
+        let mut i = input(&history, 5, &state);
+        i.live_rps = Some(45.0);
+        assert!(a.check_emergency(&i).0.is_none());
+    }
+
+    #[test]
+    fn emergency_projects_with_short_startup() {
+        // With a 90-second startup the slope still comes from the last 3 minutes: 5 rps a
+        // minute over 90 s adds 7.5, so 45 projects to 52.5, above 5 ready × 10.
+        let mut short = spec();
+        short.startup_time = Duration::from_secs(90);
+        let a = scaler(&short);
+        let state = SizingState::default();
+        let history: Vec<Sample> = (0..4)
+            .map(|i| Sample::new(NOW - 180 + i * 60, 30.0 + 5.0 * i as f64))
+            .collect();
+        assert_eq!(a.check_range(NOW), (NOW - 180, NOW));
+
+        let mut i = input(&history, 5, &state);
+        i.live_rps = Some(45.0);
+        let d = a.check_emergency(&i).0.expect("the ramp fires");
+        let projected = d.inputs.projected_rps.expect("projection recorded");
+        assert!((projected - 52.5).abs() < 1e-9, "projected {projected}");
     }
 
     #[test]

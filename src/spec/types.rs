@@ -282,7 +282,7 @@ impl Default for ScaleDown {
 }
 
 /// Scaling up between cycles when live traffic exceeds the capacity of ready workers, or will
-/// within `startupTime` at the slope of the last `startupTime`.
+/// within `startupTime` at its recent slope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Emergency {

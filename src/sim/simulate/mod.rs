@@ -36,6 +36,10 @@ pub enum SimError {
     #[error("the trace has no requests, so it cannot be rescaled")]
     NoRequests,
     #[error(
+        "the trace has a rate of {rps} requests per second at {at}; every row needs a finite count of at least 0"
+    )]
+    InvalidRate { at: i64, rps: f64 },
+    #[error(
         "spec.workers.min ({min}) is greater than spec.workers.max ({max}); lower min or raise max"
     )]
     Bounds { min: u32, max: u32 },
@@ -54,10 +58,16 @@ fn check_bounds(bounds: WorkerBounds) -> Result<(), SimError> {
     Ok(())
 }
 
-/// Checks that `trace` has one row per minute without gaps.
+/// Checks that `trace` has one row per minute without gaps, each a finite rate of at least 0.
 pub fn check_trace(trace: &[Sample]) -> Result<(), SimError> {
     if trace.is_empty() {
         return Err(SimError::EmptyTrace);
+    }
+    if let Some(bad) = trace.iter().find(|s| !(s.rps.is_finite() && s.rps >= 0.0)) {
+        return Err(SimError::InvalidRate {
+            at: bad.t,
+            rps: bad.rps,
+        });
     }
     for pair in trace.windows(2) {
         if pair[1].t - pair[0].t != STEP_SECS {
@@ -87,8 +97,8 @@ pub const RATE_WINDOW_MINUTES: usize = 15;
 /// The same `seed` gives the same trace.
 ///
 /// NOTE: a burst shorter than the window is spread over it. A larger service would keep
-/// bursts that many of its users cause together (a launch, a batch client), and lose those
-/// of single users; the window cannot tell them apart.
+/// bursts that many of its users cause together (a launch, a batch client) and lose those of
+/// single users, but the window cannot tell them apart.
 pub fn rescale(
     trace: &[Sample],
     requests_per_day: f64,
@@ -97,14 +107,15 @@ pub fn rescale(
     if !(requests_per_day.is_finite() && requests_per_day > 0.0) {
         return Err(SimError::Scale(requests_per_day));
     }
-    let total: f64 = trace.iter().map(|s| s.rps * STEP_SECS as f64).sum();
-    if total <= 0.0 {
+    // The factor comes from the estimated rates, not the recorded counts, because the ends of
+    // the trace weigh differently in the two.
+    let rates = centred_means(trace, RATE_WINDOW_MINUTES);
+    let total: f64 = rates.iter().map(|rps| rps * STEP_SECS as f64).sum();
+    if !(total.is_finite() && total > 0.0) {
         return Err(SimError::NoRequests);
     }
     let days = trace.len() as f64 * STEP_SECS as f64 / 86_400.0;
     let factor = requests_per_day * days / total;
-
-    let rates = centred_means(trace, RATE_WINDOW_MINUTES);
 
     let mut rng = StdRng::seed_from_u64(seed);
     let scaled = trace

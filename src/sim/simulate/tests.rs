@@ -145,6 +145,35 @@ fn rescale_uses_larger_service_noise() {
 }
 
 #[test]
+fn rescale_total_counts_the_ends() {
+    // A busy first minute weighs less in the centred means than in the recorded total, so a
+    // factor from the recorded total would come out 11 % short of the requested volume.
+    let trace: Vec<Sample> = (0..1440)
+        .map(|i| Sample::new(i * 60, if i == 0 { 1000.0 } else { 1.0 }))
+        .collect();
+    let scaled = rescale(&trace, 100_000_000.0, 5).expect("valid");
+    let total: f64 = scaled.iter().map(|s| s.rps * 60.0).sum();
+    assert!(
+        (total - 100_000_000.0).abs() < 100_000.0,
+        "total {total}, expected 1e8"
+    );
+}
+
+#[test]
+fn check_trace_rejects_bad_rates() {
+    for rps in [-1.0, f64::NAN, f64::INFINITY] {
+        let trace = vec![Sample::new(0, 1.0), Sample::new(60, rps)];
+        assert!(
+            matches!(
+                check_trace(&trace),
+                Err(SimError::InvalidRate { at: 60, .. })
+            ),
+            "rate {rps}"
+        );
+    }
+}
+
+#[test]
 fn centred_means_cut_at_the_ends() {
     let trace: Vec<Sample> = [1.0, 2.0, 3.0, 4.0, 5.0]
         .iter()
