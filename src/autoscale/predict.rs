@@ -201,8 +201,9 @@ fn fit_line(samples: &[Sample], now: i64) -> Option<LineFit> {
 }
 
 /// Predicts from the same horizon one day and one week earlier, scaled by how the recent level
-/// compares with the level before it then. Never below the linear-slope peak, so a break in the pattern (a
-/// launch-day spike) is still followed. Uses linear-slope alone until a day of history exists.
+/// compares with the level before it then, and at most `max_growth` above the recent level.
+/// Never below the linear-slope peak, so a break in the pattern (a launch-day spike) is still
+/// followed. Uses linear-slope alone until a day of history exists.
 fn seasonal(params: &PredictParams, past: &[Sample], now: i64) -> Option<Prediction> {
     let linear = linear_slope(params, past, now)?;
     let fallback = Some(Prediction {
@@ -227,6 +228,14 @@ fn seasonal(params: &PredictParams, past: &[Sample], now: i64) -> Option<Predict
     // the linear-slope peak with its noise margin, covered more minutes per worker-hour than
     // the larger lag or a floor without the margin. Other traffic may favour another mix.
     let estimate = estimates.iter().sum::<f64>() / estimates.len() as f64;
+
+    // A one-off step inside a day-old horizon would otherwise come back scaled by the level
+    // it already reached: 10 then 45 rps yesterday, with today at 45, predicts 4 × 45. So
+    // the season may add at most `max_growth` of the recent level, as the line may.
+    let estimate = match level_now {
+        Some(level) => estimate.min(level * (1.0 + params.linear.max_growth)),
+        None => estimate,
+    };
     Some(Prediction {
         peak_rps: estimate.max(linear),
         predictor: Predictor::Seasonal,
@@ -453,6 +462,26 @@ mod tests {
         let got = predict_peak(&params(Predictor::Seasonal), &history, now).expect("has data");
         assert_eq!(got.predictor, Predictor::Seasonal);
         assert!((got.peak_rps - 50.0).abs() < 1e-9, "got {}", got.peak_rps);
+    }
+
+    #[test]
+    fn seasonal_caps_a_repeated_step() {
+        // Yesterday stepped from 10 to 45 rps inside the horizon. Today has run at 45 all
+        // along: the ratio 4 would predict 180, the cap allows 45 × 1.5 = 67.5.
+        let step = 600;
+        let now = DAY + DAY / 2;
+        let history: Vec<Sample> = (0..(2 * DAY / step))
+            .map(|i| {
+                let t = i * step;
+                let rps = if t <= now - DAY { 10.0 } else { 45.0 };
+                Sample::new(t, rps)
+            })
+            .collect();
+        let mut p = params(Predictor::Seasonal);
+        p.linear.max_growth = 0.5;
+        let got = predict_peak(&p, &history, now).expect("has data");
+        assert_eq!(got.predictor, Predictor::Seasonal);
+        assert!((got.peak_rps - 67.5).abs() < 1e-9, "got {}", got.peak_rps);
     }
 
     #[test]

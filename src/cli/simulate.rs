@@ -23,10 +23,12 @@ pub struct Args {
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// File with exactly one WorkerPool (YAML or JSON) whose `spec.autoscaling` and
-    /// `spec.workers` are simulated. It is checked as `steward validate` checks it.
+    /// `spec.workers` are simulated. It is checked as `steward validate` checks it. Its
+    /// `predictor` and `metric` are not used: the run compares `--predictors` on `--trace`.
     #[arg(long)]
     pub pool: PathBuf,
-    /// Rescale the trace to this many requests per day, such as `2000000/day`. Each minute's
+    /// Rescale the trace, `--trace` included, to this many requests per day, such as
+    /// `2000000/day` (or `2000000`). Each minute's
     /// rate becomes the trace's 15-minute centred mean, scaled, and its count a Poisson draw,
     /// so the noise is that of the larger service. `recorded` replays the trace as recorded. The default, 2,000,000 a
     /// day, is the volume of the service the pools were sized for; at the NASA trace's own
@@ -86,9 +88,22 @@ pub async fn run(args: Args) -> CliResult {
         Scale::Recorded => None,
         Scale::PerDay(per_day) => {
             trace = simulate::rescale(&trace, per_day, args.seed).map_err(CliError::usage)?;
+            eprintln!(
+                "note: the trace is rescaled to {per_day} requests a day with seed {}; \
+                 --scale-to recorded replays it as recorded",
+                args.seed
+            );
             Some(per_day)
         }
     };
+    let history_minutes = (autoscaling.lookback.as_secs() + autoscaling.interval.as_secs()) / 60;
+    if (trace.len() as u64) < history_minutes {
+        eprintln!(
+            "warning: the trace has {} minutes, fewer than lookback + interval ({history_minutes} \
+             minutes), so the predictors decide on little history",
+            trace.len()
+        );
+    }
 
     // Fail before the simulation, not after it, when the results cannot be written.
     std::fs::create_dir_all(&args.output)
@@ -113,6 +128,13 @@ pub async fn run(args: Args) -> CliResult {
     )
     .map_err(CliError::usage)?;
 
+    if oracle.underprovisioned_minutes > 0 {
+        eprintln!(
+            "warning: in {} minutes the demand exceeds workers.max ({}) x capacityPerWorker \
+             ({}); every run, the oracle included, counts them as under-provisioned",
+            oracle.underprovisioned_minutes, pool.spec.workers.max, autoscaling.capacity_per_worker
+        );
+    }
     output::print(table(&oracle, &runs))?;
     output::println(format_args!(
         "oracle held for whole {} cycles: {cycle_oracle:.1} worker-hours ({:.3} x oracle), the \

@@ -28,7 +28,8 @@ pub enum SimError {
     #[error("the trace is empty; give a CSV with at least one `timestamp,requests` row")]
     EmptyTrace,
     #[error(
-        "the trace has a row at {at} that is not one minute after the previous one; simulate needs one row per minute with no gaps"
+        "the trace has a row at {} that is not one minute after the previous one; simulate needs one row per minute, so fill a gap with rows of 0 requests",
+        rfc3339(*at)
     )]
     UnevenTrace { at: i64 },
     #[error("--scale-to {0} is invalid; give requests per day greater than 0, such as 2000000/day")]
@@ -36,7 +37,8 @@ pub enum SimError {
     #[error("the trace has no requests, so it cannot be rescaled")]
     NoRequests,
     #[error(
-        "the trace has a rate of {rps} requests per second at {at}; every row needs a finite count of at least 0"
+        "the trace has a rate of {rps} requests per second at {}; every row needs a finite count of at least 0",
+        rfc3339(*at)
     )]
     InvalidRate { at: i64, rps: f64 },
     #[error(
@@ -45,6 +47,12 @@ pub enum SimError {
     Bounds { min: u32, max: u32 },
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// Formats Unix seconds as RFC 3339, as trace rows write them, or as the bare number when out
+/// of range.
+fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
 }
 
 /// Checks that `bounds.min` is at most `bounds.max`, which the clamping below relies on.

@@ -188,10 +188,11 @@ fn centred_means_cut_at_the_ends() {
 #[test]
 fn check_trace_rejects_gaps() {
     let trace = vec![Sample::new(0, 1.0), Sample::new(120, 1.0)];
-    assert!(matches!(
-        check_trace(&trace),
-        Err(SimError::UnevenTrace { at: 120 })
-    ));
+    let error = check_trace(&trace).expect_err("a minute is missing");
+    assert!(matches!(error, SimError::UnevenTrace { at: 120 }));
+    let message = error.to_string();
+    assert!(message.contains("1970-01-01T00:02:00Z"), "{message}");
+    assert!(message.contains("fill a gap with rows of 0"), "{message}");
     assert!(matches!(check_trace(&[]), Err(SimError::EmptyTrace)));
     assert!(check_trace(&step_trace()).is_ok());
 }

@@ -285,3 +285,62 @@ fn simulate_checks_output_and_predictors_first() {
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("seasonal twice"), "{stderr}");
 }
+
+#[test]
+fn simulate_warns_on_short_trace_and_low_max() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // 30 minutes at 50 requests per second, where 5 workers serve 25.
+    let rows: Vec<String> = (0..30)
+        .map(|minute| format!("2024-01-01T00:{minute:02}:00Z,3000"))
+        .collect();
+    let trace = dir.path().join("flat.csv");
+    std::fs::write(&trace, format!("timestamp,requests\n{}\n", rows.join("\n")))
+        .expect("write the trace");
+    let pool = write_pool(dir.path(), "pool.yaml", |p| p.replace("max: 200", "max: 5"));
+
+    let run = simulate_in(
+        dir.path(),
+        &[
+            "--pool".as_ref(),
+            pool.as_os_str(),
+            "--trace".as_ref(),
+            trace.as_os_str(),
+            "--scale-to".as_ref(),
+            "recorded".as_ref(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the trace has 30 minutes, fewer than lookback + interval (80 minutes)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("in 30 minutes the demand exceeds workers.max (5)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("rescaled"), "{stderr}");
+}
+
+#[test]
+fn simulate_notes_the_rescale() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let trace = short_trace(dir.path());
+    let run = simulate_in(
+        dir.path(),
+        &[
+            "--pool".as_ref(),
+            POOL.as_ref(),
+            "--trace".as_ref(),
+            trace.as_os_str(),
+            "--seed".as_ref(),
+            "4".as_ref(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: the trace is rescaled to 2000000 requests a day with seed 4"),
+        "{stderr}"
+    );
+}
