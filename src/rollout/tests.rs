@@ -232,6 +232,18 @@ fn phase(result: &RolloutStep) -> RolloutPhase {
     result.state.as_ref().expect("a rollout state").phase
 }
 
+/// Asserts the (zone, version, count, canaries) of every task group the step's job register
+/// writes, in zone order.
+fn assert_registered(result: &RolloutStep, expected: [(&str, &str, i64, i64); 2]) {
+    let expected: Vec<(String, String, i64, i64)> = expected
+        .iter()
+        .map(|&(zone, version, count, canaries)| {
+            (zone.to_owned(), version.to_owned(), count, canaries)
+        })
+        .collect();
+    assert_eq!(registered_groups(result), expected);
+}
+
 fn registered_groups(result: &RolloutStep) -> Vec<(String, String, i64, i64)> {
     let job = result
         .actions
@@ -391,9 +403,7 @@ fn prefetch_complete_registers_golden() {
     assert_eq!(phase(&result), RolloutPhase::Golden);
     assert_eq!(result.actions.len(), 2, "{:?}", result.actions);
     assert_eq!(result.actions[0], RolloutAction::StopPrefetch);
-    let groups = registered_groups(&result);
-    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 4, 1));
-    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
+    assert_registered(&result, [("a", NEW, 4, 1), ("b", OLD, 3, 0)]);
 }
 
 #[test]
@@ -447,9 +457,7 @@ fn disabled_prefetch_goes_straight_to_golden() {
     let result = scene.step();
 
     assert_eq!(phase(&result), RolloutPhase::Golden);
-    let groups = registered_groups(&result);
-    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 3, 1));
-    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
+    assert_registered(&result, [("a", NEW, 3, 1), ("b", OLD, 3, 0)]);
 }
 
 #[test]
@@ -476,9 +484,7 @@ fn golden_register_carries_surge() {
     assert_eq!(update.auto_promote, Some(false));
     assert_eq!(update.auto_revert, Some(false));
     assert_eq!(update.max_parallel, Some(1));
-    let groups = registered_groups(&result);
-    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 4, 1));
-    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
+    assert_registered(&result, [("a", NEW, 4, 1), ("b", OLD, 3, 0)]);
     assert_eq!(
         result.state.expect("state").canary_requested_at,
         Some(t(100))
@@ -797,9 +803,7 @@ fn rolling_removes_surge_then_surges_next_zone() {
 
     scene.settle([NEW, OLD], [3, 4], 5);
     let replace = scene.advance();
-    let groups = registered_groups(&replace);
-    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 3, 0));
-    assert_eq!(groups[1], ("b".to_owned(), NEW.to_owned(), 4, 0));
+    assert_registered(&replace, [("a", NEW, 3, 0), ("b", NEW, 4, 0)]);
 
     scene.set_live([NEW, NEW], [3, 4], 6);
     scene.deployment = Some(deployment("d6", 6, DeploymentStatus::Running, false));
@@ -863,9 +867,7 @@ fn failed_deployment_rolls_back_by_zone() {
     let result = scene.advance();
     assert_eq!(phase(&result), RolloutPhase::RollingBack);
     // Zone b (reverse order, already surged) goes back to OLD first, one register.
-    let groups = registered_groups(&result);
-    assert_eq!(groups[0], ("a".to_owned(), NEW.to_owned(), 3, 0));
-    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 4, 0));
+    assert_registered(&result, [("a", NEW, 3, 0), ("b", OLD, 4, 0)]);
     let state = result.state.expect("state");
     assert_eq!(state.failed_deployment_id.as_deref(), Some("d6"));
 
@@ -873,9 +875,7 @@ fn failed_deployment_rolls_back_by_zone() {
     // register, so no worker of the failing version is added.
     scene.settle([NEW, OLD], [3, 3], 8);
     let restore = scene.advance();
-    let groups = registered_groups(&restore);
-    assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
-    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
+    assert_registered(&restore, [("a", OLD, 4, 0), ("b", OLD, 3, 0)]);
 
     scene.settle([OLD, OLD], [4, 3], 10);
     let down = scene.advance();
@@ -969,9 +969,7 @@ fn reverted_spec_restores_zones_after_failed_rollout() {
     // One register puts OLD back on zone a with the surge in the same write; no scale of a
     // zone that still has NEW registered.
     assert_eq!(restore.actions.len(), 1, "{:?}", restore.actions);
-    let groups = registered_groups(&restore);
-    assert_eq!(groups[0], ("a".to_owned(), OLD.to_owned(), 4, 0));
-    assert_eq!(groups[1], ("b".to_owned(), OLD.to_owned(), 3, 0));
+    assert_registered(&restore, [("a", OLD, 4, 0), ("b", OLD, 3, 0)]);
 
     scene.settle([OLD, OLD], [4, 3], 6);
     let down = scene.advance();
