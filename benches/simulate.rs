@@ -171,9 +171,10 @@ fn surges(trace: &[Sample], cycle: usize, startup: usize) -> (usize, usize, usiz
             .sum::<f64>()
             / LEVEL as f64
     };
+    let threshold = |start: usize| 2.0 * level_before(start);
     // The first minute of the cycle from `start` above twice the mean before it.
     let first_above = |start: usize| {
-        let threshold = 2.0 * level_before(start);
+        let threshold = threshold(start);
         (start..start + cycle).find(|&i| trace[i].rps > threshold)
     };
 
@@ -186,7 +187,7 @@ fn surges(trace: &[Sample], cycle: usize, startup: usize) -> (usize, usize, usiz
             surges += 1;
             if first_above(start - DAY).is_none() && first_above(start - WEEK).is_none() {
                 unforeseen += 1;
-                let threshold = 2.0 * level_before(start);
+                let threshold = threshold(start);
                 let end = (first + startup + 1).min(trace.len());
                 for i in (first..end).filter(|&i| trace[i].rps > threshold) {
                     short[i] = true;

@@ -372,8 +372,8 @@ impl Autoscaler {
             return (None, state);
         };
 
-        // The growth is capped like the linear-slope extrapolation, so that the steep slope of
-        // a step in traffic does not project it far beyond where it levels off.
+        // The growth is capped like the linear-slope extrapolation, because in the first
+        // minutes of a step its steep slope would project it far above the level it reached.
         let growth = recent_growth(
             input.history,
             input.now,

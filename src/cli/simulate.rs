@@ -28,10 +28,9 @@ pub struct Args {
     #[arg(long)]
     pub pool: PathBuf,
     /// Rescale the trace, `--trace` included, to this many requests per day, such as
-    /// `2000000/day` (or `2000000`). Each minute's
-    /// rate becomes the trace's 15-minute centred mean, scaled, and its count a Poisson draw,
-    /// so the noise is that of the larger service. `recorded` replays the trace as recorded. The default, 2,000,000 a
-    /// day, is the volume of the service the pools were sized for; at the NASA trace's own
+    /// `2000000/day` (or `2000000`). Each minute's rate becomes the trace's 15-minute centred
+    /// mean, scaled, and its count a Poisson draw, so the noise is that of the larger service.
+    /// `recorded` replays the trace as recorded. The default, 2,000,000 a day, is the volume of the service the pools were sized for; at the NASA trace's own
     /// volume every predictor needs the minimum and they all equal the oracle.
     #[arg(long, value_parser = parse_scale, default_value = "2000000/day")]
     pub scale_to: Scale,

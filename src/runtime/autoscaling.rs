@@ -139,7 +139,7 @@ impl MetricReads {
         let requeue = Arc::clone(requeue);
         let pool = pool.to_owned();
         tokio::spawn(async move {
-            let result = read(&source, kind, range).await;
+            let result = read(&pool, &source, kind, range).await;
             {
                 let mut pools = reads.pools.lock().unwrap_or_else(PoisonError::into_inner);
                 let entry = pools.entry(pool.clone()).or_default();
@@ -164,23 +164,23 @@ impl MetricReads {
 }
 
 async fn read(
+    pool: &str,
     source: &Source,
     kind: ReadKind,
     (start, end): (i64, i64),
 ) -> Result<MetricValues, String> {
-    let history = match kind {
-        ReadKind::Cycle => source
-            .history(start, end, HISTORY_STEP)
-            .await
-            .map_err(|e| describe(&e))?,
+    let history = match (kind, source.history(start, end, HISTORY_STEP).await) {
+        (_, Ok(history)) => history,
+        (ReadKind::Cycle, Err(error)) => return Err(describe(&error)),
         // The check still runs on the live rate alone when its short history is missing.
-        ReadKind::Check => source
-            .history(start, end, HISTORY_STEP)
-            .await
-            .unwrap_or_else(|error| {
-                debug!(error = %describe(&error), "recent history read failed; emergency check uses the live rate alone");
-                Vec::new()
-            }),
+        (ReadKind::Check, Err(error)) => {
+            debug!(
+                pool,
+                error = %describe(&error),
+                "recent history read failed, so the emergency check uses the live rate alone"
+            );
+            Vec::new()
+        }
     };
     let live = source.current().await.map_err(|e| describe(&e))?;
     Ok(MetricValues { history, live })

@@ -101,8 +101,9 @@ pub const RATE_WINDOW_MINUTES: usize = 15;
 ///
 /// Each minute's rate is the mean of the [`RATE_WINDOW_MINUTES`] centred on it (fewer at the
 /// ends of the trace), multiplied so that the whole trace averages `requests_per_day`. The
-/// minute's count is drawn from a Poisson distribution with that mean. The noise is then that of the larger service, not the recorded one's scaled up.
-/// The same `seed` gives the same trace.
+/// minute's count is drawn from a Poisson distribution with that mean. The noise is then that
+/// of the larger service, not the recorded one's scaled up. The same `seed` gives the same
+/// trace.
 ///
 /// NOTE: a burst shorter than the window is spread over it. A larger service would keep
 /// bursts that many of its users cause together (a launch, a batch client) and lose those of
